@@ -1,0 +1,1 @@
+"""Operating agents day to day: doctor, scheduler, dashboard, MCP server."""

@@ -1,0 +1,156 @@
+"""`vault-agent doctor`: check a vault or one agent and say, one line each, what is wrong and the fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, Finding
+from ..vault import index_md
+from ..vault.config import ModelRef
+from ..vault.folder import AgentFolder, Vault
+from ..vault.layout import PERSONA_FILES
+from ..vault.lock import is_locked, read_owner
+
+
+def check_environment() -> list[Finding]:
+    findings: list[Finding] = []
+    if sys.version_info < (3, 11):
+        findings.append(Finding("error", None, f"Python {sys.version.split()[0]} is too old", "use Python 3.11+"))
+    findings.append(sandbox_finding())
+    return findings
+
+
+def sandbox_finding() -> Finding:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Finding("warning", None,
+                       "bubblewrap (bwrap) not found: shell and custom tools run with rlimits, timeouts and a "
+                       "scrubbed environment but without namespaces",
+                       "install bubblewrap (apt-get install bubblewrap)")
+    try:
+        probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                               capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding("warning", None, f"bubblewrap found but cannot start: {exc}",
+                       "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+    if probe.returncode != 0:
+        reason = probe.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
+        return Finding("warning", None,
+                       f"bubblewrap found but cannot create a sandbox here ({reason[0] if reason else 'exit ' + str(probe.returncode)})",
+                       "allow unprivileged user namespaces, or run where they are permitted")
+    return Finding("info", None, f"sandbox: bubblewrap works ({bwrap})")
+
+
+def _key_finding(folder: AgentFolder, ref: ModelRef, role: str) -> Finding | None:
+    env = ref.key_env()
+    if ref.provider == "replay" or env is None:
+        return None
+    if os.environ.get(env):
+        return Finding("info", folder.paths.model_md, f"{role} model {ref.label()}: {env} is set")
+    level = "error" if role == "primary" else "warning"
+    return Finding(level, folder.paths.model_md, f"{role} model {ref.label()} needs {env}, which is not set",
+                   f"export {env}=... in the environment that runs vault-agent")
+
+
+def check_agent(folder: AgentFolder) -> list[Finding]:
+    paths = folder.paths
+    findings: list[Finding] = []
+    for fname in PERSONA_FILES:
+        if not (paths.persona / fname).is_file():
+            findings.append(Finding("warning", paths.persona / fname, "persona file missing",
+                                    f"create persona/{fname} (see spec/persona.md)"))
+    if not paths.memory.is_dir():
+        findings.append(Finding("warning", paths.memory, "memory/ folder missing", "create the folder memory/"))
+    try:
+        config = folder.load_config()
+    except ConfigError as exc:
+        findings.append(Finding("error", exc.path, exc.message, exc.fix))
+        config = None
+    if config is not None:
+        findings.extend(f for f in config.findings if "persona file missing" not in f.message)
+        for role, ref in (("primary", config.model.primary), ("fallback", config.model.fallback)):
+            if ref is not None:
+                finding = _key_finding(folder, ref, role)
+                if finding is not None:
+                    findings.append(finding)
+        replay = config.model.replay
+        if config.model.provider == "replay" and replay and not (paths.root / replay).is_file():
+            findings.append(Finding("error", paths.model_md, f"replay transcript {replay} not found",
+                                    "point replay: at a transcript file inside the agent folder"))
+    notes = folder.notes.scan()
+    findings.extend(folder.notes.findings)
+    findings.extend(_index_findings(folder, notes))
+    findings.extend(_log_findings(folder))
+    if is_locked(paths.run_lock):
+        owner = read_owner(paths.run_lock)
+        findings.append(Finding("info", paths.run_lock,
+                                f"a run is in progress (run {owner.get('run_id', '?')}, pid {owner.get('pid', '?')})"))
+    return findings
+
+
+def _index_findings(folder: AgentFolder, notes: list) -> list[Finding]:
+    path = folder.paths.index_md
+    if not path.is_file():
+        if not notes:
+            return []
+        return [Finding("warning", path, "memory/INDEX.md missing", "run: vault-agent doctor NAME --fix")]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    listed = index_md.indexed_stems(text)
+    if index_md.split_managed(text)[1] is None:
+        return [Finding("info", path, "INDEX has no vault-agent block yet; it is added on the next note write",
+                        "or run: vault-agent doctor NAME --fix")]
+    stems = {n.stem for n in notes}
+    out = []
+    missing = sorted(stems - listed)
+    dangling = sorted(listed - stems)
+    if missing:
+        out.append(Finding("warning", path, f"{len(missing)} note(s) not in INDEX (e.g. {missing[0]})",
+                           "run: vault-agent doctor NAME --fix"))
+    if dangling:
+        out.append(Finding("warning", path, f"INDEX links {len(dangling)} missing note(s) (e.g. {dangling[0]})",
+                           "run: vault-agent doctor NAME --fix"))
+    return out
+
+
+def _log_findings(folder: AgentFolder) -> list[Finding]:
+    read = folder.read_log()
+    out = []
+    for torn in read.torn:
+        what = "torn last line (a run was killed while writing it)" if torn.is_last else "unreadable line"
+        out.append(Finding("warning", torn.path, f"line {torn.line_no}: {what}; readers skip it",
+                           f"delete line {torn.line_no} if it is not needed"))
+    return out
+
+
+def fix_agent(folder: AgentFolder) -> list[str]:
+    """The safe repairs: rewrite INDEX's managed block."""
+    done = []
+    if folder.rewrite_index():
+        done.append(f"rewrote {folder.paths.index_md}")
+    return done
+
+
+def run_doctor(vault: Vault, name: str | None = None) -> list[tuple[str | None, Finding]]:
+    results: list[tuple[str | None, Finding]] = [(None, f) for f in check_environment()]
+    results.extend((None, f) for f in vault.findings())
+    names = [name] if name else vault.agent_names()
+    for agent_name in names:
+        folder = vault.agent(agent_name)
+        results.extend((agent_name, f) for f in check_agent(folder))
+    return results
+
+
+def relative(path: Path | None, root: Path) -> str:
+    if path is None:
+        return ""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["check_agent", "check_environment", "fix_agent", "run_doctor"]

@@ -1,0 +1,144 @@
+"""Crash-safe file writes: temp file + fsync + os.replace + folder fsync, and whole-line appends.
+
+A power loss or SIGKILL at any moment leaves either the old or the new file,
+never a torn one. Temp files are dot-named so Obsidian and sync tools ignore
+them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from ..errors import EditConflict, StorageError
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(path: Path) -> str | None:
+    """The sha256 of the file's bytes, or None when it does not exist."""
+    try:
+        return content_hash(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def fsync_dir(folder: Path) -> None:
+    # Without this, the rename itself may not survive a power loss.
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError("disk full while writing; the previous version is intact", path=path,
+                            fix="free some disk space and run again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"cannot write ({exc.strerror})", path=path,
+                            fix="check the folder's permissions")
+    return StorageError(f"cannot write ({exc.strerror or exc})", path=path)
+
+
+def atomic_write(path: Path, data: bytes | str, *, expected_hash: str | None | bool = False) -> bool:
+    """Replace `path` with `data` atomically. Returns False when nothing had to be written.
+
+    `expected_hash`: when given (a hash, or None meaning "must not exist yet"),
+    the file's current content must still have that hash, otherwise a person
+    edited it since it was read and EditConflict is raised instead of
+    overwriting their edit. The default False skips the check.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path = Path(path)
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    except IsADirectoryError as exc:
+        raise StorageError("is a folder, expected a file", path=path) from exc
+    if current == data:
+        return False
+    if expected_hash is not False:
+        current_hash = content_hash(current) if current is not None else None
+        if current_hash != expected_hash:
+            raise EditConflict("changed on disk since it was read", path=path)
+    folder = path.parent
+    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if current is not None:
+            try:
+                os.chmod(tmp, path.stat().st_mode & 0o7777)
+            except OSError:
+                pass
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise _storage_error(path, exc) from exc
+    fsync_dir(folder)
+    return True
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one whole line (no newline inside) and fsync it.
+
+    The caller holds the agent's write lock. If the file ends in a torn line
+    (a crash mid-append), the new line starts on a fresh line so it is never
+    glued to the torn one; readers skip the torn fragment.
+    """
+    if "\n" in line or "\r" in line:
+        raise ValueError("a log line must not contain a newline")
+    path = Path(path)
+    payload = (line + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
+    created = False
+    try:
+        size = os.fstat(fd).st_size
+        created = size == 0
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            payload = b"\n" + payload
+        # One write call per line: with O_APPEND concurrent appenders never interleave.
+        try:
+            written = os.write(fd, payload)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+        if written != len(payload):
+            os.ftruncate(fd, size)
+            raise StorageError("short write while appending; the line was rolled back", path=path,
+                               fix="free some disk space and run again")
+        os.fsync(fd)
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)

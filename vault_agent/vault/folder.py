@@ -1,0 +1,134 @@
+"""The vault and one agent folder in it: the single entry point to the files.
+
+Everything above the vault package (runner, tools, memory, ops) reads and
+writes an agent's files through AgentFolder, which holds the locks and keeps
+every write atomic.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import AgentNotFound, Finding
+from . import index_md, journal, runlog
+from .config import AgentConfig, load_config
+from .layout import AgentPaths, check_agent_name, is_agent_folder, resolve_vault_root
+from .lock import run_lock, write_lock
+from .notes import Note, NoteStore, NoteWrite
+
+
+class AgentFolder:
+    """One agent: its paths, config, notes, journal and log."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.paths = AgentPaths(Path(root).expanduser().resolve())
+        if not self.paths.root.is_dir():
+            raise AgentNotFound("no agent folder here", path=self.paths.root,
+                                fix=f"create it with: vault-agent init {self.paths.root.name}")
+        self.notes = NoteStore(self.paths)
+
+    def __repr__(self) -> str:
+        return f"AgentFolder({str(self.paths.root)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.paths.name
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    def load_config(self) -> AgentConfig:
+        return load_config(self.paths)
+
+    # --- locks -----------------------------------------------------------
+    @contextmanager
+    def run_lock(self, *, timeout: float, run_id: str) -> Iterator[None]:
+        with run_lock(self.paths.run_lock, timeout=timeout,
+                      owner={"run_id": run_id, "since": runlog.ts_string(runlog.now_ts())}):
+            yield
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        with write_lock(self.paths.write_lock):
+            yield
+
+    # --- notes -----------------------------------------------------------
+    def scan_notes(self) -> list[Note]:
+        return self.notes.scan()
+
+    def save_note(self, meta: dict[str, Any], body: str, *, version_tag: str,
+                  notes: list[Note] | None = None) -> NoteWrite:
+        """Create the note, or update the one with the same type and name; INDEX follows."""
+        with self.write_lock():
+            current = notes if notes is not None else self.notes.scan()
+            existing = self.notes.find(str(meta.get("type", "")), str(meta.get("name", "")), current)
+            if existing is None:
+                result = self.notes.create(meta, body)
+                current = [*current, result.note]
+            else:
+                result = self.notes.update(existing, meta, body, version_tag=version_tag)
+                if result.action == "updated":
+                    current = [result.note if n.path == existing.path else n for n in current]
+            index_md.write_index(self.paths.index_md, current, title=f"{self.name} — memory index")
+        return result
+
+    def rewrite_index(self, notes: list[Note] | None = None) -> bool:
+        with self.write_lock():
+            return index_md.write_index(self.paths.index_md, notes if notes is not None else self.notes.scan(),
+                                        title=f"{self.name} — memory index")
+
+    # --- journal and log -------------------------------------------------
+    def append_journal(self, entry: journal.JournalEntry) -> Path:
+        path = self.paths.journal_day(entry.ts.date())
+        with self.write_lock():
+            journal.append_entry(path, entry, self.name)
+        return path
+
+    def append_log(self, records: list[dict[str, Any]], day: _dt.date | None = None) -> Path:
+        """Append a run record and its tool-call children as whole lines, under the write lock."""
+        path = self.paths.log_day(day or runlog.now_ts().date())
+        with self.write_lock():
+            for record in records:
+                runlog.append_record(path, record)
+        return path
+
+    def read_log(self, since: _dt.date | None = None) -> runlog.LogRead:
+        return runlog.read_since(self.paths.log, since)
+
+
+@dataclass
+class Vault:
+    """A folder of agent folders."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = resolve_vault_root(root)
+
+    def agent_names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and is_agent_folder(p))
+
+    def agent_path(self, name: str) -> Path:
+        return self.root / check_agent_name(name)
+
+    def agent(self, name: str) -> AgentFolder:
+        path = self.agent_path(name)
+        if not is_agent_folder(path):
+            known = ", ".join(self.agent_names()) or "none yet"
+            raise AgentNotFound(f"no agent named {name!r} in the vault (agents: {known})", path=self.root,
+                                fix=f"create it with: vault-agent init {name}")
+        return AgentFolder(path)
+
+    def findings(self) -> list[Finding]:
+        if not self.root.is_dir():
+            return [Finding("error", self.root, "vault folder does not exist",
+                            "create an agent with: vault-agent init NAME")]
+        return []

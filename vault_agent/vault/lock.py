@@ -1,0 +1,85 @@
+"""The per-agent locks: a run lock held for a whole run, a write lock held per write.
+
+Two locks, because a run that cannot get the run lock must still append its
+"busy" record, and appends need the write lock, which a running run only holds
+for milliseconds at a time. Both are OS file locks (filelock), so a killed
+process releases them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock, Timeout
+
+from ..errors import AgentBusy, StorageError
+from .atomic import atomic_write
+
+WRITE_LOCK_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[None]:
+    """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = read_owner(path)
+        who = f" (run {holder.get('run_id')} by pid {holder.get('pid')})" if holder else ""
+        raise AgentBusy(f"agent busy: another run holds the lock{who}", path=path,
+                        fix="wait for it to finish, or raise the lock timeout (--wait)") from None
+    owner_path = _owner_path(path)
+    try:
+        atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
+        yield
+    finally:
+        try:
+            owner_path.unlink()
+        except OSError:
+            pass
+        lock.release()
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=WRITE_LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StorageError(f"could not get the write lock in {WRITE_LOCK_TIMEOUT_S:.0f} s", path=path,
+                           fix="a stuck vault-agent process may hold it; stop it and retry") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def is_locked(path: Path) -> bool:
+    if not path.exists():
+        return False
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def _owner_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.owner.json")
+
+
+def read_owner(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(_owner_path(path).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

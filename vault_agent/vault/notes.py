@@ -1,0 +1,354 @@
+"""Typed memory notes: parse, list, create and update `memory/*.md` without losing anything.
+
+Format: spec/note.md. Reading never raises for one bad file; it reports a
+Finding and goes on. Writing keeps unknown keys in their order, never rewrites
+unchanged content, keeps the replaced version under .vault-agent/versions/, and
+never overwrites a person's concurrent edit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from hashlib import sha1
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import ConfigError, EditConflict, Finding
+from . import frontmatter
+from .atomic import atomic_write, content_hash
+from .layout import NOTE_TYPES, AgentPaths
+
+MAX_NOTE_BYTES = 1024 * 1024
+CANONICAL_KEYS = ("type", "name", "description", "tags", "created", "updated", "confidence",
+                  "sources", "pinned", "supersedes", "expires")
+# atomic-agents-stack spellings of the same properties (spec/compat-atomic-agents-stack.md).
+ALIASES = {"created": ("captured",), "updated": ("last_seen",), "expires": ("expires_at",)}
+_TYPE_PREFIX = re.compile(r"^(user|feedback|project|decision|reference)[_-]")
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+@dataclass
+class Note:
+    """One memory note as read from disk (or about to be written)."""
+
+    path: Path
+    meta: dict[str, Any]
+    body: str
+    hash: str | None = None  # sha256 of the bytes read; None for a note not yet on disk
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def link(self) -> str:
+        return f"[[{self.stem}]]"
+
+    @property
+    def type(self) -> str:
+        value = self.meta.get("type")
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower()
+        m = _TYPE_PREFIX.match(self.stem)
+        return m.group(1) if m else "reference"
+
+    @property
+    def name(self) -> str:
+        value = self.meta.get("name")
+        return str(value).strip() if value not in (None, "") else self.stem
+
+    @property
+    def description(self) -> str:
+        value = self.meta.get("description")
+        if value not in (None, ""):
+            return " ".join(str(value).split())
+        for line in self.body.splitlines():
+            line = line.strip().lstrip("#").strip()
+            if line:
+                return line[:160]
+        return ""
+
+    @property
+    def tags(self) -> list[str]:
+        return _str_list(self.meta.get("tags"), split_words=True)
+
+    @property
+    def sources(self) -> list[str]:
+        return _str_list(self.meta.get("sources"))
+
+    @property
+    def pinned(self) -> bool:
+        return self.meta.get("pinned") is True
+
+    @property
+    def supersedes(self) -> list[str]:
+        return [s.strip("[]") for s in _str_list(self.meta.get("supersedes"))]
+
+    @property
+    def confidence(self) -> Any:
+        return self.meta.get("confidence")
+
+    def date(self, key: str) -> _dt.date | None:
+        """created / updated / expires, honouring the atomic-agents-stack spellings."""
+        for k in (key, *ALIASES.get(key, ())):
+            value = _as_date(self.meta.get(k))
+            if value is not None:
+                return value
+        return None
+
+    @property
+    def created(self) -> _dt.date | None:
+        return self.date("created")
+
+    @property
+    def updated(self) -> _dt.date | None:
+        return self.date("updated")
+
+    @property
+    def expires(self) -> _dt.date | None:
+        return self.date("expires")
+
+    def is_expired(self, today: _dt.date) -> bool:
+        expires = self.expires
+        return expires is not None and expires < today
+
+    def render(self) -> str:
+        return frontmatter.render(self.meta, self.body)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able listing form used by `vault-agent notes --json`."""
+        return {
+            "path": self.path.as_posix(),
+            "link": self.link,
+            "type": self.type,
+            "name": self.name,
+            "description": self.description,
+            "tags": self.tags,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+            "confidence": self.confidence if isinstance(self.confidence, (int, float, str)) else None,
+            "pinned": self.pinned,
+            "expires": _iso(self.expires),
+        }
+
+
+def _iso(value: _dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _as_date(value: Any) -> _dt.date | None:
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return _dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _str_list(value: Any, *, split_words: bool = False) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip().lstrip("#") if split_words else str(v).strip() for v in value if v is not None]
+    text = str(value)
+    if split_words:
+        return [t.lstrip("#") for t in re.split(r"[,\s]+", text) if t.strip("#")]
+    return [text.strip()] if text.strip() else []
+
+
+# --- reading ----------------------------------------------------------------
+
+def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
+    """Parse one note's bytes. Returns (note or None when unusable, findings)."""
+    findings: list[Finding] = []
+    if b"\x00" in data[:8192]:
+        return None, [Finding("warning", path, "binary file in memory/; skipped",
+                              "move attachments out of memory/ (notes are Markdown text)")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [Finding("warning", path, "not UTF-8 text; skipped", "save the note as UTF-8")]
+    try:
+        fm, body = frontmatter.split(text)
+        meta = frontmatter.parse(fm) if fm is not None else {}
+    except ConfigError as exc:
+        return None, [Finding("error", path, exc.message, exc.fix)]
+    note = Note(path=path, meta=meta, body=body, hash=content_hash(data))
+    if fm is None:
+        findings.append(Finding("warning", path, "note has no frontmatter; using the file name as its name",
+                                "add '---' properties with type, name and description"))
+    raw_type = meta.get("type")
+    if fm is not None and raw_type is None:
+        findings.append(Finding("warning", path, f"note has no 'type'; treated as {note.type}",
+                                f"add 'type:' ({' | '.join(NOTE_TYPES)})"))
+    elif raw_type is not None and note.type not in NOTE_TYPES:
+        findings.append(Finding("warning", path, f"unknown note type {raw_type!r}; listed under Other",
+                                f"use one of {', '.join(NOTE_TYPES)}"))
+    for key in ("created", "updated", "expires"):
+        for k in (key, *ALIASES.get(key, ())):
+            if meta.get(k) not in (None, "") and _as_date(meta[k]) is None:
+                findings.append(Finding("warning", path, f"'{k}' is not a date: {meta[k]!r}",
+                                        "write dates as YYYY-MM-DD"))
+    return note, findings
+
+
+def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES) -> tuple[Note | None, list[Finding]]:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return None, [Finding("warning", path,
+                                  f"note is {size / 1_048_576:.1f} MiB, over the {max_bytes // 1024} KiB limit; skipped",
+                                  "split it into smaller notes or move it to wiki/")]
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Finding("error", path, f"cannot read ({exc.strerror or exc})", "check permissions")]
+    return parse_note(path, data)
+
+
+def iter_note_paths(memory: Path) -> Iterator[Path]:
+    """memory/**/*.md except INDEX.md, skipping dot-files and dot-folders (temp files, derived state)."""
+    try:
+        entries = list(os.scandir(memory))
+    except FileNotFoundError:
+        return
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from iter_note_paths(Path(entry.path))
+        elif entry.name.endswith(".md") and not (entry.name == "INDEX.md" and Path(entry.path).parent == memory):
+            yield Path(entry.path)
+
+
+# --- file names -------------------------------------------------------------
+
+def slugify(name: str, note_type: str = "note", max_bytes: int = 120) -> str:
+    """A file stem that keeps letters of every script (日本語, é) and is safe on every OS."""
+    text = unicodedata.normalize("NFC", name).strip().lower()
+    slug = re.sub(r"[^\w]+", "-", text).strip("-_")
+    while len(slug.encode("utf-8")) > max_bytes:
+        slug = slug[:-1]
+    slug = slug.rstrip("-_")
+    if not slug:
+        slug = f"{note_type}-{sha1(name.encode('utf-8')).hexdigest()[:8]}"
+    if slug in _RESERVED:
+        slug += "-note"
+    return slug
+
+
+def _taken_stems(folder: Path) -> set[str]:
+    # Compare case- and normalization-folded: macOS and Windows treat
+    # "Café.md"/"cafe\u0301.md"/"CAFÉ.md" as one file.
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return set()
+    return {unicodedata.normalize("NFC", n[:-3]).casefold() for n in names if n.endswith(".md")}
+
+
+def unique_note_path(memory: Path, name: str, note_type: str) -> Path:
+    base = slugify(name, note_type)
+    taken = _taken_stems(memory) | {"index"}
+    stem, n = base, 1
+    while stem.casefold() in taken:
+        n += 1
+        stem = f"{base}-{n}"
+    return memory / f"{stem}.md"
+
+
+# --- the store --------------------------------------------------------------
+
+@dataclass
+class NoteWrite:
+    """What a write did: created, updated, unchanged, or conflict (a person's edit won)."""
+
+    action: str
+    note: Note
+    version_path: Path | None = None
+    conflict_path: Path | None = None
+
+
+@dataclass
+class NoteStore:
+    """The notes of one agent folder."""
+
+    paths: AgentPaths
+    max_bytes: int = MAX_NOTE_BYTES
+    findings: list[Finding] = field(default_factory=list)
+
+    def scan(self) -> list[Note]:
+        """Every readable note; problems go to self.findings (replaced on each scan)."""
+        notes: list[Note] = []
+        findings: list[Finding] = []
+        for path in iter_note_paths(self.paths.memory):
+            note, problems = read_note(path, max_bytes=self.max_bytes)
+            findings.extend(problems)
+            if note is not None:
+                notes.append(note)
+        self.findings = findings
+        return notes
+
+    def find(self, note_type: str, name: str, notes: list[Note] | None = None) -> Note | None:
+        key = (note_type.lower(), unicodedata.normalize("NFC", name).casefold())
+        for note in notes if notes is not None else self.scan():
+            if (note.type, unicodedata.normalize("NFC", note.name).casefold()) == key:
+                return note
+        return None
+
+    def create(self, meta: dict[str, Any], body: str) -> NoteWrite:
+        meta = order_meta(meta)
+        path = unique_note_path(self.paths.memory, str(meta.get("name", "")), str(meta.get("type", "note")))
+        note = Note(path=path, meta=meta, body=body)
+        atomic_write(path, note.render(), expected_hash=None)
+        note.hash = content_hash(note.render().encode("utf-8"))
+        return NoteWrite("created", note)
+
+    def update(self, old: Note, meta: dict[str, Any], body: str, *, version_tag: str) -> NoteWrite:
+        """Replace `old` with new properties and body; the replaced file is kept as a version.
+
+        Unknown keys of the old note survive in their order unless `meta` sets
+        them. If the file changed on disk since `old` was read, the person's
+        edit stays and the new content goes to .vault-agent/conflicts/.
+        """
+        merged = dict(old.meta)
+        merged.update(meta)
+        note = Note(path=old.path, meta=merged, body=body)
+        rendered = note.render()
+        if rendered == old.render() and old.hash is not None:
+            note.hash = old.hash
+            return NoteWrite("unchanged", note)
+        version_path = self.paths.versions / old.stem / f"{version_tag}.md"
+        try:
+            current = old.path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current is not None and content_hash(current) != old.hash:
+            return self._conflict(note, rendered, version_tag)
+        if current is not None:
+            atomic_write(version_path, current)
+        try:
+            atomic_write(old.path, rendered, expected_hash=old.hash if current is not None else None)
+        except EditConflict:
+            return self._conflict(note, rendered, version_tag)
+        note.hash = content_hash(rendered.encode("utf-8"))
+        return NoteWrite("updated", note, version_path=version_path if current is not None else None)
+
+    def _conflict(self, note: Note, rendered: str, version_tag: str) -> NoteWrite:
+        conflict_path = self.paths.conflicts / f"{note.stem}.{version_tag}.md"
+        atomic_write(conflict_path, rendered)
+        return NoteWrite("conflict", note, conflict_path=conflict_path)
+
+
+def order_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Canonical keys first in spec order, then every other key in its given order."""
+    ordered = {k: meta[k] for k in CANONICAL_KEYS if k in meta}
+    ordered.update((k, v) for k, v in meta.items() if k not in ordered)
+    return ordered
