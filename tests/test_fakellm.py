@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -304,8 +305,9 @@ def test_script_rejects_things_that_are_not_steps(server: FakeLLMServer) -> None
 
 
 def test_requests_record_path_headers_and_parsed_body(server: FakeLLMServer) -> None:
+    secret = "sk-live-do-not-leak"
     server.script(Reply(text="a"), Reply(text="b"))
-    caller("anthropic", server)()
+    anthropic.Anthropic(api_key=secret, base_url=server.anthropic_base_url).messages.create(**ANTHROPIC_ARGS)
     openai_client(server).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "summarise the note"}], temperature=0.5)
 
@@ -313,8 +315,9 @@ def test_requests_record_path_headers_and_parsed_body(server: FakeLLMServer) -> 
     assert a_path == "/v1/messages" and a_body == ANTHROPIC_ARGS
     assert "anthropic-version" in a_headers
     assert o_path == "/v1/chat/completions" and o_body["temperature"] == 0.5
+    # anthropic 2.x sends the API key as a bearer token, not x-api-key.
+    assert a_headers["authorization"] == f"Bearer {secret}"
     assert o_headers["authorization"] == "Bearer test"
-    secret = "sk-live-do-not-leak"
     assert all(secret not in json.dumps(r.body) for r in server.requests)
 
 
@@ -326,6 +329,18 @@ def test_server_time_grows_with_scripted_delay(server: FakeLLMServer) -> None:
     wall = time.perf_counter() - started
     spent = server.server_time_s - before
     assert 0.1 <= spent <= wall
+
+
+def test_burst_of_concurrent_async_requests_is_all_served(server: FakeLLMServer) -> None:
+    server.default = Reply(text="ok")
+
+    async def burst() -> list[str]:
+        client = anthropic.AsyncAnthropic(api_key="test", base_url=server.anthropic_base_url, max_retries=0)
+        replies = await asyncio.gather(*(client.messages.create(**ANTHROPIC_ARGS) for _ in range(50)))
+        return [r.id for r in replies]
+
+    assert len(set(asyncio.run(burst()))) == 50
+    assert len(server.requests) == 50
 
 
 def test_closed_server_stops_serving_pooled_connections() -> None:

@@ -152,3 +152,7 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
     click.echo(f"doctor: {scope}: {errors} error(s), {warnings} warning(s)")
     if errors:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

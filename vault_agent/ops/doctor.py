@@ -45,12 +45,16 @@ def sandbox_finding() -> Finding:
     return Finding("info", None, f"sandbox: bubblewrap works ({bwrap})")
 
 
-def _key_finding(folder: AgentFolder, ref: ModelRef, role: str) -> Finding | None:
+def _key_finding(folder: AgentFolder, ref: ModelRef, role: str, has_replay: bool) -> Finding | None:
     env = ref.key_env()
     if ref.provider == "replay" or env is None:
         return None
     if os.environ.get(env):
         return Finding("info", folder.paths.model_md, f"{role} model {ref.label()}: {env} is set")
+    if has_replay:
+        return Finding("warning", folder.paths.model_md,
+                       f"{env} is not set: runs use the offline replay transcript instead of {ref.label()}",
+                       f"export {env}=... to run against the real model")
     level = "error" if role == "primary" else "warning"
     return Finding(level, folder.paths.model_md, f"{role} model {ref.label()} needs {env}, which is not set",
                    f"export {env}=... in the environment that runs vault-agent")
@@ -72,14 +76,16 @@ def check_agent(folder: AgentFolder) -> list[Finding]:
         config = None
     if config is not None:
         findings.extend(f for f in config.findings if "persona file missing" not in f.message)
+        replay = config.model.replay
+        has_replay = bool(replay) and (paths.root / str(replay)).is_file()
         for role, ref in (("primary", config.model.primary), ("fallback", config.model.fallback)):
             if ref is not None:
-                finding = _key_finding(folder, ref, role)
+                finding = _key_finding(folder, ref, role, has_replay and role == "primary")
                 if finding is not None:
                     findings.append(finding)
-        replay = config.model.replay
-        if config.model.provider == "replay" and replay and not (paths.root / replay).is_file():
-            findings.append(Finding("error", paths.model_md, f"replay transcript {replay} not found",
+        if replay and not has_replay:
+            level = "error" if config.model.provider == "replay" else "warning"
+            findings.append(Finding(level, paths.model_md, f"replay transcript {replay} not found",
                                     "point replay: at a transcript file inside the agent folder"))
     notes = folder.notes.scan()
     findings.extend(folder.notes.findings)

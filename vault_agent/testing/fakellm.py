@@ -1,4 +1,4 @@
-"""Owns FakeLLMServer: a scripted local HTTP server speaking the Anthropic Messages and OpenAI Chat Completions wire formats.
+"""Owns FakeLLMServer: a scripted local server speaking the Anthropic and OpenAI chat wire formats.
 
 Tests and benchmarks point the real ``anthropic`` / ``openai`` SDK clients at it::
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -35,6 +36,8 @@ OPENAI_PATH = "/v1/chat/completions"
 
 @dataclass(frozen=True)
 class ToolUse:
+    """One tool call; id=None gets a generated toolu_/call_ id."""
+
     name: str
     arguments: dict[str, Any]
     id: str | None = None
@@ -42,6 +45,8 @@ class ToolUse:
 
 @dataclass(frozen=True)
 class Reply:
+    """A successful answer: Anthropic text + tool_use blocks, or OpenAI content + tool_calls; streamed if asked."""
+
     text: str = ""
     tool_calls: list[ToolUse] = field(default_factory=list)
     input_tokens: int = 10
@@ -54,6 +59,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fail:
+    """An error status plus extra headers; body=None gives the endpoint's own error shape for the status."""
+
     status: int
     body: dict[str, Any] | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -62,7 +69,7 @@ class Fail:
 
 @dataclass(frozen=True)
 class Hang:
-    """Sleep before answering 504, so a client with a shorter timeout gives up first."""
+    """Sleep, then answer 504, so a client with a shorter timeout gives up first; close() cuts it short."""
 
     seconds: float
 
@@ -119,12 +126,8 @@ def _tool_id(call: ToolUse, prefix: str, n: int, i: int) -> str:
 
 
 def _anthropic_usage(r: Reply) -> dict[str, int]:
-    return {
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cache_creation_input_tokens": r.cache_write_tokens,
-        "cache_read_input_tokens": r.cache_read_tokens,
-    }
+    return {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+            "cache_creation_input_tokens": r.cache_write_tokens, "cache_read_input_tokens": r.cache_read_tokens}
 
 
 def _anthropic_blocks(r: Reply, n: int) -> list[dict[str, Any]]:
@@ -148,6 +151,7 @@ def _anthropic_message(r: Reply, model: str, n: int) -> dict[str, Any]:
 
 def _anthropic_events(r: Reply, model: str, n: int) -> list[tuple[str, dict[str, Any]]]:
     start = _anthropic_message(r, model, n)
+    # message_start carries a placeholder output count, as the live API does; message_delta has the real one.
     start.update(content=[], stop_reason=None, usage={**_anthropic_usage(r), "output_tokens": 1})
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start}),
@@ -259,8 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST
 
     def read_body(self) -> Any:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not raw:
+        if not (raw := self.rfile.read(int(self.headers.get("Content-Length") or 0))):
             return None
         try:
             return json.loads(raw)
@@ -269,9 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send(self, status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None) -> None:
         extra = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
-        ctype = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "application/json")
+        ctype = [v for k, v in (headers or {}).items() if k.lower() == "content-type"][-1:] or ["application/json"]
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Type", ctype[0])
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.send_ids()
         for key, value in extra.items():
@@ -304,10 +307,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the stdlib's 5 resets connections when a benchmark opens many at once
     fake: FakeLLMServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # quiet: dropped connections are expected when scripting faults
+        # Dropped connections are expected when scripting faults; anything else is a bug worth a traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _anthropic_sse(events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
@@ -334,7 +340,8 @@ class FakeLLMServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        # close() waits up to one poll interval; the stdlib default (0.5 s) would dominate short tests.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="FakeLLMServer", daemon=True)
         self._thread.start()
 
@@ -348,16 +355,19 @@ class FakeLLMServer:
 
     @property
     def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
 
     @property
     def server_time_s(self) -> float:
+        """Seconds spent inside request handling, scripted delays included."""
         with self._lock:
             return self._server_time
 
     @property
     def pending(self) -> int:
+        """Scripted steps not yet consumed."""
         with self._lock:
             return len(self._steps)
 
@@ -422,7 +432,8 @@ class FakeLLMServer:
             self._stopping.wait(step.delay_s)
             model = step.model or model
             if not stream:
-                h.send_json(200, _anthropic_message(step, model, n) if anthropic else _openai_completion(step, model, n))
+                render = _anthropic_message if anthropic else _openai_completion
+                h.send_json(200, render(step, model, n))
             elif anthropic:
                 h.send_sse(_anthropic_sse(_anthropic_events(step, model, n)))
             else:
@@ -455,5 +466,5 @@ class FakeLLMServer:
                           if e[0] in ("message_start", "ping", "content_block_start", "content_block_delta")]
                 h.send_sse(_anthropic_sse(events))
             else:
-                chunks = [c for c in _openai_chunks(partial, model, n, False) if c["choices"][0]["finish_reason"] is None]
+                chunks = _openai_chunks(partial, model, n, False)[:-1]  # drop the finish_reason chunk
                 h.send_sse(_openai_sse(chunks, done=False))

@@ -85,22 +85,28 @@ def render(data: dict[str, Any], body: str) -> str:
 
 # --- fast path -------------------------------------------------------------
 
-_KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*?))? *$")
-_ITEM_LINE = re.compile(r"^ *- +(.*?) *$")
+_KEY_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
 _PLAIN_START_BAD = set("-?:,[]{}#&*!|>'\"%@`<=~+.")
-_NULLS = {"", "~", "null", "Null", "NULL"}
-_TRUE = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
-_FALSE = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
+# YAML 1.1 words PyYAML resolves to null/bool (y/n are not among them in PyYAML).
+_WORDS: dict[str, Any] = {
+    **dict.fromkeys(("", "~", "null", "Null", "NULL")),
+    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
 _INT = re.compile(r"^(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[0-9]+\.[0-9]+$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _NO = object()
+# Plain scalars that YAML could read otherwise (comments, mappings, flow collections).
+_BLOCK_BAD = re.compile(r"[\t\[\]{}]| #|: |:$")
+_FLOW_BAD = re.compile(r"[\t\[\]{},:]| #")
 
 
 def _scalar(raw: str, in_flow: bool = False) -> Any:
     """Resolve one scalar as PyYAML's SafeLoader would, or _NO when unsure."""
-    if raw in _NULLS:
-        return None
+    word = _WORDS.get(raw, _NO)
+    if word is not _NO:
+        return word
     first = raw[0]
     if first == '"':
         inner = raw[1:-1]
@@ -112,16 +118,8 @@ def _scalar(raw: str, in_flow: bool = False) -> Any:
         if len(raw) >= 2 and raw[-1] == "'" and "'" not in inner:
             return inner
         return _NO
-    if first in _PLAIN_START_BAD or "\t" in raw or " #" in raw or ": " in raw or raw.endswith(":"):
+    if first in _PLAIN_START_BAD or (_FLOW_BAD if in_flow else _BLOCK_BAD).search(raw):
         return _NO
-    if in_flow and any(c in raw for c in ",:[]{}"):
-        return _NO
-    if not in_flow and any(c in raw for c in "[]{}"):
-        return _NO
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
     if first.isdigit():
         if _INT.match(raw):
             return int(raw)
@@ -140,13 +138,14 @@ def _fast_parse(fm: str) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     pending: str | None = None  # key whose value is a block list being read
     for line in fm.splitlines():
-        if not line.strip():
+        if not line or line.isspace():
             continue
         if pending is not None:
-            item = _ITEM_LINE.match(line)
-            if item:
-                value = _scalar(item.group(1))
-                if value is _NO or item.group(1) == "":
+            stripped = line.lstrip(" ")
+            if stripped.startswith("- "):
+                raw = stripped[2:].strip(" ")
+                value = _scalar(raw) if raw else _NO
+                if value is _NO:
                     return None
                 out[pending].append(value)
                 continue
@@ -155,24 +154,22 @@ def _fast_parse(fm: str) -> dict[str, Any] | None:
             if not out[pending]:
                 out[pending] = None
             pending = None
-        m = _KEY_LINE.match(line)
-        if not m:
+        key, sep, rest = line.partition(":")
+        if not sep or not _KEY_OK(key) or (rest and rest[0] != " ") or key in out or key in _WORDS:
             return None
-        key, raw = m.group(1), m.group(2) or ""
-        if key in out or key in _TRUE or key in _FALSE or key in _NULLS:
-            return None
+        raw = rest.strip(" ")
         if raw == "":
             out[key] = []
             pending = key
             continue
-        if raw.startswith("["):
-            if not raw.endswith("]"):
+        if raw[0] == "[":
+            if raw[-1] != "]":
                 return None
-            inner = raw[1:-1].strip()
+            inner = raw[1:-1].strip(" ")
             items: list[Any] = []
             if inner:
                 for part in inner.split(","):
-                    part = part.strip()
+                    part = part.strip(" ")
                     value = _scalar(part, in_flow=True) if part else _NO
                     if value is _NO:
                         return None

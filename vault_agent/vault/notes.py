@@ -202,12 +202,16 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
 
 def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES) -> tuple[Note | None, list[Finding]]:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return None, [Finding("warning", path,
-                                  f"note is {size / 1_048_576:.1f} MiB, over the {max_bytes // 1024} KiB limit; skipped",
-                                  "split it into smaller notes or move it to wiki/")]
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                return None, [Finding("warning", path,
+                                      f"note is {size / 1_048_576:.1f} MiB, over the {max_bytes // 1024} KiB "
+                                      "limit; skipped", "split it into smaller notes or move it to wiki/")]
+            data = os.read(fd, size + 1) if size else b""
+        finally:
+            os.close(fd)
     except OSError as exc:
         return None, [Finding("error", path, f"cannot read ({exc.strerror or exc})", "check permissions")]
     return parse_note(path, data)

@@ -1,0 +1,5 @@
+"""`python -m vault_agent` runs the CLI."""
+
+from .cli import main
+
+main()
