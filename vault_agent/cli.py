@@ -96,29 +96,31 @@ def list_agents(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def notes(ctx: click.Context, name: str, note_type: str | None, as_json: bool) -> None:
     """List agent NAME's memory notes by type."""
+    from .memory.catalog import Catalog
+
     folder = _vault(ctx).agent(name)
-    found = folder.scan_notes()
-    if note_type:
-        found = [n for n in found if n.type == note_type.lower()]
-    for finding in folder.notes.findings:
-        click.echo(finding.one_line(), err=True)
-    if as_json:
-        click.echo(json.dumps([n.summary() for n in found], ensure_ascii=False))
-        return
+    with Catalog(folder.paths) as catalog:
+        catalog.sync()
+        for finding in catalog.findings():
+            click.echo(finding.one_line(), err=True)
+        if as_json:
+            click.echo(catalog.summaries_json(note_type))
+            return
+        found = catalog.summaries(note_type)
     from .vault.index_md import OTHER, SECTION_TITLES
     from .vault.layout import NOTE_TYPES
 
     by_type: dict[str, list] = {}
     for n in found:
-        by_type.setdefault(n.type if n.type in NOTE_TYPES else OTHER, []).append(n)
+        by_type.setdefault(n["type"] if n["type"] in NOTE_TYPES else OTHER, []).append(n)
     for key in (*NOTE_TYPES, OTHER):
-        group = sorted(by_type.get(key, []), key=lambda n: n.name.casefold())
+        group = sorted(by_type.get(key, []), key=lambda n: n["name"].casefold())
         if not group:
             continue
         click.echo(f"{SECTION_TITLES.get(key, OTHER)} ({len(group)})")
         for n in group:
-            pin = " [pinned]" if n.pinned else ""
-            click.echo(f"  {n.stem}{pin} — {n.description}")
+            pin = " [pinned]" if n["pinned"] else ""
+            click.echo(f"  {n['link'][2:-2]}{pin} — {n['description']}")
     if not found:
         click.echo("no notes yet")
 

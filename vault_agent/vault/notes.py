@@ -27,6 +27,7 @@ CANONICAL_KEYS = ("type", "name", "description", "tags", "created", "updated", "
                   "sources", "pinned", "supersedes", "expires")
 # atomic-agents-stack spellings of the same properties (spec/compat-atomic-agents-stack.md).
 ALIASES = {"created": ("captured",), "updated": ("last_seen",), "expires": ("expires_at",)}
+_DATE_KEYS = frozenset(("created", "updated", "expires", *(a for v in ALIASES.values() for a in v)))
 _TYPE_PREFIX = re.compile(r"^(user|feedback|project|decision|reference)[_-]")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
@@ -192,11 +193,11 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
     elif raw_type is not None and note.type not in NOTE_TYPES:
         findings.append(Finding("warning", path, f"unknown note type {raw_type!r}; listed under Other",
                                 f"use one of {', '.join(NOTE_TYPES)}"))
-    for key in ("created", "updated", "expires"):
-        for k in (key, *ALIASES.get(key, ())):
-            if meta.get(k) not in (None, "") and _as_date(meta[k]) is None:
-                findings.append(Finding("warning", path, f"'{k}' is not a date: {meta[k]!r}",
-                                        "write dates as YYYY-MM-DD"))
+    for k in _DATE_KEYS.intersection(meta):
+        value = meta[k]
+        if value not in (None, "") and not isinstance(value, _dt.date) and _as_date(value) is None:
+            findings.append(Finding("warning", path, f"'{k}' is not a date: {value!r}",
+                                    "write dates as YYYY-MM-DD"))
     return note, findings
 
 

@@ -1,0 +1,176 @@
+"""The derived note catalog in .vault-agent/index.db: parsed note properties, kept in step with the files.
+
+The files are the truth; this is a cache that makes listing 10k notes cost a
+stat per file instead of a parse per file. It syncs incrementally (a file is
+re-read only when its inode, size or mtime changed), survives concurrent runs
+(WAL, BEGIN IMMEDIATE, busy timeout), and is rebuilt from scratch when it is
+missing, from another schema version, or damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Finding
+from ..vault.layout import AgentPaths
+from ..vault.notes import MAX_NOTE_BYTES, read_note
+
+SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (
+    path TEXT PRIMARY KEY,      -- relative to the agent folder, POSIX separators
+    type TEXT,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,                  -- sha256 of the bytes; NULL when unreadable
+    summary TEXT,               -- Note.summary() as JSON; NULL when unreadable
+    findings TEXT NOT NULL      -- JSON list of [level, message, fix]
+);
+"""
+
+
+@dataclass
+class SyncStats:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Catalog:
+    """Parsed note summaries of one agent, synced from memory/."""
+
+    def __init__(self, paths: AgentPaths) -> None:
+        self.paths = paths
+        self.db_path = paths.state / "index.db"
+        self.conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = connect(self.db_path)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                conn.close()
+                self._discard()
+                conn = connect(self.db_path)
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("SELECT count(*) FROM notes").fetchone()
+            return conn
+        except sqlite3.DatabaseError:
+            # Derived state: a damaged index is thrown away and rebuilt from the files.
+            self._discard()
+            conn = connect(self.db_path)
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return conn
+
+    def _discard(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(f"{self.db_path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sync(self) -> SyncStats:
+        """Bring the catalog in step with memory/: re-read only files whose stat changed."""
+        stats = SyncStats()
+        on_disk = _stat_notes(self.paths.memory, "memory/")
+        known = {row[0]: row[1:] for row in self.conn.execute("SELECT path, ino, size, mtime_ns FROM notes")}
+        upserts: list[tuple[Any, ...]] = []
+        for rel, st in on_disk.items():
+            if known.get(rel) == st:
+                stats.unchanged += 1
+                continue
+            note, findings = read_note(self.paths.root / rel, max_bytes=MAX_NOTE_BYTES)
+            summary = {**note.summary(), "path": rel} if note else None
+            upserts.append((rel, note.type if note else None, *st, note.hash if note else None,
+                            json.dumps(summary, ensure_ascii=False) if summary else None,
+                            json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False)))
+            if rel in known:
+                stats.changed += 1
+            else:
+                stats.added += 1
+        removed = [(rel,) for rel in known if rel not in on_disk]
+        stats.removed = len(removed)
+        if upserts or removed:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?)", upserts)
+                self.conn.executemany("DELETE FROM notes WHERE path = ?", removed)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return stats
+
+    def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
+        """Note summaries (as `vault-agent notes --json` prints them), in path order."""
+        return json.loads(self.summaries_json(note_type))
+
+    def summaries_json(self, note_type: str | None = None) -> str:
+        """The same as a JSON array, joined from the stored JSON without decoding it."""
+        sql = "SELECT summary FROM notes WHERE summary IS NOT NULL"
+        args: tuple[str, ...] = ()
+        if note_type:
+            sql += " AND type = ?"
+            args = (note_type.lower(),)
+        return "[" + ", ".join(r[0] for r in self.conn.execute(sql + " ORDER BY path", args)) + "]"
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        for rel, raw in self.conn.execute("SELECT path, findings FROM notes WHERE findings != '[]' ORDER BY path"):
+            for level, message, fix in json.loads(raw):
+                out.append(Finding(level, self.paths.root / rel, message, fix))
+        return out
+
+
+def _stat_notes(folder: Path, prefix: str) -> dict[str, tuple[int, int, int]]:
+    """rel path -> (inode, size, mtime_ns) for memory/**/*.md, as notes.iter_note_paths selects them.
+
+    Plain strings and DirEntry.stat: at 10k notes, Path objects alone would
+    cost more than the whole warm sync.
+    """
+    out: dict[str, tuple[int, int, int]] = {}
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name[0] == ".":
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    out.update(_stat_notes(Path(entry.path), f"{prefix}{name}/"))
+                elif name.endswith(".md") and not (name == "INDEX.md" and prefix == "memory/"):
+                    st = entry.stat()
+                    out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                continue
+    return out
