@@ -56,7 +56,7 @@ ATOMIC_TOOLS = textwrap.dedent("""\
     ## Write paths (own folder ONLY)
 
     - memory/ -- atomic note capture
-    - journal/ -- narrative entries
+    - Own `journal/` (narrative entries)
     - <!-- add more here -->
 
     ## Hard NOs
@@ -121,7 +121,8 @@ def test_an_atomic_agents_stack_folder_loads_without_edits(atomic_agent: AgentFo
     assert config.model.fallback is not None and config.model.fallback.model == "claude-sonnet-4-5"
     assert config.model.max_output_tokens == 3000
     caps = config.model.caps
-    assert (caps.daily_usd, caps.monthly_usd, caps.on_cap, caps.warn_at) == (4.0, 60.0, "refuse", (0.5, 0.8))
+    # monthly_cap_action: alert means "warn and proceed" there, so only the daily cap binds.
+    assert (caps.daily_usd, caps.monthly_usd, caps.on_cap, caps.warn_at) == (4.0, None, "refuse", (0.5, 0.8))
     assert config.tools.capabilities == {"read": ["./", "sources/"], "write": ["memory/", "journal/"]}
     assert "write_file" in config.tools.tools and "shell" not in config.tools.tools
     assert "Calm, exact" in config.persona.soul
@@ -144,6 +145,12 @@ def test_atomic_index_keeps_its_hand_lines_when_the_runtime_adds_its_block(atomi
     assert atomic_agent.paths.memory.joinpath("decision_emergency_fund.md").read_text() == ATOMIC_NOTE
 
 
+def test_a_bare_ollama_model_name_with_a_colon_is_not_read_as_a_provider(tmp_path: Path) -> None:
+    config = parse_model_md(tmp_path / "model.md", MODEL.format(provider="ollama", extra="fallback: qwen2.5:7b\n"))
+    assert config.fallback is not None and config.fallback.model == "qwen2.5:7b"
+    assert config.fallback.provider == "ollama"
+
+
 def test_disabled_guardrails_mean_no_caps(tmp_path: Path) -> None:
     text = ATOMIC_MODEL.replace("enabled: true", "enabled: false")
     assert parse_model_md(tmp_path / "model.md", text).caps.daily_usd is None
@@ -159,7 +166,7 @@ MODEL = "---\nprovider: {provider}\nmodel: m1\n{extra}---\nProse.\n"
     ("cost:\n  on_cap: panic\n", "on_cap must be refuse or fallback"),
     ("cost:\n  warn_at: [2]\n", "fractions of a cap"),
     ("fallback: 42\n", "'fallback' must be 'provider:model'"),
-    ("fallback: nowhere:x\n", "unknown provider 'nowhere'"),
+    ("fallback: {provider: nowhere, model: x}\n", "unknown provider 'nowhere'"),
     ("base_url: ftp://x\n", "base_url must be an http(s) URL"),
     ("prices:\n  m1: {input: 1}\n", "prices.m1.output"),
 ])

@@ -288,7 +288,8 @@ def test_atomic_style_model_md_example_maps_its_guardrails() -> None:
     assert config.fallback is not None and config.fallback.label() == "anthropic:claude-sonnet-4-5"
     assert config.max_output_tokens == 4000
     caps = config.caps
-    assert (caps.daily_usd, caps.monthly_usd, caps.per_run_usd) == (5.0, 100.0, None)
+    # monthly_cap_action: alert = warn and proceed, so the monthly cap is not enforced.
+    assert (caps.daily_usd, caps.monthly_usd, caps.per_run_usd) == (5.0, None, None)
     assert (caps.on_cap, caps.warn_at) == ("fallback", (0.5, 0.8))
 
 

@@ -183,11 +183,21 @@ def _number(path: Path, key: str, value: Any, *, kind: type = float, minimum: fl
     return kind(value)
 
 
-def _model_ref(path: Path, key: str, value: Any) -> ModelRef:
+def _temperature(path: Path, value: Any) -> float | None:
+    if value is None:
+        return None
+    t = _number(path, "temperature", value)
+    if t > 2:
+        raise ConfigError(f"'temperature' must be between 0 and 2, got {t}", path=path)
+    return t
+
+
+def _model_ref(path: Path, key: str, value: Any, default_provider: str | None = None) -> ModelRef:
     if isinstance(value, str):
         provider, sep, model = value.partition(":")
-        if not sep:
-            provider, model = infer_provider(value), value
+        if not sep or provider.lower() not in (*PROVIDERS, *OPENAI_COMPATIBLE):
+            # "qwen2.5:7b" is an Ollama model name, not provider "qwen2.5".
+            provider, model = "", value
         value = {"provider": provider, "model": model}
     if not isinstance(value, dict):
         raise ConfigError(f"'{key}' must be 'provider:model' or a mapping with provider and model",
@@ -196,6 +206,8 @@ def _model_ref(path: Path, key: str, value: Any) -> ModelRef:
     if not isinstance(model, str) or not model.strip():
         raise ConfigError(f"'{key}' has no model", path=path, fix=f"add {key}.model")
     provider = value.get("provider") or infer_provider(model)
+    if provider == "unknown" and default_provider:
+        provider = default_provider  # a bare model name runs where the primary runs
     return make_ref(path, key, str(provider), model.strip(), value.get("base_url"), value.get("api_key_env"))
 
 
@@ -305,13 +317,13 @@ def parse_model_md(path: Path, text: str) -> ModelConfig:
                                   kind=int, minimum=1, allow_none=False),
         context_window=_number(path, "context_window", meta.get("context_window", 200_000),
                                kind=int, minimum=1024, allow_none=False),
-        temperature=_number(path, "temperature", temperature) if temperature is not None else None,
+        temperature=_temperature(path, temperature),
         max_tool_iterations=_number(path, "max_tool_iterations", meta.get("max_tool_iterations", 12),
                                     kind=int, minimum=1, allow_none=False),
         timeout_s=_number(path, "timeout_s", meta.get("timeout_s", 120), minimum=1, allow_none=False),
         max_retries=_number(path, "max_retries", meta.get("max_retries", 3), kind=int, allow_none=False),
         caps=_caps(path, caps_raw),
-        fallback=_model_ref(path, "fallback", fallback_raw) if fallback_raw else None,
+        fallback=_model_ref(path, "fallback", fallback_raw, primary.provider) if fallback_raw else None,
         prices=_prices(path, meta.get("prices")),
         replay=str(replay) if replay else None,
         extra={k: v for k, v in meta.items() if k not in _MODEL_KEYS},
@@ -326,12 +338,14 @@ def caps_from_guardrails(path: Path, g: Any) -> dict[str, Any] | None:
         raise ConfigError("cost_guardrails must be a mapping", path=path)
     if g.get("enabled") is False:
         return None
-    actions = {str(g.get("daily_cap_action", "")).lower(), str(g.get("monthly_cap_action", "")).lower()}
+    daily_action = str(g.get("daily_cap_action", "skip")).lower()
+    monthly_action = str(g.get("monthly_cap_action", "skip")).lower()
+    # "alert" means "warn and proceed" there: such a cap only feeds the warnings.
     caps: dict[str, Any] = {
-        "daily_usd": g.get("daily_cap_usd"),
-        "monthly_usd": g.get("monthly_cap_usd"),
+        "daily_usd": None if daily_action == "alert" else g.get("daily_cap_usd"),
+        "monthly_usd": None if monthly_action == "alert" else g.get("monthly_cap_usd"),
         "per_run_usd": g.get("per_run_cap_usd"),
-        "on_cap": "fallback" if "fallback" in actions else "refuse",
+        "on_cap": "fallback" if "fallback" in (daily_action, monthly_action) else "refuse",
     }
     if g.get("warning_thresholds") is not None:
         caps["warn_at"] = g["warning_thresholds"]
@@ -399,7 +413,9 @@ def parse_tools_md(path: Path, text: str) -> ToolsConfig:
     )
 
 
-_BULLET_PATH = re.compile(r"^\s*[-*]\s+`?([^\s`]+?)`?(?:\s+(?:--|—|-)\s.*)?$", re.M)
+_BULLET = re.compile(r"^\s*[-*]\s+(.*)$", re.M)
+# The first path-looking word of a bullet: "./", "memory/", "`drafts/`", "~/agents/x/".
+_PATH_WORD = re.compile(r"`?((?:\.{1,2}|~)?/?[\w.~-]*/[\w./~-]*|\.)`?(?=[\s,;:)]|$)")
 ATOMIC_DEFAULT_TOOLS = ["read_file", "list_dir", "search_files", "memory_search", "memory_read", "remember",
                         "log_read"]
 
@@ -414,8 +430,12 @@ def atomic_tools_settings(prose: str) -> dict[str, Any]:
             continue
         nxt = _SECTION.search(prose, m.end())
         chunk = prose[m.end(): nxt.start() if nxt else len(prose)]
-        caps[key] = [p.group(1) for p in _BULLET_PATH.finditer(chunk)
-                     if not p.group(1).startswith(("<", "(", "*"))]
+        found = []
+        for bullet in _BULLET.finditer(chunk):
+            word = _PATH_WORD.search(bullet.group(1))
+            if word and not bullet.group(1).lstrip().startswith("<!--"):
+                found.append(word.group(1))
+        caps[key] = found
     tools = list(ATOMIC_DEFAULT_TOOLS)
     if caps.get("write"):
         tools[3:3] = ["write_file", "edit_file"]

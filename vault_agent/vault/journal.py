@@ -33,7 +33,8 @@ class JournalEntry:
     problems: list[str] = field(default_factory=list)
 
     def render(self) -> str:
-        lines = [f"## {self.ts:%H:%M:%S} — {self.trigger} · run {self.run_id} · {self.status}", ""]
+        trigger = "-".join(self.trigger.split()) or "cli"
+        lines = [f"## {self.ts:%H:%M:%S} — {trigger} · run {self.run_id} · {self.status}", ""]
         lines.append(f"- **Asked:** {_one_line(self.asked)}")
         if self.did:
             lines.append(f"- **Did:** {_one_line(self.did)}")
@@ -51,8 +52,15 @@ def _one_line(text: str, limit: int = 600) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
 def day_header(day: _dt.date, agent: str) -> str:
-    return frontmatter.render({"date": day, "agent": agent}, f"# {day:%A %d %B %Y}\n")
+    # Names spelled out here: strftime's %A/%B follow the process locale.
+    title = f"{_DAYS[day.weekday()]} {day.day:02d} {_MONTHS[day.month - 1]} {day.year}"
+    return frontmatter.render({"date": day, "agent": agent}, f"# {title}\n")
 
 
 def append_entry(path: Path, entry: JournalEntry, agent: str) -> None:

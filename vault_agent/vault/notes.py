@@ -251,12 +251,13 @@ def slugify(name: str, note_type: str = "note", max_bytes: int = 120) -> str:
 
 def _taken_stems(folder: Path) -> set[str]:
     # Compare case- and normalization-folded: macOS and Windows treat
-    # "Café.md"/"cafe\u0301.md"/"CAFÉ.md" as one file.
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return set()
-    return {unicodedata.normalize("NFC", n[:-3]).casefold() for n in names if n.endswith(".md")}
+    # "Café.md"/"cafe\u0301.md"/"CAFÉ.md" as one file. Sub-folders count too:
+    # a [[stem]] link must name one note.
+    taken: set[str] = set()
+    for _, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        taken.update(unicodedata.normalize("NFC", n[:-3]).casefold() for n in files if n.endswith(".md"))
+    return taken
 
 
 def unique_note_path(memory: Path, name: str, note_type: str) -> Path:

@@ -47,8 +47,11 @@ def create_agent(vault_root: Path, name: str, template: str = "assistant") -> Pa
     if render:
         import jinja2  # lazy: only init pays for it
 
+        # Only {{ variables }}: block and comment delimiters are moved out of the
+        # way so Markdown such as "## Heading {#id}" passes through untouched.
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                 autoescape=False)
+                                 autoescape=False, block_start_string="<%vault-agent", block_end_string="%>",
+                                 comment_start_string="<#vault-agent", comment_end_string="#>")
     values = {"name": name, "title": name.replace("-", " ").replace("_", " ").title(),
               "today": _dt.date.today().isoformat()}
     staging = vault_root / f".{name}.init-tmp"

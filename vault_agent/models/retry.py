@@ -1,0 +1,185 @@
+"""Transient model failures: which HTTP answers are worth retrying, how long to wait, when to give up.
+
+The adapters turn an HTTP status into a ModelError with `status_error` (so both
+providers classify failures the same way); `RetryingModel` then retries the
+retryable ones.
+
+Waiting: a Retry-After from the provider is honoured, capped at `max_delay_s`;
+a Retry-After beyond twice `max_delay_s` means "come back in minutes", so the
+error is raised at once instead of blocking the run (a fallback model, if any,
+takes over). Without Retry-After the wait is exponential backoff with full
+jitter: uniform(0, min(max_delay_s, base_delay_s * 2**attempt)).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+
+from .base import (
+    Completion,
+    CompletionRequest,
+    Model,
+    ModelAuthError,
+    ModelBadRequest,
+    ModelBillingError,
+    ModelError,
+    ModelRateLimited,
+    ModelTimeout,
+    ModelUnavailable,
+    OnText,
+)
+
+# OpenAI reports an exhausted balance as 429 insufficient_quota; Anthropic as 400 "credit balance is too low".
+_BILLING = re.compile(r"credit|billing|insufficient_quota|exceeded your current quota|payment", re.I)
+# Provider messages sometimes echo a masked key ("Incorrect API key provided: sk-ab***yz").
+_KEYLIKE = re.compile(r"\b(?:sk|key|api)[-_][A-Za-z0-9_*.-]{6,}", re.I)
+_DETAIL_MAX = 200
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from retry-after-ms or retry-after (seconds or an HTTP date); None when absent or unreadable."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """A connection dropped mid-stream surfaces as the HTTP library's own error, not the SDK's."""
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2")
+
+
+def error_detail(body: object, fallback: str, secret: str | None = None) -> str:
+    """The provider's error message from an error body, safe for a one-line message: no key, bounded length."""
+    text = fallback
+    if isinstance(body, str):
+        text = body
+    elif isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            text = inner["message"]
+        elif isinstance(body.get("message"), str):
+            text = body["message"]
+    if secret:
+        text = text.replace(secret, "***")
+    text = _KEYLIKE.sub("***", " ".join(text.split()))
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 3] + "..."
+
+
+def status_error(status: int, detail: str, headers: Mapping[str, str] | None, *, provider: str, model: str,
+                 key_env: str | None) -> ModelError:
+    """The ModelError for an HTTP error status; `detail` is the provider's (already one-line) message."""
+    label = f"{provider}:{model}"
+    kw = {"provider": provider, "model": model, "status": status}
+    said = f": {detail}" if detail else ""
+    if status in (401, 403):
+        key_fix = f"check {key_env}" if key_env else "check the server's API key settings"
+        if status == 401:
+            return ModelAuthError(f"{label} rejected the API key (HTTP 401)", fix=key_fix, **kw)
+        return ModelAuthError(f"{label} denied access (HTTP 403){said}",
+                              fix=f"{key_fix} and that the key may use this model", **kw)
+    if status == 402 or (status in (400, 429) and _BILLING.search(detail)):
+        return ModelBillingError(f"{label} refused the call for billing reasons (HTTP {status}){said}",
+                                 fix="add credit or raise the spending limit in the provider's console", **kw)
+    if status == 429:
+        wait = retry_after_s(headers)
+        hint = f", retry after {wait:g} s" if wait is not None else ""
+        return ModelRateLimited(f"{label} is rate limited (HTTP 429{hint})", retry_after_s=wait,
+                                fix="wait and run again, or configure a fallback in model.md", **kw)
+    if status == 408:
+        return ModelTimeout(f"{label} timed out on the provider's side (HTTP 408)", fix="run again", **kw)
+    if status >= 500 or status == 409:
+        what = "is overloaded" if status == 529 else "is unavailable"
+        return ModelUnavailable(f"{label} {what} (HTTP {status}){said}",
+                                fix="run again later, or configure a fallback in model.md", **kw)
+    if status == 404:
+        return ModelBadRequest(f"{label} was not found (HTTP 404){said}",
+                               fix="check model and base_url in model.md", **kw)
+    if status == 413:
+        return ModelBadRequest(f"{label} refused the request as too large (HTTP 413){said}",
+                               fix="lower context_window in model.md", **kw)
+    return ModelBadRequest(f"{label} refused the request (HTTP {status}){said}",
+                           fix="check model.md settings; report a bug if they look right", **kw)
+
+
+class StreamGuard:
+    """Wraps on_text and remembers whether any text reached the user (after which a retry would repeat it)."""
+
+    def __init__(self, on_text: OnText | None) -> None:
+        self._on_text = on_text
+        self.streamed = False
+
+    @property
+    def callback(self) -> OnText | None:
+        return self._forward if self._on_text is not None else None
+
+    def _forward(self, piece: str) -> None:
+        if piece:
+            self.streamed = True
+        assert self._on_text is not None
+        self._on_text(piece)
+
+
+_NEVER_RETRIED = (ModelAuthError, ModelBillingError, ModelBadRequest)
+
+
+class RetryingModel:
+    """Retries an inner model's retryable errors with backoff; see the module docstring for the waits."""
+
+    def __init__(self, inner: Model, *, max_retries: int, base_delay_s: float = 0.5, max_delay_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[ModelError, int, float], None] | None = None) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.model = inner.model
+        self.max_retries = max_retries
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
+        guard = StreamGuard(on_text)
+        attempt = 0
+        while True:
+            try:
+                return self.inner.complete(request, on_text=guard.callback)
+            except ModelError as exc:
+                if (isinstance(exc, _NEVER_RETRIED) or not exc.retryable or guard.streamed
+                        or attempt >= self.max_retries):
+                    raise
+                delay = self._delay(exc, attempt)
+                attempt += 1
+                if self._on_retry is not None:
+                    self._on_retry(exc, attempt, delay)
+                self._sleep(delay)
+
+    def _delay(self, exc: ModelError, attempt: int) -> float:
+        if exc.retry_after_s is not None:
+            if exc.retry_after_s > 2 * self.max_delay_s:
+                raise exc
+            return min(exc.retry_after_s, self.max_delay_s)
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** attempt))
