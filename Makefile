@@ -14,8 +14,13 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	@test -d $(DEMO_VAULT)/sample || $(BIN)/vault-agent --vault $(DEMO_VAULT) init sample --template sample
-	$(BIN)/vault-agent --vault $(DEMO_VAULT) doctor sample
-	$(BIN)/vault-agent --vault $(DEMO_VAULT) notes sample
+	$(BIN)/vault-agent --vault $(DEMO_VAULT) run sample -m "Plan the Tokyo hand-off around my week"
+	@echo "\n===== the note it wrote: memory/tokyo-files-hand-off-on-2027-01-27.md ====="
+	@cat $(DEMO_VAULT)/sample/memory/tokyo-files-hand-off-on-2027-01-27.md
+	@echo "\n===== its journal entry ====="
+	@tail -n 7 $(DEMO_VAULT)/sample/journal/$$(date +%Y-%m)/$$(date +%F).md
+	@echo "\n===== its log line ====="
+	@grep '"kind":"run"' $(DEMO_VAULT)/sample/log/$$(date +%Y-%m)/$$(date +%F).jsonl | tail -n 1
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

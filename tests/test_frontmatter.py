@@ -102,3 +102,10 @@ def test_render_then_parse_round_trips_unicode_dates_and_key_order() -> None:
     parsed = frontmatter.parse(fm)
     assert parsed == data and list(parsed) == list(data) and body == "body\n"
     assert "東京" in frontmatter.dump(data)  # written as letters, not \u escapes
+
+
+def test_a_value_used_twice_is_written_twice_not_as_a_yaml_anchor() -> None:
+    day = dt.date(2026, 11, 21)
+    text = frontmatter.dump({"created": day, "updated": day, "tags": (tags := ["a"]), "more": tags})
+    assert "&" not in text and "*" not in text
+    assert "created: 2026-11-21\nupdated: 2026-11-21\n" in text

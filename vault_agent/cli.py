@@ -156,5 +156,193 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
         sys.exit(1)
 
 
+EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": 75, "interrupted": 130}
+
+
+def _agent(ctx: click.Context, name: str):
+    from .runner import Agent
+
+    return Agent(_vault(ctx).agent(name).root)
+
+
+def _work_item(message: str | None) -> str:
+    if message is not None:
+        return message
+    if sys.stdin.isatty():
+        raise click.UsageError("give the work item with -m TEXT, or pipe it on standard input")
+    text = sys.stdin.read()
+    if not text.strip():
+        raise click.UsageError("the work item read from standard input is empty")
+    return text
+
+
+def _print_result(result: Any, root: Any, streamed: bool) -> None:
+    for notice in result.notices:
+        click.echo(f"note: {notice}", err=True)
+    if result.text and not streamed:
+        click.echo(result.text)
+    elif streamed:
+        click.echo()
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in result.capture_problems:
+        click.echo(f"warning: {problem}", err=True)
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
+    cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    u = result.usage
+    replay = " · replay (recorded transcript, not a live model)" if result.replay else ""
+    click.echo(f"— run {result.run_id} · {result.status} · {cost} · {u.input_tokens + u.cache_read_tokens:,} in / "
+               f"{u.output_tokens:,} out · {result.model or 'no model call'}{replay}", err=True)
+    for c in result.captures:
+        click.echo(f"  saved   {c.path} ({c.action}, via {c.origin})", err=True)
+
+
+@main.command()
+@click.argument("name")
+@click.option("-m", "--message", help="The work item (default: read from standard input).")
+@click.option("--model", "model_override", metavar="PROVIDER:MODEL", help="Use this model for this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the RunResult as JSON.")
+@click.option("--critical", is_flag=True, help="Go past cost caps for this run (logged as critical).")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for another run of this agent to finish.")
+@click.option("--trigger", default="cli", show_default=True, help="Recorded as the run's trigger.")
+@click.pass_context
+def run(ctx: click.Context, name: str, message: str | None, model_override: str | None, as_json: bool,
+        critical: bool, wait_s: float, trigger: str) -> None:
+    """Run agent NAME on one work item."""
+    from .capture import StreamFilter
+
+    agent = _agent(ctx, name)
+    work_item = _work_item(message)
+    stream = None
+    if not as_json and sys.stdout.isatty():
+        stream = StreamFilter(lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+    try:
+        result = agent.run(work_item, trigger=trigger, model=model_override, critical=critical, on_text=stream,
+                           lock_timeout_s=wait_s)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted (the run was logged as interrupted)", err=True)
+        sys.exit(EXIT_FOR_STATUS["interrupted"])
+    if stream is not None:
+        stream.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+    else:
+        _print_result(result, agent.folder.root, streamed=stream is not None and bool(result.text))
+    sys.exit(EXIT_FOR_STATUS.get(result.status, 1))
+
+
+@main.command()
+@click.argument("name")
+@click.option("-m", "--message", help="The work item (default: read from standard input).")
+@click.option("--json", "as_json", is_flag=True, help="Print parts, budgets and text as JSON.")
+@click.pass_context
+def context(ctx: click.Context, name: str, message: str | None, as_json: bool) -> None:
+    """Print exactly what the model would see for a work item (no model call)."""
+    built = _agent(ctx, name).context(_work_item(message))
+    if as_json:
+        click.echo(json.dumps(built.as_dict(), ensure_ascii=False))
+        return
+    for part in built.parts:
+        flag = " (cut)" if part.truncated else ""
+        click.echo(f"===== {part.name}: {part.tokens:,} / {part.budget:,} tokens{flag} =====")
+        if part.text:
+            click.echo(part.text)
+    click.echo(f"===== total: {built.tokens:,} of {built.budget:,} tokens "
+               f"(incl. {built.tool_tokens:,} for tool definitions) =====")
+    for warning in built.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+CHAT_HELP = """commands: /new (start a new conversation), /cost (spend so far), /model [PROVIDER:MODEL] (show or
+switch the model), /help, /exit (or Ctrl-D). Everything else is sent to the agent."""
+
+
+@main.command()
+@click.argument("name")
+@click.option("--resume", "resume", default=None, metavar="latest|CHAT_ID",
+              help="Continue a saved conversation from the agent's chats/ folder.")
+@click.option("--model", "model_override", metavar="PROVIDER:MODEL", help="Use this model.")
+@click.pass_context
+def chat(ctx: click.Context, name: str, resume: str | None, model_override: str | None) -> None:
+    """Talk with agent NAME; the conversation is saved under chats/ and can be resumed."""
+    import datetime as dt
+
+    from .capture import StreamFilter
+    from .models.base import Message
+    from .vault import chats, runlog
+
+    agent = _agent(ctx, name)
+    chats_dir = agent.folder.root / "chats"
+
+    def fresh() -> tuple[str, Any, list]:
+        started = runlog.now_ts()
+        return runlog.new_run_id(started), started, []
+
+    chat_id, started, turns = fresh()
+    if resume:
+        path = chats.latest(chats_dir) if resume == "latest" else chats.chat_path(chats_dir, resume)
+        if path is None or not path.is_file():
+            raise click.UsageError(f"no saved chat {resume!r} in {chats_dir}")
+        meta, turns = chats.load(path)
+        chat_id = str(meta.get("chat_id", path.stem))
+        started = dt.datetime.fromisoformat(str(meta.get("started"))) if meta.get("started") else started
+        click.echo(f"resumed chat {chat_id} ({len(turns)} turns)")
+    interactive = sys.stdin.isatty()
+    click.echo(f"chatting with {name}. {CHAT_HELP}")
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            click.echo()
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            command, _, arg = text.partition(" ")
+            if command in ("/exit", "/quit"):
+                break
+            if command == "/help":
+                click.echo(CHAT_HELP)
+            elif command == "/new":
+                chat_id, started, turns = fresh()
+                click.echo(f"new chat {chat_id}")
+            elif command == "/cost":
+                spent = sum(t.cost_usd or 0.0 for t in turns if t.role == "assistant")
+                unknown = any(t.role == "assistant" and t.cost_usd is None for t in turns)
+                click.echo(f"this chat: ${spent:.4f}{' (+ unpriced turns)' if unknown else ''} over "
+                           f"{sum(t.role == 'assistant' for t in turns)} turn(s)")
+            elif command == "/model":
+                if arg.strip():
+                    model_override = arg.strip()
+                click.echo(f"model: {model_override or 'as in model.md'}")
+            else:
+                click.echo(f"unknown command {command}; {CHAT_HELP}")
+            continue
+        history = [Message(t.role, t.text) for t in turns]
+        stream = StreamFilter(lambda p: (sys.stdout.write(p), sys.stdout.flush())) if interactive else None
+        try:
+            result = agent.run(text, trigger="chat", model=model_override, history=history, on_text=stream)
+        except KeyboardInterrupt:
+            click.echo("\n(interrupted; the run was logged)")
+            continue
+        if stream is not None:
+            stream.close()
+            click.echo()
+        elif result.text:
+            click.echo(f"{name}> {result.text}")
+        if not result.ok:
+            click.echo(f"({result.status}: {result.error})")
+            continue
+        turns += [chats.ChatTurn("user", text, result.run_id),
+                  chats.ChatTurn("assistant", result.text, result.run_id, result.cost_usd)]
+        chats.save(chats.chat_path(chats_dir, chat_id), chat_id, name, started, turns)
+    click.echo(f"chat saved as {chat_id} (resume: vault-agent chat {name} --resume {chat_id})" if turns else "bye")
+
+
 if __name__ == "__main__":
     main()

@@ -20,11 +20,17 @@ from ..errors import Finding
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, read_note
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
     path TEXT PRIMARY KEY,      -- relative to the agent folder, POSIX separators
     type TEXT,
+    stem TEXT,
+    name TEXT,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    updated TEXT,               -- ISO date: updated, else created
+    expires TEXT,               -- ISO date
+    supersedes TEXT,            -- JSON list of stems/names this note replaces
     ino INTEGER NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
@@ -108,7 +114,12 @@ class Catalog:
                 continue
             note, findings = read_note(self.paths.root / rel, max_bytes=MAX_NOTE_BYTES)
             summary = {**note.summary(), "path": rel} if note else None
-            upserts.append((rel, note.type if note else None, *st, note.hash if note else None,
+            upserts.append((rel, note.type if note else None, note.stem if note else None,
+                            note.name if note else None, int(bool(note and note.pinned)),
+                            _iso(note.updated or note.created) if note else None,
+                            _iso(note.expires) if note else None,
+                            json.dumps(note.supersedes, ensure_ascii=False) if note else "[]",
+                            *st, note.hash if note else None,
                             json.dumps(summary, ensure_ascii=False) if summary else None,
                             json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False)))
             if rel in known:
@@ -120,7 +131,7 @@ class Catalog:
         if upserts or removed:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?)", upserts)
+                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", upserts)
                 self.conn.executemany("DELETE FROM notes WHERE path = ?", removed)
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -141,12 +152,51 @@ class Catalog:
             args = (note_type.lower(),)
         return "[" + ", ".join(r[0] for r in self.conn.execute(sql + " ORDER BY path", args)) + "]"
 
+    def candidates(self, *, today: str, limit: int) -> list[dict[str, Any]]:
+        """Live notes (not expired, not superseded), pinned first, then most recently updated."""
+        superseded = self.superseded()
+        rows = self.conn.execute(
+            "SELECT path, stem, name, type, pinned, updated, summary FROM notes WHERE summary IS NOT NULL "
+            "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path LIMIT ?",
+            (today, limit + len(superseded)))
+        out = []
+        for path, stem, name, note_type, pinned, updated, summary in rows:
+            if stem in superseded or (name or "").casefold() in superseded:
+                continue
+            out.append({"path": path, "stem": stem, "name": name, "type": note_type, "pinned": bool(pinned),
+                        "updated": updated, **{k: v for k, v in json.loads(summary).items() if k == "description"}})
+        return out[:limit]
+
+    def superseded(self) -> set[str]:
+        """Stems and (casefolded) names that some note says it supersedes."""
+        out: set[str] = set()
+        for (raw,) in self.conn.execute("SELECT supersedes FROM notes WHERE supersedes != '[]'"):
+            for ref in json.loads(raw):
+                out.add(ref)
+                out.add(ref.casefold())
+        return out
+
+    def count_by_type(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT type, count(*) FROM notes WHERE summary IS NOT NULL GROUP BY type"))
+
+    def index_lines(self, note_type: str, limit: int) -> list[tuple[str, str, str, bool]]:
+        """(stem, name, description, pinned) of one type's notes, pinned and most recent first."""
+        rows = self.conn.execute(
+            "SELECT stem, name, summary, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
+            "ORDER BY pinned DESC, updated DESC, path LIMIT ?", (note_type, limit))
+        return [(stem, name, json.loads(summary).get("description", ""), bool(pinned))
+                for stem, name, summary, pinned in rows]
+
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
         for rel, raw in self.conn.execute("SELECT path, findings FROM notes WHERE findings != '[]' ORDER BY path"):
             for level, message, fix in json.loads(raw):
                 out.append(Finding(level, self.paths.root / rel, message, fix))
         return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _stat_notes(folder: Path, prefix: str) -> dict[str, tuple[int, int, int]]:

@@ -88,6 +88,7 @@ class ModelConfig:
     max_tool_iterations: int = 12
     timeout_s: float = 120.0
     max_retries: int = 3
+    context_budget: int | None = None  # prompt tokens at most; default min(window - output, 24k)
     caps: CostCaps = field(default_factory=CostCaps)
     fallback: ModelRef | None = None
     prices: dict[str, Prices] = field(default_factory=dict)  # model name -> prices
@@ -282,7 +283,7 @@ def _prices(path: Path, raw: Any) -> dict[str, Prices]:
 
 
 _MODEL_KEYS = {"provider", "model", "base_url", "api_key_env", "max_output_tokens", "context_window",
-               "temperature", "max_tool_iterations", "timeout_s", "max_retries", "cost", "fallback",
+               "temperature", "max_tool_iterations", "timeout_s", "max_retries", "context_budget", "cost", "fallback",
                "fallback_model", "prices", "replay", "cost_guardrails"}
 
 
@@ -322,6 +323,7 @@ def parse_model_md(path: Path, text: str) -> ModelConfig:
                                     kind=int, minimum=1, allow_none=False),
         timeout_s=_number(path, "timeout_s", meta.get("timeout_s", 120), minimum=1, allow_none=False),
         max_retries=_number(path, "max_retries", meta.get("max_retries", 3), kind=int, allow_none=False),
+        context_budget=_number(path, "context_budget", meta.get("context_budget"), kind=int, minimum=1024),
         caps=_caps(path, caps_raw),
         fallback=_model_ref(path, "fallback", fallback_raw, primary.provider) if fallback_raw else None,
         prices=_prices(path, meta.get("prices")),

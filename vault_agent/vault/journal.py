@@ -35,19 +35,19 @@ class JournalEntry:
     def render(self) -> str:
         trigger = "-".join(self.trigger.split()) or "cli"
         lines = [f"## {self.ts:%H:%M:%S} — {trigger} · run {self.run_id} · {self.status}", ""]
-        lines.append(f"- **Asked:** {_one_line(self.asked)}")
+        lines.append(f"- **Asked:** {one_line(self.asked)}")
         if self.did:
-            lines.append(f"- **Did:** {_one_line(self.did)}")
+            lines.append(f"- **Did:** {one_line(self.did)}")
         if self.notes:
             lines.append(f"- **Notes:** {', '.join(f'[[{s}]]' for s in self.notes)}")
         if self.cost:
             lines.append(f"- **Cost:** {self.cost}")
         for problem in self.problems:
-            lines.append(f"- **Problem:** {_one_line(problem)}")
+            lines.append(f"- **Problem:** {one_line(problem)}")
         return "\n".join(lines) + "\n"
 
 
-def _one_line(text: str, limit: int = 600) -> str:
+def one_line(text: str, limit: int = 600) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 

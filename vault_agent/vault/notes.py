@@ -87,7 +87,7 @@ class Note:
 
     @property
     def supersedes(self) -> list[str]:
-        return [s.strip("[]") for s in _str_list(self.meta.get("supersedes"))]
+        return [s.strip("[]").split("|")[0] for s in _str_list(self.meta.get("supersedes"))]
 
     @property
     def confidence(self) -> Any:

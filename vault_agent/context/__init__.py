@@ -1,0 +1,1 @@
+"""Context: canonical load order, token budgets, prompt rendering."""

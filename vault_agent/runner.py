@@ -1,0 +1,410 @@
+"""A run, as data flows through it: lock, config, cost, memory, context, tool loop, capture, write-back.
+
+`Agent(path).run(work_item)` is the whole product; the CLI, chat, scheduler
+and MCP server all call it. Every started run ends in exactly one log record
+and one journal entry, whatever happens: ok, error, refused, busy or
+interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import capture as capture_mod
+from .context.assemble import Context, assemble
+from .context.tokens import estimate_tokens
+from .cost import CostGuard, Ledger
+from .errors import AgentBusy, VaultAgentError
+from .memory.catalog import Catalog
+from .memory.recall import Recaller, RecentRecaller, index_view
+from .models.base import (
+    Completion,
+    CompletionRequest,
+    Message,
+    Model,
+    ModelError,
+    OnText,
+    Usage,
+)
+from .tools.runtime import ToolContext, ToolOutcome, ToolRuntime
+from .vault import journal as journal_mod
+from .vault import runlog
+from .vault.config import AgentConfig
+from .vault.folder import AgentFolder
+
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+JOURNAL_DAYS = 3
+
+
+@dataclass
+class NoteCaptured:
+    type: str
+    name: str
+    path: str  # relative to the agent folder
+    action: str  # created | updated | unchanged | conflict
+    origin: str
+
+
+@dataclass
+class RunResult:
+    """What a run did. `status`: ok | error | refused | busy | interrupted."""
+
+    text: str
+    run_id: str
+    status: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    captures: list[NoteCaptured] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    model: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    capture_problems: list[str] = field(default_factory=list)
+    latency_ms: int = 0
+    replay: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["usage"] = self.usage.as_dict()
+        return data
+
+
+@dataclass
+class _RunState:
+    """What a run accumulates, so the record can be written whatever ended it."""
+
+    run_id: str
+    started: _dt.datetime
+    trigger: str
+    work_item: str
+    critical: bool
+    t0: float = field(default_factory=time.perf_counter)
+    status: str = "error"
+    text: str = ""
+    error: str | None = None
+    error_type: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    provider: str | None = None
+    request_model: str | None = None
+    response_model: str | None = None
+    fallback_reason: str | None = None
+    replay: bool = False
+    outcomes: list[ToolOutcome] = field(default_factory=list)
+    captured: list[NoteCaptured] = field(default_factory=list)
+    capture_problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    iterations: int = 0
+
+    def add_cost(self, cost: float | None) -> None:
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+
+class Agent:
+    """One agent folder, ready to run. Long-lived Agents see what their earlier runs wrote."""
+
+    def __init__(self, path: str | os.PathLike[str], *, model: Model | None = None,
+                 env: Mapping[str, str] | None = None, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+                 recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None) -> None:
+        self.folder = AgentFolder(path)
+        self._model = model
+        self._env = env
+        self.lock_timeout_s = lock_timeout_s
+        self._make_recaller = recaller or (lambda folder, catalog: RecentRecaller(folder.paths, catalog))
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def __repr__(self) -> str:
+        return f"Agent({str(self.folder.root)!r})"
+
+    # --- the prompt ------------------------------------------------------
+    def context(self, work_item: str, *, history: list[Message] | None = None) -> Context:
+        """Exactly what the model would be sent for this work item (no model call, no lock)."""
+        config = self.folder.load_config()
+        with Catalog(self.folder.paths) as catalog:
+            return self._assemble(config, catalog, work_item, history or [], self._tools(config, "preview"))
+
+    def _tools(self, config: AgentConfig, run_id: str) -> ToolRuntime:
+        return ToolRuntime(ToolContext(self.folder, config, run_id))
+
+    def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
+                  tools: ToolRuntime) -> Context:
+        catalog.sync()
+        from .context.assemble import SHARES, tool_definition_tokens, total_budget
+
+        specs = tools.specs()
+        rest = max(0, total_budget(config) - tool_definition_tokens(specs))
+        recalled = self._make_recaller(self.folder, catalog).recall(work_item, int(rest * SHARES["recall"]) - 8)
+        view = index_view(catalog, int(rest * SHARES["index"]) - 16)
+        return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
+                        journal=self._recent_journal(), history=history)
+
+    def _recent_journal(self) -> list[str]:
+        """Journal entries of the last few days, newest first."""
+        entries: list[str] = []
+        today = _dt.date.today()
+        for back in range(JOURNAL_DAYS):
+            day = today - _dt.timedelta(days=back)
+            try:
+                text = self.folder.paths.journal_day(day).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            entries.extend(f"[{day.isoformat()}] {e.text.strip()}" for e in reversed(journal_mod.parse_day(text)))
+        return entries
+
+    # --- the run ---------------------------------------------------------
+    def run(self, work_item: str, *, trigger: str = "api", model: str | None = None, critical: bool = False,
+            history: list[Message] | None = None, on_text: OnText | None = None,
+            lock_timeout_s: float | None = None) -> RunResult:
+        """Run the agent on one work item. Never raises for a user or model problem: see RunResult.status."""
+        started = runlog.now_ts()
+        state = _RunState(runlog.new_run_id(started), started, trigger, work_item, critical)
+        try:
+            with self.folder.run_lock(timeout=self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s,
+                                      run_id=state.run_id):
+                self._run_locked(state, model, history or [], on_text)
+        except AgentBusy as exc:
+            state.status, state.error, state.error_type = "busy", exc.one_line(), "busy"
+        except KeyboardInterrupt:
+            state.status, state.error, state.error_type = "interrupted", "interrupted by the user", "interrupted"
+            self._finish(state)
+            raise
+        except VaultAgentError as exc:
+            state.status, state.error, state.error_type = "error", exc.one_line(), type(exc).__name__
+        except BaseException as exc:
+            state.status, state.error, state.error_type = "error", f"internal error: {exc!r}", type(exc).__name__
+            self._finish(state)
+            raise
+        return self._finish(state)
+
+    def _run_locked(self, state: _RunState, model_override: str | None, history: list[Message],
+                    on_text: OnText | None) -> None:
+        from .models.factory import build_model
+        from .models.pricing import price_usd, worst_case_usd
+
+        config = self.folder.load_config()
+        state.warnings.extend(f.one_line() for f in config.findings if f.level != "info")
+        if self._model is not None:
+            model: Model = self._model
+        else:
+            model, notices = build_model(config.model, self.folder.root, env=self._env or os.environ,
+                                         override=model_override)
+            state.notices.extend(notices)
+        state.provider, state.request_model = model.provider, model.model
+        records = self.folder.read_log(since=_dt.date.today().replace(day=1)).records
+        guard = CostGuard(config.model.caps, Ledger.from_records(records, _dt.date.today()), critical=state.critical)
+        tools = self._tools(config, state.run_id)
+        with Catalog(self.folder.paths) as catalog:
+            context = self._assemble(config, catalog, state.work_item, history, tools)
+        state.warnings.extend(context.warnings)
+        messages = list(context.messages)
+        specs = tools.specs()
+        prompt_tokens = context.tokens
+        untrusted = list(context.untrusted)
+        prices = config.model.prices
+        final: Completion | None = None
+        while state.iterations < config.model.max_tool_iterations:
+            # A replay spends nothing, unless model.md prices its model to rehearse the caps offline.
+            reserve = worst_case_usd(model.provider, model.model, prompt_tokens, config.model.max_output_tokens,
+                                     prices)
+            if reserve is None and model.provider == "replay":
+                reserve = 0.0
+            verdict = guard.check(state.cost_usd or 0.0, reserve, f"{model.provider}:{model.model}")
+            if not verdict.allowed and config.model.caps.on_cap == "fallback" and config.model.fallback \
+                    and self._model is None and model.model != config.model.fallback.model:
+                cheaper = dataclasses.replace(config.model, primary=config.model.fallback, fallback=None)
+                model, notices = build_model(cheaper, self.folder.root, env=self._env or os.environ)
+                state.notices.extend(notices)
+                state.warnings.append(f"{verdict.message}; falling back to {model.provider}:{model.model}")
+                continue
+            if not verdict.allowed:
+                state.status, state.error_type = "refused", f"cap_{verdict.cap}"
+                state.error = f"refused: {verdict.message}"
+                state.warnings.extend(guard.warnings)
+                return
+            request = CompletionRequest(context.system, messages, specs, config.model.max_output_tokens,
+                                        config.model.temperature, config.model.timeout_s)
+            state.iterations += 1
+            try:
+                completion = model.complete(request, on_text=on_text)
+            except ModelError as exc:
+                state.status, state.error, state.error_type = "error", exc.one_line(), exc.kind
+                state.warnings.extend(guard.warnings)
+                return
+            state.usage = state.usage + completion.usage
+            cost = price_usd(completion.provider, completion.model, completion.usage, prices)
+            state.add_cost(0.0 if cost is None and completion.replay else cost)
+            state.response_model = completion.model
+            state.replay = state.replay or completion.replay
+            if completion.fallback_reason:
+                state.fallback_reason = completion.fallback_reason
+                state.warnings.append(f"fell back: {completion.fallback_reason}")
+            guard.note_spend(state.cost_usd or 0.0)
+            if not completion.tool_calls:
+                final = completion
+                break
+            messages.append(Message("assistant", completion.text, tool_calls=list(completion.tool_calls)))
+            outcomes = tools.execute(completion.tool_calls)
+            state.outcomes.extend(outcomes)
+            untrusted.extend(o.result.content for o in outcomes)
+            messages.append(Message("tool", tool_results=[o.result for o in outcomes]))
+            prompt_tokens += estimate_tokens(completion.text) + sum(
+                estimate_tokens(o.result.content) + estimate_tokens(str(o.call.arguments)) + 16 for o in outcomes)
+        state.warnings.extend(guard.warnings)
+        if final is None:
+            state.status, state.error_type = "error", "max_iterations"
+            state.error = (f"stopped after {config.model.max_tool_iterations} model calls without a final answer "
+                           "(max_tool_iterations in model.md)")
+            state.text = messages[-2].text if len(messages) >= 2 else ""
+        else:
+            reply, captures, problems = capture_mod.extract(final.text, capture_mod.untrusted_fingerprints(untrusted))
+            state.text = reply
+            state.status = "ok"
+            state.capture_problems.extend(p.one_line() for p in problems)
+            tool_ctx = tools.ctx
+            state.capture_problems.extend(p.one_line() for p in tool_ctx.capture_problems)
+            self._write_captures(state, [*tool_ctx.captures, *captures])
+
+    def _write_captures(self, state: _RunState, captures: list[capture_mod.Capture]) -> None:
+        if not captures:
+            return
+        today = _dt.date.today()
+        notes = self.folder.scan_notes()
+        for cap in captures:
+            meta = cap.meta()
+            existing = self.folder.notes.find(cap.type, cap.name, notes)
+            sources = list(dict.fromkeys([*cap.sources, f"run {state.run_id}"]))
+            meta["sources"] = list(dict.fromkeys([*(existing.sources if existing else []), *sources]))
+            if existing is None:
+                meta["created"] = today
+            if existing is None or "updated" in existing.meta or "last_seen" not in existing.meta:
+                meta["updated"] = today
+            else:
+                meta["last_seen"] = today
+            result = self.folder.save_note(meta, cap.body.rstrip() + "\n", version_tag=state.run_id, notes=notes)
+            if result.action == "created":
+                notes.append(result.note)
+            elif result.action == "updated":
+                notes = [result.note if n.path == result.note.path else n for n in notes]
+            elif result.action == "conflict":
+                state.warnings.append(f"{result.note.path.name} was edited by a person during the run; their "
+                                      f"edit was kept and the agent's version saved to {result.conflict_path}")
+            state.captured.append(NoteCaptured(cap.type, cap.name,
+                                               result.note.path.relative_to(self.folder.root).as_posix(),
+                                               result.action, cap.origin))
+
+    # --- the record ------------------------------------------------------
+    def _finish(self, state: _RunState) -> RunResult:
+        latency_ms = int((time.perf_counter() - state.t0) * 1000)
+        result = RunResult(
+            text=state.text, run_id=state.run_id, status=state.status, usage=state.usage,
+            cost_usd=None if state.cost_usd is None else round(state.cost_usd, 6),
+            captures=state.captured, tool_calls=[_outcome_dict(o) for o in state.outcomes], error=state.error,
+            model=state.response_model or state.request_model, warnings=state.warnings, notices=state.notices,
+            capture_problems=state.capture_problems, latency_ms=latency_ms, replay=state.replay,
+        )
+        ended = runlog.now_ts()
+        record = _run_record(self.name, state, result, ended)
+        children = [_tool_record(self.name, state.run_id, i, o, ended) for i, o in enumerate(state.outcomes, 1)]
+        entry = journal_mod.JournalEntry(
+            ts=state.started, run_id=state.run_id, status=state.status, trigger=state.trigger,
+            asked=state.work_item, did=_did(result), notes=[Path(c.path).stem for c in state.captured],
+            cost=_cost_line(result, state), problems=[*([state.error] if state.error else []),
+                                                      *state.capture_problems])
+        try:
+            self.folder.append_log([record, *children], day=state.started.date())
+        finally:
+            self.folder.append_journal(entry)
+        return result
+
+
+def _did(result: RunResult) -> str:
+    if result.status != "ok":
+        return ""
+    tools = f"{len(result.tool_calls)} tool call(s); " if result.tool_calls else ""
+    return tools + (result.text.strip().splitlines() or [""])[0][:300]
+
+
+def _cost_line(result: RunResult, state: _RunState) -> str:
+    u = result.usage
+    cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    model = f"{state.provider}:{result.model}" if result.model else "no model call"
+    replay = " (replay)" if result.replay else ""
+    return (f"{cost} · {u.input_tokens:,} in · {u.output_tokens:,} out · {u.cache_read_tokens:,} cache read · "
+            f"{model}{replay} · {result.latency_ms / 1000:.1f} s")
+
+
+def _outcome_dict(o: ToolOutcome) -> dict[str, Any]:
+    return {"id": o.call.id, "name": o.call.name, "status": o.status, "latency_ms": o.latency_ms,
+            "error": o.error}
+
+
+def _run_record(agent: str, state: _RunState, result: RunResult, ended: _dt.datetime) -> dict[str, Any]:
+    u = state.usage
+    record: dict[str, Any] = {
+        "ts": runlog.ts_string(ended),
+        "started": runlog.ts_string(state.started),
+        "kind": "run",
+        "run_id": state.run_id,
+        "agent": agent,
+        "trigger": state.trigger,
+        "status": state.status,
+        runlog.PROVIDER: state.provider,
+        runlog.REQUEST_MODEL: state.request_model,
+        runlog.RESPONSE_MODEL: state.response_model,
+        # OpenTelemetry counts cached tokens as input too; the cache keys say how many of them.
+        runlog.INPUT_TOKENS: u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+        runlog.OUTPUT_TOKENS: u.output_tokens,
+        runlog.CACHE_READ_TOKENS: u.cache_read_tokens,
+        runlog.CACHE_WRITE_TOKENS: u.cache_write_tokens,
+        "cost_usd": result.cost_usd,
+        "latency_ms": result.latency_ms,
+        "work_item": journal_mod.one_line(state.work_item, 200),
+        "notes_written": [c.path for c in state.captured if c.action in ("created", "updated")],
+        "tool_calls": len(state.outcomes),
+        "iterations": state.iterations,
+        "error": state.error,
+    }
+    if state.error_type:
+        record[runlog.ERROR_TYPE] = state.error_type
+    if state.critical:
+        record["critical"] = True
+    if state.fallback_reason:
+        record["fallback_reason"] = state.fallback_reason
+    if state.replay:
+        record["replay"] = True
+    if state.capture_problems:
+        record["capture_problems"] = state.capture_problems
+    if state.warnings:
+        record["warnings"] = state.warnings
+    return record
+
+
+def _tool_record(agent: str, run_id: str, n: int, o: ToolOutcome, ended: _dt.datetime) -> dict[str, Any]:
+    return {
+        "ts": runlog.ts_string(ended),
+        "kind": "tool_call",
+        "run_id": f"{run_id}.{n}",
+        "parent_run_id": run_id,
+        "agent": agent,
+        runlog.TOOL_NAME: o.call.name,
+        runlog.TOOL_CALL_ID: o.call.id,
+        "status": o.status,
+        "latency_ms": o.latency_ms,
+        "error": o.error,
+    }
+

@@ -1,0 +1,1 @@
+"""Tools: registry, schemas, built-in tools, the runtime every call goes through."""
