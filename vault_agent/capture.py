@@ -168,9 +168,17 @@ def fenced_blocks(text: str) -> list[tuple[str, str, int, int]]:
     return out
 
 
+_LOOSE_FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[ \t]*(?:atomic_capture|capture)\b[^\n]*\n(.*?)^[ \t>]*\1",
+                          re.M | re.S)
+
+
 def untrusted_fingerprints(texts: list[str]) -> set[str]:
-    """Normalized bodies of capture fences found in untrusted text (notes, tool output)."""
-    return {_normalize(content) for text in texts for _, content, _, _ in fenced_blocks(text)}
+    """Normalized bodies of capture-like fences in untrusted text (notes, tool output).
+
+    Deliberately looser than Markdown (inside HTML, quotes or lists too): here a
+    false match only refuses a copy, while a miss would let planted text through.
+    """
+    return {_normalize(m.group(2)) for text in texts for m in _LOOSE_FENCE.finditer(text)}
 
 
 def extract(answer: str, untrusted: set[str] | None = None) -> tuple[str, list[Capture], list[CaptureProblem]]:
