@@ -24,7 +24,7 @@ ATOMIC_MODEL = textwrap.dedent("""\
 
     ## Fallback
 
-    **`claude-sonnet-4-5`**
+    **`claude-sonnet-5`**
 
     ## Token budget
 
@@ -118,7 +118,7 @@ def atomic_agent(tmp_path: Path) -> AgentFolder:
 def test_an_atomic_agents_stack_folder_loads_without_edits(atomic_agent: AgentFolder) -> None:
     config = atomic_agent.load_config()
     assert config.model.primary.label() == "anthropic:claude-opus-4-1"
-    assert config.model.fallback is not None and config.model.fallback.model == "claude-sonnet-4-5"
+    assert config.model.fallback is not None and config.model.fallback.model == "claude-sonnet-5"
     assert config.model.max_output_tokens == 3000
     caps = config.model.caps
     # monthly_cap_action: alert means "warn and proceed" there, so only the daily cap binds.

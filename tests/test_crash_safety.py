@@ -41,7 +41,7 @@ WRITER = textwrap.dedent("""
 def _make_agent(tmp_path: Path) -> AgentFolder:
     root = tmp_path / "vault" / "w"
     (root / "memory").mkdir(parents=True)
-    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-4-5\n---\n")
+    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
     return AgentFolder(root)
 
 

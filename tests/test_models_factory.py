@@ -23,7 +23,7 @@ from vault_agent.models import (
 from vault_agent.testing.fakellm import Fail, FakeLLMServer, Reply
 from vault_agent.vault.config import ModelConfig, ModelRef
 
-TRANSCRIPT = "model: claude-sonnet-4-5\nturns:\n  - text: recorded answer\n"
+TRANSCRIPT = "model: claude-sonnet-5\nturns:\n  - text: recorded answer\n"
 
 
 @pytest.fixture
@@ -47,14 +47,14 @@ def ask() -> CompletionRequest:
     return CompletionRequest(system=[], messages=[Message("user", "hi")])
 
 
-SONNET = ModelRef("anthropic", "claude-sonnet-4-5")
+SONNET = ModelRef("anthropic", "claude-sonnet-5")
 MINI = ModelRef("openai", "gpt-4o-mini")
 
 
 def test_primary_alone_is_the_adapter_wrapped_in_retries(agent: Path) -> None:
     model, notices = build_model(config(agent, SONNET, max_retries=5), agent, env={"ANTHROPIC_API_KEY": "k"})
     assert isinstance(model, RetryingModel) and isinstance(model.inner, AnthropicModel)
-    assert (model.provider, model.model, model.max_retries, notices) == ("anthropic", "claude-sonnet-4-5", 5, [])
+    assert (model.provider, model.model, model.max_retries, notices) == ("anthropic", "claude-sonnet-5", 5, [])
 
 
 def test_fallback_makes_a_chain_of_retrying_adapters(agent: Path, server: FakeLLMServer) -> None:
@@ -100,11 +100,11 @@ def test_local_openai_compatible_server_needs_no_key(agent: Path) -> None:
 
 
 def test_model_override_replaces_the_primary_and_keeps_the_fallback(agent: Path) -> None:
-    cfg = config(agent, SONNET, fallback=ModelRef("anthropic", "claude-haiku-4-5"))
+    cfg = config(agent, SONNET, fallback=ModelRef("anthropic", "claude-haiku-5-5"))
     model, _ = build_model(cfg, agent, env={"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "o"},
                            override="openai:gpt-4o")
     assert isinstance(model, FallbackChain)
-    assert [(m.provider, m.model) for m in model.models] == [("openai", "gpt-4o"), ("anthropic", "claude-haiku-4-5")]
+    assert [(m.provider, m.model) for m in model.models] == [("openai", "gpt-4o"), ("anthropic", "claude-haiku-5-5")]
     bare, _ = build_model(cfg, agent, env={"ANTHROPIC_API_KEY": "k"}, override="claude-opus-4-1")
     assert (bare.provider, bare.model) == ("anthropic", "claude-opus-4-1")
 
@@ -117,9 +117,9 @@ def test_model_override_with_an_unknown_provider_is_a_config_error(agent: Path) 
 
 
 def test_provider_replay_and_force_replay_play_the_transcript(agent: Path) -> None:
-    replay_cfg = config(agent, ModelRef("replay", "claude-sonnet-4-5"), replay="replays/demo.yaml")
+    replay_cfg = config(agent, ModelRef("replay", "claude-sonnet-5"), replay="replays/demo.yaml")
     model, _ = build_model(replay_cfg, agent, env={})
-    assert isinstance(model, ReplayModel) and model.model == "claude-sonnet-4-5"
+    assert isinstance(model, ReplayModel) and model.model == "claude-sonnet-5"
     forced, _ = build_model(config(agent, SONNET, replay="replays/demo.yaml"), agent,
                             env={"ANTHROPIC_API_KEY": "k"}, force_replay=True)
     assert isinstance(forced, ReplayModel)
@@ -129,7 +129,7 @@ def test_provider_replay_and_force_replay_play_the_transcript(agent: Path) -> No
 
 def test_temperature_on_anthropic_is_reported_as_not_sent(agent: Path) -> None:
     _, notices = build_model(config(agent, SONNET, temperature=0.3), agent, env={"ANTHROPIC_API_KEY": "k"})
-    assert notices == ["temperature is not sent to anthropic:claude-sonnet-4-5: "
+    assert notices == ["temperature is not sent to anthropic:claude-sonnet-5: "
                        "the Anthropic API no longer accepts it"]
     _, none = build_model(config(agent, MINI, temperature=0.3), agent, env={"OPENAI_API_KEY": "k"})
     assert none == []

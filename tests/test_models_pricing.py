@@ -21,7 +21,7 @@ def test_table_entry_wins_over_the_pricing_package() -> None:
     assert price_usd("openai", "gpt-4o-mini", Usage(1000, 1000), table) == 0.0
 
 
-@pytest.mark.parametrize("provider,model", [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o-mini"),
+@pytest.mark.parametrize("provider,model", [("anthropic", "claude-sonnet-5"), ("openai", "gpt-4o-mini"),
                                             ("gemini", "gemini-2.0-flash")])
 def test_well_known_models_get_a_positive_price(provider: str, model: str) -> None:
     cost = price_usd(provider, model, Usage(input_tokens=1000, output_tokens=100))
@@ -29,8 +29,8 @@ def test_well_known_models_get_a_positive_price(provider: str, model: str) -> No
 
 
 def test_cache_reads_are_cheaper_than_uncached_input() -> None:
-    uncached = price_usd("anthropic", "claude-sonnet-4-5", Usage(input_tokens=10_000))
-    cached = price_usd("anthropic", "claude-sonnet-4-5", Usage(cache_read_tokens=10_000))
+    uncached = price_usd("anthropic", "claude-sonnet-5", Usage(input_tokens=10_000))
+    cached = price_usd("anthropic", "claude-sonnet-5", Usage(cache_read_tokens=10_000))
     assert uncached is not None and cached is not None and 0 < cached < uncached
 
 
@@ -40,14 +40,14 @@ def test_unknown_model_price_is_none(provider: str, model: str) -> None:
 
 
 def test_replay_costs_none_unless_the_table_prices_the_recorded_model() -> None:
-    assert price_usd("replay", "claude-sonnet-4-5", Usage(1000, 100)) is None
+    assert price_usd("replay", "claude-sonnet-5", Usage(1000, 100)) is None
     assert price_usd("replay", "my-model", Usage(1_000_000, 0), TABLE) == 2.0
 
 
 def test_worst_case_is_all_input_uncached_plus_full_output() -> None:
     assert worst_case_usd("openai", "my-model", 1_000_000, 1_000_000, TABLE) == pytest.approx(12.0)
     assert worst_case_usd("openai", "no-such-model-xyz", 1000, 1000) is None
-    worst = worst_case_usd("anthropic", "claude-sonnet-4-5", 10_000, 4096)
-    typical = price_usd("anthropic", "claude-sonnet-4-5", Usage(input_tokens=2_000, output_tokens=100,
+    worst = worst_case_usd("anthropic", "claude-sonnet-5", 10_000, 4096)
+    typical = price_usd("anthropic", "claude-sonnet-5", Usage(input_tokens=2_000, output_tokens=100,
                                                                 cache_read_tokens=8_000))
     assert worst is not None and typical is not None and worst > typical

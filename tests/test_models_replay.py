@@ -22,7 +22,7 @@ from vault_agent.models import (
 
 SPEC = Path(__file__).resolve().parents[1] / "spec" / "replay.md"
 TRANSCRIPT = """\
-model: claude-sonnet-4-5
+model: claude-sonnet-5
 description: two turns
 turns:
   - text: Looking.
@@ -50,7 +50,7 @@ def test_replay_plays_turns_in_order_then_fails_clearly(tmp_path: Path) -> None:
     assert first.tool_calls == [ToolCall("t1", "read_file", {"path": "a.md"}),
                                 ToolCall("replay_1_2", "list_dir", {})]
     assert (first.text, first.stop_reason, first.usage) == ("Looking.", "tool_use", Usage(10, 3, 0, 7))
-    assert (first.model, first.provider, first.replay) == ("claude-sonnet-4-5", "replay", True)
+    assert (first.model, first.provider, first.replay) == ("claude-sonnet-5", "replay", True)
     pieces: list[str] = []
     second = model.complete(ask(), on_text=pieces.append)
     assert (second.text, second.stop_reason, second.usage, pieces) == ("Done.", "end_turn", Usage(), ["Done."])
@@ -96,17 +96,17 @@ def test_json_transcript_is_read_by_suffix(tmp_path: Path) -> None:
 def test_recorded_transcript_plays_back_the_same_completions(tmp_path: Path, name: str) -> None:
     recorded = [
         Completion("Reading “notes”.", [ToolCall("toolu_1", "read_file", {"path": "a.md", "n": [1, 2]})],
-                   Usage(100, 20, 300, 40), "claude-sonnet-4-5-20250929", "anthropic", "tool_use"),
-        Completion("All done.", [], Usage(5, 2), "claude-sonnet-4-5-20250929", "anthropic", "end_turn"),
+                   Usage(100, 20, 300, 40), "claude-sonnet-5-20250929", "anthropic", "tool_use"),
+        Completion("All done.", [], Usage(5, 2), "claude-sonnet-5-20250929", "anthropic", "end_turn"),
     ]
     path = tmp_path / name
-    record_transcript(recorded, path, "claude-sonnet-4-5")
+    record_transcript(recorded, path, "claude-sonnet-5")
     model = ReplayModel(path)
     played = [model.complete(ask()) for _ in recorded]
     for orig, back in zip(recorded, played):
         assert (back.text, back.tool_calls, back.usage, back.stop_reason) == (
             orig.text, orig.tool_calls, orig.usage, orig.stop_reason)
-        assert back.model == "claude-sonnet-4-5" and back.replay
+        assert back.model == "claude-sonnet-5" and back.replay
 
 
 def test_spec_example_transcript_plays(tmp_path: Path) -> None:

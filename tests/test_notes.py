@@ -16,7 +16,7 @@ from vault_agent.vault.notes import slugify, unique_note_path
 def agent(tmp_path: Path) -> AgentFolder:
     root = tmp_path / "vault" / "a"
     (root / "memory").mkdir(parents=True)
-    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-4-5\n---\n")
+    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
     return AgentFolder(root)
 
 

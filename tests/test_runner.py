@@ -39,7 +39,7 @@ def make_agent(tmp_path: Path, server: FakeLLMServer, wire: str, extra: str = ""
     (root / "persona" / "SOUL.md").write_text("Plain words.\n")
     (root / "persona" / "USER.md").write_text("A developer.\n")
     base = server.anthropic_base_url if wire == "anthropic" else server.openai_base_url
-    model = "claude-sonnet-4-5" if wire == "anthropic" else "gpt-4o-mini"
+    model = "claude-sonnet-5" if wire == "anthropic" else "gpt-4o-mini"
     (root / "model.md").write_text(
         f"---\nprovider: {wire}\nmodel: {model}\nbase_url: {base}\nmax_retries: 2\ntimeout_s: 5\n{extra}---\n")
     (root / "tools.md").write_text(f"---\ntools: {tools}\n---\nUse remember for lasting facts.\n")
@@ -163,7 +163,7 @@ def test_500s_until_the_fallback_model_answers_and_the_reason_is_logged(tmp_path
     result = agent_for(root).run("go")
     assert result.status == "ok" and result.text == "from the fallback"
     [record] = runs(root)
-    assert "anthropic:claude-sonnet-4-5" in record["fallback_reason"] and "gpt-4o-mini" in record["fallback_reason"]
+    assert "anthropic:claude-sonnet-5" in record["fallback_reason"] and "gpt-4o-mini" in record["fallback_reason"]
     assert [r.path for r in server.requests] == ["/v1/messages"] * 3 + ["/v1/chat/completions"]
 
 
@@ -237,7 +237,7 @@ def test_a_long_lived_agent_sees_notes_its_earlier_runs_wrote(tmp_path: Path, se
 def test_a_run_that_would_cross_the_daily_cap_stops_before_spending_past_it(tmp_path: Path,
                                                                             server: FakeLLMServer) -> None:
     # Priced by a table so the arithmetic is exact: $1 per million input and output tokens.
-    extra = ("max_output_tokens: 1000\ncost:\n  daily_usd: 0.05\nprices:\n  claude-sonnet-4-5: "
+    extra = ("max_output_tokens: 1000\ncost:\n  daily_usd: 0.05\nprices:\n  claude-sonnet-5: "
              "{input: 1.0, output: 1.0}\n")
     root = make_agent(tmp_path, server, "anthropic", extra=extra)
     server.default = Reply("ok", input_tokens=9000, output_tokens=1000)  # $0.01 a call
@@ -253,7 +253,7 @@ def test_a_run_that_would_cross_the_daily_cap_stops_before_spending_past_it(tmp_
 
 
 def test_critical_goes_past_the_cap_and_is_logged_as_such(tmp_path: Path, server: FakeLLMServer) -> None:
-    extra = "cost:\n  per_run_usd: 0.000001\nprices:\n  claude-sonnet-4-5: {input: 1.0, output: 1.0}\n"
+    extra = "cost:\n  per_run_usd: 0.000001\nprices:\n  claude-sonnet-5: {input: 1.0, output: 1.0}\n"
     root = make_agent(tmp_path, server, "anthropic", extra=extra)
     server.default = Reply("ok")
     agent = agent_for(root)

@@ -112,15 +112,15 @@ def test_persona_example_has_frontmatter_the_runtime_ignores(tmp_path: Path) -> 
 
 def test_model_md_example_parses_to_the_documented_settings() -> None:
     config = parse_model_md(Path("model.md"), example("model-md", "markdown"))
-    assert config.primary.label() == "anthropic:claude-sonnet-4-5"
+    assert config.primary.label() == "anthropic:claude-sonnet-5"
     assert (config.primary.base_url, config.primary.key_env()) == ("https://api.anthropic.com", "ANTHROPIC_API_KEY")
     assert (config.max_output_tokens, config.context_window, config.temperature) == (4096, 200_000, 0.3)
     assert (config.max_tool_iterations, config.timeout_s, config.max_retries) == (10, 120.0, 3)
     caps = config.caps
     assert (caps.per_run_usd, caps.daily_usd, caps.monthly_usd) == (0.25, 2.0, 30.0)
     assert (caps.warn_at, caps.on_cap) == ((0.5, 0.8), "fallback")
-    assert config.fallback is not None and config.fallback.label() == "anthropic:claude-haiku-4-5"
-    assert config.prices["claude-sonnet-4-5"].cache_write == 3.75
+    assert config.fallback is not None and config.fallback.label() == "anthropic:claude-haiku-5-5"
+    assert config.prices["claude-sonnet-5"].cache_write == 3.75
     assert config.replay == "replays/quickstart.yaml"
     assert config.extra == {} and config.prose.startswith("# Model settings")
 
@@ -133,7 +133,7 @@ def test_model_md_example_uses_every_documented_key() -> None:
 
 def test_model_md_defaults_are_the_documented_ones() -> None:
     text = doc("model-md")
-    config = parse_model_md(Path("model.md"), "---\nmodel: claude-sonnet-4-5\n---\n")
+    config = parse_model_md(Path("model.md"), "---\nmodel: claude-sonnet-5\n---\n")
     assert config.provider == "anthropic" and config.fallback is None and config.temperature is None
     for key, value in (("max_output_tokens", config.max_output_tokens), ("context_window", config.context_window),
                        ("max_tool_iterations", config.max_tool_iterations), ("timeout_s", int(config.timeout_s)),
@@ -265,7 +265,7 @@ def test_log_example_has_a_run_record_with_every_key_and_a_child_pointing_at_it(
                 runlog.OUTPUT_TOKENS, runlog.CACHE_READ_TOKENS, runlog.CACHE_WRITE_TOKENS):
         assert key in run
     assert runlog.TOOL_NAME in child and runlog.TOOL_CALL_ID in child
-    assert runlog.record_cost(run) == run["cost_usd"] and runlog.record_model(run) == "claude-sonnet-4-5"
+    assert runlog.record_cost(run) == run["cost_usd"] and runlog.record_model(run) == "claude-sonnet-5"
 
 
 def test_log_reader_skips_a_torn_last_line_as_documented(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_atomic_style_model_md_example_maps_its_guardrails() -> None:
     assert frontmatter.split(text)[0] is None
     config = parse_model_md(Path("model.md"), text)
     assert config.primary.label() == "anthropic:claude-opus-4-1"
-    assert config.fallback is not None and config.fallback.label() == "anthropic:claude-sonnet-4-5"
+    assert config.fallback is not None and config.fallback.label() == "anthropic:claude-sonnet-5"
     assert config.max_output_tokens == 4000
     caps = config.caps
     # monthly_cap_action: alert = warn and proceed, so the monthly cap is not enforced.

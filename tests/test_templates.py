@@ -52,10 +52,10 @@ def test_every_template_inits_into_an_agent_doctor_passes_apart_from_keys(tmp_pa
 
 
 @pytest.mark.parametrize("template, primary, fallback", [
-    ("assistant", "anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"),
-    ("researcher", "anthropic:claude-sonnet-4-5", "openai:gpt-4o-mini"),
+    ("assistant", "anthropic:claude-sonnet-5", "anthropic:claude-haiku-5-5"),
+    ("researcher", "anthropic:claude-sonnet-5", "openai:gpt-4o-mini"),
     ("writer", "openai:gpt-4.1", "openai:gpt-4.1-mini"),
-    ("sample", "anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"),
+    ("sample", "anthropic:claude-sonnet-5", "anthropic:claude-haiku-5-5"),
 ])
 def test_each_template_uses_its_models(tmp_path: Path, template: str, primary: str, fallback: str) -> None:
     model = _init(tmp_path, template).load_config().model
