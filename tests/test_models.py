@@ -337,6 +337,7 @@ def test_hanging_server_gives_model_timeout(provider: str, server: FakeLLMServer
     with pytest.raises(ModelTimeout) as err:
         adapter(provider, server, timeout_s=0.1).complete(ask())
     assert err.value.retryable and "timeout_s" in (err.value.fix or "")
+    assert (err.value.provider, err.value.model) == (provider, adapter(provider, server).model)
 
 
 @providers
@@ -359,7 +360,21 @@ def test_truncated_stream_gives_model_response_error(provider: str, server: Fake
     server.script(TruncatedStream(text="half an ans"))
     with pytest.raises(ModelResponseError) as err:
         adapter(provider, server).complete(ask(), on_text=lambda _: None)
-    assert "ended before" in err.value.message
+    assert "incomplete answer" in err.value.message and err.value.provider == provider
+
+
+MID_STREAM_ERROR = {
+    "anthropic": 'event: error\ndata: {"type": "error", '
+                 '"error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n',
+    "openai": 'data: {"error": {"message": "Overloaded", "type": "server_error"}}\n\n',
+}
+
+
+@providers
+def test_error_event_inside_a_stream_gives_model_unavailable(provider: str, server: FakeLLMServer) -> None:
+    server.script(Fail(200, body=MID_STREAM_ERROR[provider], headers={"Content-Type": "text/event-stream"}))
+    with pytest.raises(ModelUnavailable, match="failed while answering: Overloaded"):
+        adapter(provider, server).complete(ask(), on_text=lambda _: None)
 
 
 @providers

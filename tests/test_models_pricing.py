@@ -16,6 +16,13 @@ def test_table_entry_prices_each_token_bucket() -> None:
     assert price_usd("openai", "my-model", usage, TABLE) == pytest.approx(2.0 + 1.0 + 0.1 + 10 * 2.0 / 1e6)
 
 
+@pytest.mark.parametrize("answered,priced", [("my-model-20250929", True), ("my-model-2024-07-18", True),
+                                              ("my-model-mini", False), ("my-model-mini-2024-07-18", False)])
+def test_table_entry_covers_dated_snapshots_of_its_model_only(answered: str, priced: bool) -> None:
+    cost = price_usd("openai", answered, Usage(1_000_000, 0), TABLE)
+    assert (cost == 2.0) if priced else (cost is None)
+
+
 def test_table_entry_wins_over_the_pricing_package() -> None:
     table = {"gpt-4o-mini": Prices(input=0.0, output=0.0)}
     assert price_usd("openai", "gpt-4o-mini", Usage(1000, 1000), table) == 0.0

@@ -310,3 +310,29 @@ def test_cli_run_json_prints_the_run_result(tmp_path: Path, server: FakeLLMServe
     data = json.loads(out.stdout)
     assert data["text"] == "json please" and data["status"] == "ok" and data["usage"]["input_tokens"] == 10
     assert runs(root)[0]["work_item"] == "from stdin"
+
+
+def test_a_note_edited_by_a_person_during_the_run_keeps_their_edit(tmp_path: Path, server: FakeLLMServer) -> None:
+    root = make_agent(tmp_path, server, "anthropic")
+    note = root / "memory" / "website.md"
+    note.write_text("---\ntype: project\nname: Website\ndescription: before\n---\nOriginal.\n")
+    server.script(Reply("```capture\ntype: project\nname: Website\ndescription: agent\nbody: Agent text.\n```",
+                        delay_s=1.0))
+    agent = agent_for(root)
+    import threading
+
+    def person_edits() -> None:
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        note.write_text(note.read_text().replace("Original.", "Person's edit."))
+
+    editor = threading.Thread(target=person_edits)
+    editor.start()
+    result = agent.run("update the website note")
+    editor.join()
+    assert [c.action for c in result.captures] == ["conflict"]
+    assert "Person's edit." in note.read_text()
+    assert any("edited by a person during the run" in w for w in result.warnings)
+    [saved] = list((root / ".vault-agent" / "conflicts").iterdir())
+    assert "Agent text." in saved.read_text()

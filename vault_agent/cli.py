@@ -159,10 +159,10 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
 EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": 75, "interrupted": 130}
 
 
-def _agent(ctx: click.Context, name: str):
+def _agent(ctx: click.Context, name: str, *, watch: bool = False):
     from .runner import Agent
 
-    return Agent(_vault(ctx).agent(name).root)
+    return Agent(_vault(ctx).agent(name).root, watch=watch)
 
 
 def _work_item(message: str | None) -> str:
@@ -273,7 +273,7 @@ def chat(ctx: click.Context, name: str, resume: str | None, model_override: str 
     from .models.base import Message
     from .vault import chats, runlog
 
-    agent = _agent(ctx, name)
+    agent = _agent(ctx, name, watch=True)
     chats_dir = agent.folder.root / "chats"
 
     def fresh() -> tuple[str, Any, list]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,9 @@ from .context.assemble import Context, assemble
 from .context.tokens import estimate_tokens
 from .cost import CostGuard, Ledger
 from .errors import AgentBusy, VaultAgentError
-from .memory.catalog import Catalog
+from .memory.catalog import Catalog, CatalogDirectory
 from .memory.recall import Recaller, RecentRecaller, index_view
+from .memory.watch import ChangeTracker
 from .models.base import (
     Completion,
     CompletionRequest,
@@ -117,12 +119,62 @@ class Agent:
 
     def __init__(self, path: str | os.PathLike[str], *, model: Model | None = None,
                  env: Mapping[str, str] | None = None, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-                 recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None) -> None:
+                 recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None, watch: bool = True) -> None:
+        """`watch`: between runs, learn about edited notes from the OS instead of stat'ing every note
+        (pass False for a process that runs once, such as the CLI)."""
         self.folder = AgentFolder(path)
         self._model = model
         self._env = env
         self.lock_timeout_s = lock_timeout_s
         self._make_recaller = recaller or (lambda folder, catalog: RecentRecaller(folder.paths, catalog))
+        self._watch = watch
+        self._catalog: Catalog | None = None
+        self._tracker: ChangeTracker | None = None
+        self._models: dict[str, tuple[Model, list[str]]] = {}
+        self._mutex = threading.RLock()
+
+    def close(self) -> None:
+        """Release the derived index and the file watcher (also done at interpreter exit)."""
+        with self._mutex:
+            if self._tracker is not None:
+                self._tracker.stop()
+                self._tracker = None
+            if self._catalog is not None:
+                self._catalog.close()
+                self._catalog = None
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _synced_catalog(self) -> Catalog:
+        """The derived catalog, in step with the files; opened once per Agent."""
+        if self._catalog is None:
+            self._catalog = Catalog(self.folder.paths)
+            self._catalog.sync()
+            if self._watch:
+                tracker = ChangeTracker(self.folder.root, self.folder.paths.memory)
+                if tracker.start():
+                    self._tracker = tracker
+            return self._catalog
+        self._catalog.sync(self._tracker.take() if self._tracker is not None else None)
+        return self._catalog
+
+    def _build_model(self, config: AgentConfig, override: str | None) -> tuple[Model, list[str]]:
+        from .models.factory import build_model
+
+        key = repr((config.model.primary, config.model.fallback, config.model.timeout_s,
+                    config.model.max_retries, config.model.replay, override))
+        cached = self._models.get(key)
+        if cached is not None:
+            return cached
+        built = build_model(config.model, self.folder.root, env=self._env or os.environ, override=override)
+        # A replay plays its transcript from the start on every run, so it is never reused.
+        if built[0].provider != "replay":
+            self._models[key] = built
+        return built
 
     @property
     def name(self) -> str:
@@ -135,15 +187,15 @@ class Agent:
     def context(self, work_item: str, *, history: list[Message] | None = None) -> Context:
         """Exactly what the model would be sent for this work item (no model call, no lock)."""
         config = self.folder.load_config()
-        with Catalog(self.folder.paths) as catalog:
-            return self._assemble(config, catalog, work_item, history or [], self._tools(config, "preview"))
+        with self._mutex:
+            return self._assemble(config, self._synced_catalog(), work_item, history or [],
+                                  self._tools(config, "preview"))
 
     def _tools(self, config: AgentConfig, run_id: str) -> ToolRuntime:
         return ToolRuntime(ToolContext(self.folder, config, run_id))
 
     def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
                   tools: ToolRuntime) -> Context:
-        catalog.sync()
         from .context.assemble import SHARES, tool_definition_tokens, total_budget
 
         specs = tools.specs()
@@ -174,8 +226,8 @@ class Agent:
         started = runlog.now_ts()
         state = _RunState(runlog.new_run_id(started), started, trigger, work_item, critical)
         try:
-            with self.folder.run_lock(timeout=self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s,
-                                      run_id=state.run_id):
+            with self._mutex, self.folder.run_lock(
+                    timeout=self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s, run_id=state.run_id):
                 self._run_locked(state, model, history or [], on_text)
         except AgentBusy as exc:
             state.status, state.error, state.error_type = "busy", exc.one_line(), "busy"
@@ -201,15 +253,13 @@ class Agent:
         if self._model is not None:
             model: Model = self._model
         else:
-            model, notices = build_model(config.model, self.folder.root, env=self._env or os.environ,
-                                         override=model_override)
+            model, notices = self._build_model(config, model_override)
             state.notices.extend(notices)
         state.provider, state.request_model = model.provider, model.model
         records = self.folder.read_log(since=_dt.date.today().replace(day=1)).records
         guard = CostGuard(config.model.caps, Ledger.from_records(records, _dt.date.today()), critical=state.critical)
         tools = self._tools(config, state.run_id)
-        with Catalog(self.folder.paths) as catalog:
-            context = self._assemble(config, catalog, state.work_item, history, tools)
+        context = self._assemble(config, self._synced_catalog(), state.work_item, history, tools)
         state.warnings.extend(context.warnings)
         messages = list(context.messages)
         specs = tools.specs()
@@ -283,10 +333,12 @@ class Agent:
         if not captures:
             return
         today = _dt.date.today()
-        notes = self.folder.scan_notes()
+        # Not re-synced here: the catalog must still hold each note as the run found it,
+        # so that a person's edit made during the run is seen as a conflict.
+        directory = CatalogDirectory(self._catalog or self._synced_catalog())
         for cap in captures:
             meta = cap.meta()
-            existing = self.folder.notes.find(cap.type, cap.name, notes)
+            existing = directory.find(cap.type, cap.name)
             sources = list(dict.fromkeys([*cap.sources, f"run {state.run_id}"]))
             meta["sources"] = list(dict.fromkeys([*(existing.sources if existing else []), *sources]))
             if existing is None:
@@ -295,12 +347,9 @@ class Agent:
                 meta["updated"] = today
             else:
                 meta["last_seen"] = today
-            result = self.folder.save_note(meta, cap.body.rstrip() + "\n", version_tag=state.run_id, notes=notes)
-            if result.action == "created":
-                notes.append(result.note)
-            elif result.action == "updated":
-                notes = [result.note if n.path == result.note.path else n for n in notes]
-            elif result.action == "conflict":
+            result = self.folder.save_note(meta, cap.body.rstrip() + "\n", version_tag=state.run_id,
+                                           directory=directory)
+            if result.action == "conflict":
                 state.warnings.append(f"{result.note.path.name} was edited by a person during the run; their "
                                       f"edit was kept and the agent's version saved to {result.conflict_path}")
             state.captured.append(NoteCaptured(cap.type, cap.name,

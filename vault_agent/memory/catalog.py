@@ -12,21 +12,24 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import Finding
 from ..vault.layout import AgentPaths
-from ..vault.notes import MAX_NOTE_BYTES, read_note
+from ..vault.notes import MAX_NOTE_BYTES, Note, read_note
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
     path TEXT PRIMARY KEY,      -- relative to the agent folder, POSIX separators
     type TEXT,
     stem TEXT,
     name TEXT,
+    name_key TEXT,              -- NFC + casefold of name: "same type and name" means the same note
+    description TEXT,
     pinned INTEGER NOT NULL DEFAULT 0,
     updated TEXT,               -- ISO date: updated, else created
     expires TEXT,               -- ISO date
@@ -38,7 +41,24 @@ CREATE TABLE IF NOT EXISTS notes (
     summary TEXT,               -- Note.summary() as JSON; NULL when unreadable
     findings TEXT NOT NULL      -- JSON list of [level, message, fix]
 );
+CREATE INDEX IF NOT EXISTS notes_by_rank ON notes(pinned DESC, updated DESC, path);
+CREATE INDEX IF NOT EXISTS notes_by_type_rank ON notes(type, pinned DESC, updated DESC, path);
+CREATE INDEX IF NOT EXISTS notes_by_name ON notes(type, name_key);
 """
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """What INDEX.md lists of a note."""
+
+    stem: str
+    name: str
+    type: str
+    description: str
+
+
+def name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 @dataclass
@@ -51,7 +71,8 @@ class SyncStats:
 
 def connect(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    # One connection may serve several threads of a long-lived Agent, which serializes their use.
+    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -65,6 +86,8 @@ class Catalog:
         self.paths = paths
         self.db_path = paths.state / "index.db"
         self.conn = self._open()
+        self._known: dict[str, tuple[int, int, int]] | None = None
+        self._data_version = -1
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -102,11 +125,24 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def sync(self) -> SyncStats:
-        """Bring the catalog in step with memory/: re-read only files whose stat changed."""
+    def sync(self, only: set[str] | None = None) -> SyncStats:
+        """Bring the catalog in step with memory/: re-read only files whose stat changed.
+
+        `only`: the paths a ChangeTracker saw change; then nothing else is even
+        stat'ed. Without it every note is stat'ed (a full sync).
+        """
         stats = SyncStats()
-        on_disk = _stat_notes(self.paths.memory, "memory/")
-        known = {row[0]: row[1:] for row in self.conn.execute("SELECT path, ino, size, mtime_ns FROM notes")}
+        known = self._known_state()
+        if only is None:
+            on_disk = _stat_notes(self.paths.memory, "memory/")
+        else:
+            on_disk = {rel: st for rel, st in known.items() if rel not in only}
+            for rel in only:
+                try:
+                    st = os.stat(self.paths.root / rel)
+                except OSError:
+                    continue
+                on_disk[rel] = (st.st_ino, st.st_size, st.st_mtime_ns)
         upserts: list[tuple[Any, ...]] = []
         for rel, st in on_disk.items():
             if known.get(rel) == st:
@@ -115,7 +151,8 @@ class Catalog:
             note, findings = read_note(self.paths.root / rel, max_bytes=MAX_NOTE_BYTES)
             summary = {**note.summary(), "path": rel} if note else None
             upserts.append((rel, note.type if note else None, note.stem if note else None,
-                            note.name if note else None, int(bool(note and note.pinned)),
+                            note.name if note else None, name_key(note.name) if note else None,
+                            note.description if note else None, int(bool(note and note.pinned)),
                             _iso(note.updated or note.created) if note else None,
                             _iso(note.expires) if note else None,
                             json.dumps(note.supersedes, ensure_ascii=False) if note else "[]",
@@ -131,13 +168,26 @@ class Catalog:
         if upserts or removed:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", upserts)
+                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", upserts)
                 self.conn.executemany("DELETE FROM notes WHERE path = ?", removed)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+        self._known = on_disk
+        self._data_version = self._version()
         return stats
+
+    def _version(self) -> int:
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _known_state(self) -> dict[str, tuple[int, int, int]]:
+        # PRAGMA data_version changes only when another connection commits: until
+        # then the state this connection last synced is still what the table holds.
+        if self._known is not None and self._data_version == self._version():
+            return self._known
+        return {row[0]: tuple(row[1:]) for row in  # type: ignore[misc]
+                self.conn.execute("SELECT path, ino, size, mtime_ns FROM notes")}
 
     def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
@@ -175,6 +225,23 @@ class Catalog:
                 out.add(ref)
                 out.add(ref.casefold())
         return out
+
+    def find_note(self, note_type: str, name: str) -> Note | None:
+        """The note with this type and name, read from its file (None when there is none)."""
+        row = self.conn.execute("SELECT path, hash FROM notes WHERE type = ? AND name_key = ? ORDER BY path LIMIT 1",
+                                (note_type.lower(), name_key(name))).fetchone()
+        if row is None:
+            return None
+        note, _ = read_note(self.paths.root / row[0])
+        if note is not None:
+            # The hash as of the last sync (the run's start): if the file differs now, a
+            # person edited it during the run, and the writer must not overwrite that edit.
+            note.hash = row[1]
+        return note
+
+    def index_entries(self) -> list[IndexRow]:
+        rows = self.conn.execute("SELECT stem, name, type, description FROM notes WHERE summary IS NOT NULL")
+        return [IndexRow(stem, name, note_type, description or "") for stem, name, note_type, description in rows]
 
     def count_by_type(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT type, count(*) FROM notes WHERE summary IS NOT NULL GROUP BY type"))
@@ -224,3 +291,19 @@ def _stat_notes(folder: Path, prefix: str) -> dict[str, tuple[int, int, int]]:
             except OSError:
                 continue
     return out
+
+
+class CatalogDirectory:
+    """A NoteDirectory backed by the catalog: finding a note or listing INDEX reads no other note."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def find(self, note_type: str, name: str) -> Note | None:
+        return self.catalog.find_note(note_type, name)
+
+    def entries(self) -> list[IndexRow]:
+        return self.catalog.index_entries()
+
+    def saved(self, note: Note) -> None:
+        self.catalog.sync(only={note.path.relative_to(self.catalog.paths.root).as_posix()})

@@ -71,7 +71,7 @@ class AnthropicModel:
                     message = stream.get_final_message()
                     request_id = stream.request_id
         except Exception as exc:
-            mapped = self._map_error(exc)
+            mapped = self._map_error(exc, kwargs["timeout"])
             if mapped is None:
                 raise
             raise mapped from exc
@@ -99,8 +99,7 @@ class AnthropicModel:
 
     def _completion(self, message: Any, request_id: str | None) -> Completion:
         if message.stop_reason is None:
-            raise ModelResponseError(f"{self._label()}: the answer stream ended before it was complete",
-                                     provider=self.provider, model=self.model, fix="run again")
+            raise self._error(ModelResponseError, "sent an incomplete answer (the response ended early)", "run again")
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in message.content:
@@ -117,24 +116,24 @@ class AnthropicModel:
 
     # --- errors --------------------------------------------------------------
 
-    def _label(self) -> str:
-        return f"{self.provider}:{self.model}"
+    def _error(self, cls: type[ModelError], what: str, fix: str) -> ModelError:
+        return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
-    def _map_error(self, exc: Exception) -> ModelError | None:
-        sdk, kw = self._sdk, {"provider": self.provider, "model": self.model}
+    def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
+        sdk = self._sdk
         if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return ModelResponseError(f"{self._label()} sent a response that is not valid JSON",
-                                      fix="run again; if it persists, check base_url points at an Anthropic API",
-                                      **kw)
+            return self._error(ModelResponseError, "sent a response that is not valid JSON",
+                               "run again; if it persists, check base_url points at an Anthropic API")
         if isinstance(exc, sdk.APITimeoutError):
-            return ModelTimeout(f"{self._label()} did not answer within {self.timeout_s:g} s",
-                                fix="run again, or raise timeout_s in model.md", **kw)
+            return self._error(ModelTimeout, f"did not answer within {timeout_s:g} s",
+                               "run again, or raise timeout_s in model.md")
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return ModelUnavailable(f"{self._label()} could not be reached ({type(exc).__name__})",
-                                    fix="check the network and base_url, then run again", **kw)
+            return self._error(ModelUnavailable, f"could not be reached ({type(exc).__name__})",
+                               "check the network and base_url, then run again")
         if isinstance(exc, sdk.APIStatusError):
             detail = error_detail(exc.body, exc.message, self._api_key)
-            return status_error(exc.status_code, detail, exc.response.headers, key_env=self._key_env, **kw)
+            return status_error(exc.status_code, detail, exc.response.headers, provider=self.provider,
+                                model=self.model, key_env=self._key_env)
         return None
 
 

@@ -22,6 +22,8 @@ from .retry import RetryingModel
 
 
 class _MissingKey(Exception):
+    """A model's API key variable is unset; build_model decides whether that is fatal."""
+
     def __init__(self, env: str) -> None:
         super().__init__(env)
         self.env = env

@@ -77,7 +77,7 @@ class OpenAIModel:
             else:
                 answer = self._stream(kwargs, on_text)
         except Exception as exc:
-            mapped = self._map_error(exc)
+            mapped = self._map_error(exc, kwargs["timeout"])
             if mapped is None:
                 raise
             raise mapped from exc
@@ -133,8 +133,7 @@ class OpenAIModel:
 
     def _completion(self, answer: _Answer) -> Completion:
         if answer.finish_reason is None:
-            raise ModelResponseError(f"{self._label()}: the answer ended before it was complete",
-                                     provider=self.provider, model=self.model, fix="run again")
+            raise self._error(ModelResponseError, "sent an incomplete answer (the response ended early)", "run again")
         calls = [ToolCall(c["id"] or f"call_{i}", c["name"], _arguments(c["arguments"]))
                  for i, c in sorted(answer.calls.items())]
         return Completion(answer.text, calls, _usage(answer.usage), answer.model or self.model, self.provider,
@@ -143,25 +142,27 @@ class OpenAIModel:
 
     # --- errors --------------------------------------------------------------
 
-    def _label(self) -> str:
-        return f"{self.provider}:{self.model}"
+    def _error(self, cls: type[ModelError], what: str, fix: str) -> ModelError:
+        return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
-    def _map_error(self, exc: Exception) -> ModelError | None:
-        sdk, kw = self._sdk, {"provider": self.provider, "model": self.model}
+    def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
+        sdk = self._sdk
         if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return ModelResponseError(f"{self._label()} sent a response that is not valid JSON",
-                                      fix="run again; if it persists, check base_url points at an "
-                                          "OpenAI-compatible API", **kw)
+            return self._error(ModelResponseError, "sent a response that is not valid JSON",
+                               "run again; if it persists, check base_url points at an OpenAI-compatible API")
         if isinstance(exc, sdk.APITimeoutError):
-            return ModelTimeout(f"{self._label()} did not answer within {self.timeout_s:g} s",
-                                fix="run again, or raise timeout_s in model.md", **kw)
+            return self._error(ModelTimeout, f"did not answer within {timeout_s:g} s",
+                               "run again, or raise timeout_s in model.md")
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return ModelUnavailable(f"{self._label()} could not be reached ({type(exc).__name__})",
-                                    fix="check the network and base_url (is the server running?), then run again",
-                                    **kw)
+            return self._error(ModelUnavailable, f"could not be reached ({type(exc).__name__})",
+                               "check the network and base_url (is the server running?), then run again")
         if isinstance(exc, sdk.APIStatusError):
             detail = error_detail(exc.body, exc.message, self._api_key)
-            return status_error(exc.status_code, detail, exc.response.headers, key_env=self._key_env, **kw)
+            return status_error(exc.status_code, detail, exc.response.headers, provider=self.provider,
+                                model=self.model, key_env=self._key_env)
+        if isinstance(exc, sdk.APIError):  # an error event inside a 200 stream
+            return status_error(200, error_detail(exc.body, exc.message, self._api_key), None,
+                                provider=self.provider, model=self.model, key_env=self._key_env)
         return None
 
 

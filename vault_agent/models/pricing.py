@@ -3,7 +3,9 @@
 Unknown is None, never a guess: a cost guard must be able to tell "free" from
 "we do not know". Rules:
 
-- A `prices:` entry in model.md (keyed by model name) always wins. Cache
+- A `prices:` entry in model.md (keyed by model name) always wins; it also
+  covers the dated snapshot a provider reports as the answering model
+  (`claude-sonnet-4-5` prices `claude-sonnet-4-5-20250929`). Cache
   tokens without their own price are charged at the input price, which can
   only overestimate.
 - Otherwise genai-prices prices it (current prices, tiers included), with our
@@ -18,18 +20,23 @@ Unknown is None, never a guess: a cost guard must be able to tell "free" from
 
 from __future__ import annotations
 
+import re
+
 from ..vault.config import Prices
 from .base import Usage
 
 # Our provider names that genai-prices spells differently; the rest (anthropic, openai, groq, ...) match.
 _GENAI_PROVIDER = {"gemini": "google"}
 _PER_TOKEN = 1_000_000
+# A snapshot date after the name: -20250929 (Anthropic) or -2024-07-18 (OpenAI); never gpt-4o for gpt-4o-mini.
+_SNAPSHOT = re.compile(r"-\d{4}-?\d{2}-?\d{2}")
 
 
 def price_usd(provider: str, model: str, usage: Usage, table: dict[str, Prices] | None = None) -> float | None:
     """USD for one call's usage, or None when nobody knows the model's price."""
-    if table and model in table:
-        return _table_price(table[model], usage)
+    entry = _table_entry(model, table) if table else None
+    if entry is not None:
+        return _table_price(entry, usage)
     if provider == "replay":
         return None
     return _genai_price(provider, model, usage)
@@ -40,6 +47,15 @@ def worst_case_usd(provider: str, model: str, input_tokens_estimate: int, max_ou
     """The most a call can cost: every input token uncached and the full output limit used; None if unknown."""
     return price_usd(provider, model, Usage(input_tokens=input_tokens_estimate, output_tokens=max_output_tokens),
                      table)
+
+
+def _table_entry(model: str, table: dict[str, Prices]) -> Prices | None:
+    if model in table:
+        return table[model]
+    for name, prices in table.items():
+        if model.startswith(name) and _SNAPSHOT.fullmatch(model[len(name):]):
+            return prices
+    return None
 
 
 def _table_price(p: Prices, u: Usage) -> float:

@@ -93,36 +93,43 @@ def status_error(status: int, detail: str, headers: Mapping[str, str] | None, *,
                  key_env: str | None) -> ModelError:
     """The ModelError for an HTTP error status; `detail` is the provider's (already one-line) message."""
     label = f"{provider}:{model}"
-    kw = {"provider": provider, "model": model, "status": status}
     said = f": {detail}" if detail else ""
-    if status in (401, 403):
+    wait: float | None = None
+    cls: type[ModelError]
+    if status < 400:  # an error event inside a 200 stream, e.g. overloaded halfway through an answer
+        cls, fix = ModelUnavailable, "run again later, or configure a fallback in model.md"
+        text = f"{label} failed while answering{said}"
+    elif status in (401, 403):
+        cls = ModelAuthError
         key_fix = f"check {key_env}" if key_env else "check the server's API key settings"
         if status == 401:
-            return ModelAuthError(f"{label} rejected the API key (HTTP 401)", fix=key_fix, **kw)
-        return ModelAuthError(f"{label} denied access (HTTP 403){said}",
-                              fix=f"{key_fix} and that the key may use this model", **kw)
-    if status == 402 or (status in (400, 429) and _BILLING.search(detail)):
-        return ModelBillingError(f"{label} refused the call for billing reasons (HTTP {status}){said}",
-                                 fix="add credit or raise the spending limit in the provider's console", **kw)
-    if status == 429:
+            text, fix = f"{label} rejected the API key (HTTP 401)", key_fix
+        else:
+            text, fix = f"{label} denied access (HTTP 403){said}", f"{key_fix} and that the key may use this model"
+    elif status == 402 or (status in (400, 429) and _BILLING.search(detail)):
+        cls, fix = ModelBillingError, "add credit or raise the spending limit in the provider's console"
+        text = f"{label} refused the call for billing reasons (HTTP {status}){said}"
+    elif status == 429:
         wait = retry_after_s(headers)
         hint = f", retry after {wait:g} s" if wait is not None else ""
-        return ModelRateLimited(f"{label} is rate limited (HTTP 429{hint})", retry_after_s=wait,
-                                fix="wait and run again, or configure a fallback in model.md", **kw)
-    if status == 408:
-        return ModelTimeout(f"{label} timed out on the provider's side (HTTP 408)", fix="run again", **kw)
-    if status >= 500 or status == 409:
+        cls, fix = ModelRateLimited, "wait and run again, or configure a fallback in model.md"
+        text = f"{label} is rate limited (HTTP 429{hint})"
+    elif status == 408:
+        cls, text, fix = ModelTimeout, f"{label} timed out on the provider's side (HTTP 408)", "run again"
+    elif status >= 500 or status == 409:
         what = "is overloaded" if status == 529 else "is unavailable"
-        return ModelUnavailable(f"{label} {what} (HTTP {status}){said}",
-                                fix="run again later, or configure a fallback in model.md", **kw)
-    if status == 404:
-        return ModelBadRequest(f"{label} was not found (HTTP 404){said}",
-                               fix="check model and base_url in model.md", **kw)
-    if status == 413:
-        return ModelBadRequest(f"{label} refused the request as too large (HTTP 413){said}",
-                               fix="lower context_window in model.md", **kw)
-    return ModelBadRequest(f"{label} refused the request (HTTP {status}){said}",
-                           fix="check model.md settings; report a bug if they look right", **kw)
+        cls, fix = ModelUnavailable, "run again later, or configure a fallback in model.md"
+        text = f"{label} {what} (HTTP {status}){said}"
+    elif status == 404:
+        cls, fix = ModelBadRequest, "check model and base_url in model.md"
+        text = f"{label} was not found (HTTP 404){said}"
+    elif status == 413:
+        cls, fix = ModelBadRequest, "lower context_window in model.md"
+        text = f"{label} refused the request as too large (HTTP 413){said}"
+    else:
+        cls, fix = ModelBadRequest, "check model.md settings; report a bug if they look right"
+        text = f"{label} refused the request (HTTP {status}){said}"
+    return cls(text, provider=provider, model=model, status=status, retry_after_s=wait, fix=fix)
 
 
 class StreamGuard:

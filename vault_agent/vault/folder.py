@@ -19,7 +19,7 @@ from . import index_md, journal, runlog
 from .config import AgentConfig, load_config
 from .layout import AgentPaths, check_agent_name, is_agent_folder, resolve_vault_root
 from .lock import run_lock, write_lock
-from .notes import Note, NoteStore, NoteWrite
+from .notes import Note, NoteDirectory, NoteStore, NoteWrite, ScanDirectory
 
 
 class AgentFolder:
@@ -63,19 +63,25 @@ class AgentFolder:
         return self.notes.scan()
 
     def save_note(self, meta: dict[str, Any], body: str, *, version_tag: str,
-                  notes: list[Note] | None = None) -> NoteWrite:
-        """Create the note, or update the one with the same type and name; INDEX follows."""
+                  notes: list[Note] | None = None, directory: NoteDirectory | None = None) -> NoteWrite:
+        """Create the note, or update the one with the same type and name; INDEX follows.
+
+        `directory` finds the existing note and lists INDEX entries without
+        reading every note (the derived catalog does this); without it, `notes`
+        or a scan of memory/ serves.
+        """
         with self.write_lock():
-            current = notes if notes is not None else self.notes.scan()
-            existing = self.notes.find(str(meta.get("type", "")), str(meta.get("name", "")), current)
+            if directory is None:
+                directory = ScanDirectory(self.notes, notes if notes is not None else self.notes.scan())
+            existing = directory.find(str(meta.get("type", "")), str(meta.get("name", "")))
             if existing is None:
                 result = self.notes.create(meta, body)
-                current = [*current, result.note]
             else:
                 result = self.notes.update(existing, meta, body, version_tag=version_tag)
-                if result.action == "updated":
-                    current = [result.note if n.path == existing.path else n for n in current]
-            index_md.write_index(self.paths.index_md, current, title=f"{self.name} — memory index")
+            if result.action in ("created", "updated"):
+                directory.saved(result.note)
+            if result.action != "unchanged":
+                index_md.write_index(self.paths.index_md, directory.entries(), title=f"{self.name} — memory index")
         return result
 
     def rewrite_index(self, notes: list[Note] | None = None) -> bool:

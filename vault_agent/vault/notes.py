@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from hashlib import sha1
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
@@ -358,3 +358,40 @@ def order_meta(meta: dict[str, Any]) -> dict[str, Any]:
     ordered = {k: meta[k] for k in CANONICAL_KEYS if k in meta}
     ordered.update((k, v) for k, v in meta.items() if k not in ordered)
     return ordered
+
+
+class IndexEntry(Protocol):
+    """What INDEX needs of a note."""
+
+    stem: str
+    name: str
+    type: str
+    description: str
+
+
+class NoteDirectory(Protocol):
+    """Finds notes by type and name and lists INDEX entries, for writers."""
+
+    def find(self, note_type: str, name: str) -> Note | None: ...
+
+    def entries(self) -> list[Any]: ...
+
+    def saved(self, note: Note) -> None:
+        """Tell the directory a note was written, so entries() includes it."""
+
+
+@dataclass
+class ScanDirectory:
+    """A directory over notes already read (or a fresh scan): fine for small vaults and tests."""
+
+    store: NoteStore
+    notes: list[Note]
+
+    def find(self, note_type: str, name: str) -> Note | None:
+        return self.store.find(note_type, name, self.notes)
+
+    def entries(self) -> list[Any]:
+        return self.notes
+
+    def saved(self, note: Note) -> None:
+        self.notes = [n for n in self.notes if n.path != note.path] + [note]
