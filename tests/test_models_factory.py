@@ -63,11 +63,14 @@ def test_fallback_makes_a_chain_of_retrying_adapters(agent: Path, server: FakeLL
     model, notices = build_model(config(agent, primary, fallback=fallback, max_retries=0), agent,
                                  env={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o"})
     assert isinstance(model, FallbackChain) and notices == []
-    assert [type(m.inner) for m in model.models] == [AnthropicModel, OpenAIModel]  # type: ignore[attr-defined]
+    assert type(model.models[0].inner) is AnthropicModel  # type: ignore[attr-defined]
+    # The fallback is built on first use: a run that never falls back pays for no second SDK client.
+    assert model.models[1]._built is None  # type: ignore[attr-defined]
     server.script(Fail(503), Reply(text="from openai"))
     c = model.complete(ask())
     assert c.text == "from openai" and c.fallback_reason == (
         "anthropic:claude-test unavailable (HTTP 503) -> openai:gpt-4o-mini")
+    assert type(model.models[1]._built.inner) is OpenAIModel  # type: ignore[attr-defined]
 
 
 def test_missing_key_with_replay_configured_plays_the_transcript_with_a_notice(agent: Path) -> None:

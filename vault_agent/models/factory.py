@@ -8,13 +8,13 @@ never imports anthropic.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..vault.config import ModelConfig, ModelRef, infer_provider, make_ref
 from .anthropic_model import AnthropicModel
-from .base import Model
+from .base import Completion, CompletionRequest, Model, OnText
 from .chain import FallbackChain
 from .openai_model import OpenAIModel
 from .replay import ReplayModel
@@ -51,12 +51,14 @@ def build_model(config: ModelConfig, agent_root: Path, *, env: Mapping[str, str]
         notices.append(f"offline: {missing.env} is not set, playing the recorded transcript {config.replay} (replay)")
         return _replay(config, agent_root, primary), notices
     models, refs = [first], [primary]
-    if config.fallback is not None:
-        try:
-            models.append(_adapter(config.fallback, config, agent_root, env))
-            refs.append(config.fallback)
-        except _MissingKey as missing:
-            notices.append(f"fallback {config.fallback.label()} disabled: {missing.env} is not set")
+    fallback = config.fallback
+    if fallback is not None:
+        missing_env = _missing_key(fallback, env)
+        if missing_env:
+            notices.append(f"fallback {fallback.label()} disabled: {missing_env} is not set")
+        else:
+            models.append(_Deferred(fallback, lambda: _adapter(fallback, config, agent_root, env)))
+            refs.append(fallback)
     if config.temperature is not None:
         notices += [f"temperature is not sent to {ref.label()}: the Anthropic API no longer accepts it"
                     for ref in refs if ref.wire == "anthropic"]
@@ -84,13 +86,36 @@ def _replay(config: ModelConfig, agent_root: Path, ref: ModelRef) -> ReplayModel
     return ReplayModel(agent_root / config.replay, model_name=ref.model)
 
 
+class _Deferred:
+    """A model built on its first call: a fallback that is never needed costs no SDK import or client."""
+
+    def __init__(self, ref: ModelRef, build: Callable[[], Model]) -> None:
+        self.provider = ref.provider
+        self.model = ref.model
+        self._build = build
+        self._built: Model | None = None
+
+    def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
+        if self._built is None:
+            self._built = self._build()
+        return self._built.complete(request, on_text=on_text)
+
+
+def _missing_key(ref: ModelRef, env: Mapping[str, str]) -> str | None:
+    if ref.provider == "replay":
+        return None
+    key_env = ref.key_env()
+    return key_env if key_env and not env.get(key_env) else None
+
+
 def _adapter(ref: ModelRef, config: ModelConfig, agent_root: Path, env: Mapping[str, str]) -> Model:
     if ref.provider == "replay":
         return _replay(config, agent_root, ref)  # replays never fail transiently: no retries
+    missing_env = _missing_key(ref, env)
+    if missing_env:
+        raise _MissingKey(missing_env)
     key_env = ref.key_env()
     api_key = env.get(key_env) if key_env else None
-    if key_env and not api_key:
-        raise _MissingKey(key_env)
     inner: Model
     if ref.wire == "anthropic":
         assert api_key is not None  # anthropic always has a key variable
