@@ -22,12 +22,15 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Agent": ".runner",
+    "RunResult": ".runner",
     "AgentFolder": ".vault.folder",
     "Vault": ".vault.folder",
     "Note": ".vault.notes",
 }
 
 if TYPE_CHECKING:
+    from .runner import Agent, RunResult
     from .vault.folder import AgentFolder, Vault
     from .vault.notes import Note
 
@@ -42,6 +45,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AgentBusy", "AgentFolder", "AgentNotFound", "ConfigError", "EditConflict", "InvalidAgentName", "Note",
+    "Agent", "RunResult", "AgentBusy", "AgentFolder", "AgentNotFound", "ConfigError", "EditConflict", "InvalidAgentName", "Note",
     "StorageError", "Vault", "VaultAgentError", "__version__",
 ]
