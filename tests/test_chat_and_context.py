@@ -1,0 +1,81 @@
+"""`vault-agent chat` and `vault-agent context`, as real subprocesses against the fake model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_runner import make_agent, runs
+
+from vault_agent.context.tokens import estimate_tokens
+from vault_agent.runner import Agent
+from vault_agent.testing.fakellm import FakeLLMServer, Reply
+from vault_agent.vault import chats
+
+
+def cli(vault: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANTHROPIC_API_KEY": "test-key"}
+    return subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(vault), *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_chat_keeps_the_conversation_across_turns_and_resumes_it(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic")
+        server.script(Reply("Hello Sam."), Reply("You said your name is Sam."), Reply("Still Sam."))
+        first = cli(root.parent, "chat", "tester", stdin="/help\nI am Sam\nWhat is my name?\n/cost\n/exit\n")
+        assert first.returncode == 0, first.stderr
+        assert "tester> Hello Sam." in first.stdout and "this chat: $" in first.stdout
+        # The second turn carried the first one as history.
+        second_body = json.dumps(server.requests[1].body["messages"])
+        assert "I am Sam" in second_body and "Hello Sam." in second_body
+        [saved] = list((root / "chats").glob("*.md"))
+        meta, turns = chats.load(saved)
+        assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+        resumed = cli(root.parent, "chat", "tester", "--resume", "latest", stdin="And now?\n")
+        assert resumed.returncode == 0 and "resumed chat" in resumed.stdout
+        assert "What is my name?" in json.dumps(server.requests[2].body["messages"])
+        assert [r["trigger"] for r in runs(root)] == ["chat"] * 3
+
+
+def test_chat_new_starts_an_empty_conversation(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic")
+        server.script(Reply("one"), Reply("two"))
+        result = cli(root.parent, "chat", "tester", stdin="first\n/new\nsecond\n")
+        assert result.returncode == 0
+        assert "first" not in json.dumps(server.requests[1].body["messages"])
+        assert len(list((root / "chats").glob("*.md"))) == 2
+
+
+def test_context_prints_every_part_with_tokens_and_stays_in_budget(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic", extra="context_budget: 2000\n")
+        for i in range(300):
+            (root / "memory" / f"n{i}.md").write_text(
+                f"---\ntype: project\nname: Note {i}\ndescription: about topic {i}\n---\n" + "words " * 200)
+        shown = cli(root.parent, "context", "tester", "-m", "plan the launch")
+        assert shown.returncode == 0, shown.stderr
+        for part in ("instructions", "persona", "tools", "index", "recall", "journal", "history", "work_item"):
+            assert f"===== {part}:" in shown.stdout
+        data = json.loads(cli(root.parent, "context", "tester", "-m", "plan the launch", "--json").stdout)
+        assert data["tokens"] <= data["budget"] == 2000
+        assert len(server.requests) == 0  # no model call
+
+
+def test_the_prompt_never_exceeds_its_budget_whatever_the_vault_holds(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic", extra="context_budget: 3000\n")
+        (root / "persona" / "SOUL.md").write_text("Long soul. " * 5000)
+        for i in range(50):
+            (root / "memory" / f"big{i}.md").write_text(
+                f"---\ntype: reference\nname: Big {i}\npinned: true\n---\n" + "日本語のテキスト " * 2000)
+        context = Agent(root, env={"ANTHROPIC_API_KEY": "x"}, watch=False).context("x " * 20000)
+        sent = sum(estimate_tokens(b.text) for b in context.system) + sum(
+            estimate_tokens(m.text) for m in context.messages) + context.tool_tokens
+        assert sent <= context.budget == 3000
+        assert any("persona cut" in w for w in context.warnings)
+        assert any("work item cut" in w for w in context.warnings)
