@@ -336,3 +336,28 @@ def test_a_note_edited_by_a_person_during_the_run_keeps_their_edit(tmp_path: Pat
     assert any("edited by a person during the run" in w for w in result.warnings)
     [saved] = list((root / ".vault-agent" / "conflicts").iterdir())
     assert "Agent text." in saved.read_text()
+
+
+def test_on_cap_fallback_switches_to_the_cheaper_model_and_warns_at_thresholds(tmp_path: Path,
+                                                                               server: FakeLLMServer) -> None:
+    extra = ("max_output_tokens: 10000\ncost:\n  daily_usd: 0.05\n  warn_at: [0.5]\n  on_cap: fallback\n"
+             f"fallback:\n  provider: anthropic\n  model: claude-haiku-5-5\n  base_url: {server.anthropic_base_url}\n"
+             "prices:\n  claude-sonnet-5: {input: 1.0, output: 1.0}\n  claude-haiku-5-5: {input: 0.1, output: 0.1}\n")
+    root = make_agent(tmp_path, server, "anthropic", extra=extra)
+    # Earlier today: $0.045 of the $0.05 daily cap spent. The primary's worst case (~$0.011 for
+    # 10k output tokens) no longer fits; the fallback's (~$0.001) does.
+    agent = agent_for(root)
+    agent.folder.append_log([{"kind": "run", "run_id": "earlier", "status": "ok", "cost_usd": 0.045,
+                              "ts": runlog_ts()}])
+    server.script(Reply("done cheaply", input_tokens=100, output_tokens=50))
+    result = agent.run("go")
+    assert result.status == "ok" and result.text == "done cheaply"
+    assert [r.body["model"] for r in server.requests] == ["claude-haiku-5-5"]
+    assert any("falling back to anthropic:claude-haiku-5-5" in w for w in result.warnings)
+    assert any("reached 50% of its $0.05 cap" in w for w in result.warnings)
+
+
+def runlog_ts() -> str:
+    from vault_agent.vault import runlog
+
+    return runlog.ts_string(runlog.now_ts())
