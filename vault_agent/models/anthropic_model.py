@@ -25,15 +25,13 @@ from .base import (
     Message,
     ModelError,
     ModelResponseError,
-    ModelTimeout,
-    ModelUnavailable,
     OnText,
     SystemBlock,
     ToolCall,
     ToolSpec,
     Usage,
 )
-from .retry import error_detail, is_transport_error, status_error
+from .retry import map_sdk_error
 
 _MAX_BREAKPOINTS = 4
 _EPHEMERAL = {"type": "ephemeral"}
@@ -120,21 +118,8 @@ class AnthropicModel:
         return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
     def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
-        sdk = self._sdk
-        if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return self._error(ModelResponseError, "sent a response that is not valid JSON",
-                               "run again; if it persists, check base_url points at an Anthropic API")
-        if isinstance(exc, sdk.APITimeoutError):
-            return self._error(ModelTimeout, f"did not answer within {timeout_s:g} s",
-                               "run again, or raise timeout_s in model.md")
-        if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return self._error(ModelUnavailable, f"could not be reached ({type(exc).__name__})",
-                               "check the network and base_url, then run again")
-        if isinstance(exc, sdk.APIStatusError):
-            detail = error_detail(exc.body, exc.message, self._api_key)
-            return status_error(exc.status_code, detail, exc.response.headers, provider=self.provider,
-                                model=self.model, key_env=self._key_env)
-        return None
+        return map_sdk_error(self._sdk, exc, provider=self.provider, model=self.model, api_key=self._api_key,
+                             key_env=self._key_env, timeout_s=timeout_s, api_name="an Anthropic API")
 
 
 def _system(blocks: list[SystemBlock], budget: int) -> list[dict[str, Any]]:

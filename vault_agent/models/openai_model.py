@@ -24,14 +24,12 @@ from .base import (
     Message,
     ModelError,
     ModelResponseError,
-    ModelTimeout,
-    ModelUnavailable,
     OnText,
     ToolCall,
     ToolSpec,
     Usage,
 )
-from .retry import error_detail, is_transport_error, status_error
+from .retry import map_sdk_error
 
 _STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 _OFFICIAL_HOST = "api.openai.com"
@@ -146,24 +144,8 @@ class OpenAIModel:
         return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
     def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
-        sdk = self._sdk
-        if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return self._error(ModelResponseError, "sent a response that is not valid JSON",
-                               "run again; if it persists, check base_url points at an OpenAI-compatible API")
-        if isinstance(exc, sdk.APITimeoutError):
-            return self._error(ModelTimeout, f"did not answer within {timeout_s:g} s",
-                               "run again, or raise timeout_s in model.md")
-        if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return self._error(ModelUnavailable, f"could not be reached ({type(exc).__name__})",
-                               "check the network and base_url (is the server running?), then run again")
-        if isinstance(exc, sdk.APIStatusError):
-            detail = error_detail(exc.body, exc.message, self._api_key)
-            return status_error(exc.status_code, detail, exc.response.headers, provider=self.provider,
-                                model=self.model, key_env=self._key_env)
-        if isinstance(exc, sdk.APIError):  # an error event inside a 200 stream
-            return status_error(200, error_detail(exc.body, exc.message, self._api_key), None,
-                                provider=self.provider, model=self.model, key_env=self._key_env)
-        return None
+        return map_sdk_error(self._sdk, exc, provider=self.provider, model=self.model, api_key=self._api_key,
+                             key_env=self._key_env, timeout_s=timeout_s, api_name="an OpenAI-compatible API")
 
 
 def _from_response(resp: Any) -> _Answer:

@@ -14,11 +14,13 @@ jitter: uniform(0, min(max_delay_s, base_delay_s * 2**attempt)).
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from .base import (
     Completion,
@@ -29,6 +31,7 @@ from .base import (
     ModelBillingError,
     ModelError,
     ModelRateLimited,
+    ModelResponseError,
     ModelTimeout,
     ModelUnavailable,
     OnText,
@@ -130,6 +133,31 @@ def status_error(status: int, detail: str, headers: Mapping[str, str] | None, *,
         cls, fix = ModelBadRequest, "check model.md settings; report a bug if they look right"
         text = f"{label} refused the request (HTTP {status}){said}"
     return cls(text, provider=provider, model=model, status=status, retry_after_s=wait, fix=fix)
+
+
+def map_sdk_error(sdk: Any, exc: Exception, *, provider: str, model: str, api_key: str | None,
+                  key_env: str | None, timeout_s: float, api_name: str) -> ModelError | None:
+    """One ModelError for an exception of either SDK (both generate the same exception classes)."""
+    label = f"{provider}:{model}"
+
+    def error(cls: type[ModelError], what: str, fix: str) -> ModelError:
+        return cls(f"{label} {what}", provider=provider, model=model, fix=fix)
+
+    if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
+        return error(ModelResponseError, "sent a response that is not valid JSON",
+                     f"run again; if it persists, check base_url points at {api_name}")
+    if isinstance(exc, sdk.APITimeoutError):
+        return error(ModelTimeout, f"did not answer within {timeout_s:g} s", "run again, or raise timeout_s in model.md")
+    if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
+        return error(ModelUnavailable, f"could not be reached ({type(exc).__name__})",
+                     "check the network and base_url (is the server running?), then run again")
+    if isinstance(exc, sdk.APIStatusError):
+        return status_error(exc.status_code, error_detail(exc.body, exc.message, api_key), exc.response.headers,
+                            provider=provider, model=model, key_env=key_env)
+    if isinstance(exc, sdk.APIError):  # an error event inside a 200 stream
+        return status_error(200, error_detail(exc.body, exc.message, api_key), None, provider=provider,
+                            model=model, key_env=key_env)
+    return None
 
 
 class StreamGuard:
