@@ -176,7 +176,7 @@ def _work_item(message: str | None) -> str:
     return text
 
 
-def _print_result(result: Any, root: Any, streamed: bool) -> None:
+def _print_result(result: Any, streamed: bool) -> None:
     for notice in result.notices:
         click.echo(f"note: {notice}", err=True)
     if result.text and not streamed:
@@ -229,7 +229,7 @@ def run(ctx: click.Context, name: str, message: str | None, model_override: str 
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
     else:
-        _print_result(result, agent.folder.root, streamed=stream is not None and bool(result.text))
+        _print_result(result, streamed=stream is not None and bool(result.text))
     sys.exit(EXIT_FOR_STATUS.get(result.status, 1))
 
 

@@ -225,10 +225,17 @@ class Agent:
         """Run the agent on one work item. Never raises for a user or model problem: see RunResult.status."""
         started = runlog.now_ts()
         state = _RunState(runlog.new_run_id(started), started, trigger, work_item, critical)
+        timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
         try:
-            with self._mutex, self.folder.run_lock(
-                    timeout=self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s, run_id=state.run_id):
-                self._run_locked(state, model, history or [], on_text)
+            # Threads sharing this Agent queue here first (the file lock is per process).
+            if not self._mutex.acquire(timeout=timeout):
+                raise AgentBusy("agent busy: another run in this process holds it", path=self.folder.paths.run_lock,
+                                fix="wait for it to finish, or raise the lock timeout (--wait)")
+            try:
+                with self.folder.run_lock(timeout=timeout, run_id=state.run_id):
+                    self._run_locked(state, model, history or [], on_text)
+            finally:
+                self._mutex.release()
         except AgentBusy as exc:
             state.status, state.error, state.error_type = "busy", exc.one_line(), "busy"
         except KeyboardInterrupt:
