@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / ".out" / "vault")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"{'notes':>8} {'config p50':>11} {'config max':>11} {'scan (in-proc)':>15} {'notes --json (CLI) p50':>23}")
+    print(f"{'notes':>8} {'config p50':>11} {'config max':>11} {'scan (in-proc)':>15} "
+          f"{'notes --json first':>19} {'notes --json p50':>17}")
     for n in sizes:
         root = generate(args.out, f"bench{n}", n)
         paths = AgentPaths(root)
@@ -48,14 +49,17 @@ def main() -> None:
         folder = AgentFolder(root)
         scan = statistics.median(timed(folder.scan_notes, 3))
         cmd = [sys.executable, "-m", "vault_agent.cli", "--vault", str(args.out), "notes", root.name, "--json"]
-        subprocess.run(cmd, capture_output=True, check=True)  # warm the page cache
+        for stale in root.joinpath(".vault-agent").glob("index.db*"):
+            stale.unlink()
+        # The first listing builds the derived catalog; later ones only stat the files.
+        first = timed(lambda: subprocess.run(cmd, capture_output=True, check=True), 1)[0]
 
         def cli() -> None:
             subprocess.run(cmd, capture_output=True, check=True)
 
         cli_p50 = statistics.median(timed(cli, 5))
         print(f"{n:>8} {statistics.median(config_times) * 1e3:>9.2f}ms {max(config_times) * 1e3:>9.2f}ms "
-              f"{scan:>13.3f}s {cli_p50:>21.3f}s")
+              f"{scan:>13.3f}s {first:>17.3f}s {cli_p50:>15.3f}s")
 
 
 if __name__ == "__main__":
