@@ -96,3 +96,89 @@ def test_problems_with_a_note_are_remembered_until_it_is_fixed(paths: AgentPaths
         write(paths, "bad.md", "Fixed")
         cat.sync()
         assert cat.findings() == [] and cat.summaries()[0]["name"] == "Fixed"
+
+
+# --- the search tables (schema 6) ----------------------------------------------
+
+def docs(cat: Catalog) -> list[tuple[str, str, str, str]]:
+    return cat.conn.execute("SELECT path, anchor, kind, name FROM docs ORDER BY path, anchor").fetchall()
+
+
+def test_a_touch_without_a_content_change_re_indexes_nothing(paths: AgentPaths) -> None:
+    path = write(paths, "a.md", "A")
+    with Catalog(paths) as cat:
+        cat.sync()
+        before = cat.conn.execute("SELECT id FROM docs").fetchall()
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+        stats = cat.sync()
+        assert (stats.touched, stats.changed, stats.added) == (1, 0, 0)
+        assert cat.conn.execute("SELECT id FROM docs").fetchall() == before  # same rows, not re-inserted
+        assert cat.sync().unchanged == 1  # and the new stat was stored
+
+
+def test_wiki_pages_journal_entries_and_skills_are_indexed_one_entry_a_document(paths: AgentPaths) -> None:
+    import datetime as dt
+
+    from memory_helpers import journal_entry, page
+
+    write(paths, "a.md", "A")
+    page(paths, "wiki/handbook.md", "# Studio handbook\n\nInvoices are numbered OS-YYYY-NNN.\n")
+    page(paths, "skills/pdf/SKILL.md", "---\nname: pdf\ndescription: Fill PDF forms\n---\nSteps.\n")
+    page(paths, "skills/pdf/reference.md", "not a skill file\n")
+    day = dt.datetime(2026, 11, 18, 9, 12, 4)
+    journal_entry(paths, day, "r1", "Plan the week")
+    journal_entry(paths, day.replace(hour=16), "r2", "Evening digest")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert docs(cat) == [
+            ("journal/2026-11/2026-11-18.md", "r1", "journal", "2026-11-18 09:12:04 cli run r1 (ok)"),
+            ("journal/2026-11/2026-11-18.md", "r2", "journal", "2026-11-18 16:12:04 cli run r2 (ok)"),
+            ("memory/a.md", "", "memory", "A"),
+            ("skills/pdf/SKILL.md", "", "skill", "pdf"),
+            ("wiki/handbook.md", "", "wiki", "Studio handbook"),
+        ]
+        journal_entry(paths, day.replace(hour=18), "r3", "Late question")
+        assert cat.sync().changed == 1
+        assert [a for _, a, k, _ in docs(cat) if k == "journal"] == ["r1", "r2", "r3"]
+        (paths.root / "wiki" / "handbook.md").unlink()
+        assert cat.sync().removed == 1
+        assert "wiki" not in {k for _, _, k, _ in docs(cat)}
+        assert cat.conn.execute("SELECT count(*) FROM docs_fts").fetchone()[0] == len(docs(cat))
+
+
+def test_rebuilding_from_scratch_gives_the_same_search_results(paths: AgentPaths) -> None:
+    from vault_agent.memory.search import search
+
+    for i in range(40):
+        write(paths, f"n{i}.md", f"Note {i}", desc=f"topic {'alpha' if i % 3 else 'beta'} number {i}")
+    queries = ["alpha", "beta number 7", "note 12", "topic"]
+    with Catalog(paths) as cat:
+        cat.sync()
+        write(paths, "n3.md", "Note 3", desc="gamma edited")
+        (paths.memory / "n4.md").unlink()
+        (paths.memory / "n5.md").rename(paths.memory / "renamed.md")
+        write(paths, "new.md", "Brand new", desc="beta and gamma")
+        cat.sync()
+        incremental = [[h.as_dict() for h in search(cat, q, limit=20)] for q in queries]
+        incremental_notes = cat.summaries_json()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{paths.state / 'index.db'}{suffix}").unlink(missing_ok=True)
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [[h.as_dict() for h in search(cat, q, limit=20)] for q in queries] == incremental
+        assert cat.summaries_json() == incremental_notes
+
+
+def test_an_index_from_an_older_schema_is_rebuilt(paths: AgentPaths) -> None:
+    import sqlite3
+
+    write(paths, "a.md", "A")
+    paths.state.mkdir(parents=True)
+    old = sqlite3.connect(paths.state / "index.db")
+    old.execute("CREATE TABLE notes (path TEXT PRIMARY KEY, ino INTEGER)")
+    old.execute("PRAGMA user_version=5")
+    old.commit()
+    old.close()
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 1
+        assert [n for _, _, _, n in docs(cat)] == ["A"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,14 +36,16 @@ def test_a_torn_last_line_is_skipped_reported_and_never_glued_to_the_next(agent:
     assert len(findings) == 1 and "line 2" in findings[0].message and findings[0].path == path
     agent.append_log([{"run_id": "c", "status": "ok"}], day=day)
     lines = path.read_bytes().splitlines()
-    assert json.loads(lines[-1]) == {"run_id": "c", "status": "ok"}
+    last = json.loads(lines[-1])
+    # The new line chains to the torn fragment: it was there when the line was written.
+    assert last == {"run_id": "c", "status": "ok", "prev_hash": hashlib.sha256(lines[-2]).hexdigest(), "seq": 2}
     assert [r["run_id"] for r in agent.read_log().records] == ["a", "c"]
 
 
 def test_records_are_sorted_key_json_one_per_line(agent: AgentFolder) -> None:
     path = agent.append_log([{"z": 1, "a": "ü", "m": None}], day=dt.date(2026, 1, 2))
     assert path == agent.root / "log" / "2026-01" / "2026-01-02.jsonl"
-    assert path.read_text(encoding="utf-8") == '{"a":"ü","m":null,"z":1}\n'
+    assert path.read_text(encoding="utf-8") == '{"a":"ü","m":null,"prev_hash":"%s","seq":1,"z":1}\n' % ("0" * 64)
 
 
 def test_a_line_with_a_newline_is_refused(tmp_path: Path) -> None:

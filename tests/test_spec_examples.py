@@ -16,7 +16,8 @@ from vault_agent.vault.notes import CANONICAL_KEYS, Note, parse_note, slugify, u
 
 SPEC = Path(__file__).resolve().parents[1] / "spec"
 DOCS = ("layout", "persona", "model-md", "tools-md", "note", "index", "journal", "log-record",
-        "compat-atomic-agents-stack", "capture", "chat", "replay")
+        "compat-atomic-agents-stack", "capture", "chat", "replay", "custom-tool", "approval", "secrets",
+        "schedule")
 
 
 def doc(name: str) -> str:

@@ -344,5 +344,570 @@ def chat(ctx: click.Context, name: str, resume: str | None, model_override: str 
     click.echo(f"chat saved as {chat_id} (resume: vault-agent chat {name} --resume {chat_id})" if turns else "bye")
 
 
+# --- scheduler, audit review, dashboard, MCP (ops/) ------------------------------
+
+
+@main.group()
+def schedule() -> None:
+    """Agents' schedules: list next runs, install them for cron or launchd, resume a paused agent."""
+
+
+def _schedule_entries(ctx: click.Context, name: str | None) -> tuple[Any, list]:
+    from .ops import schedule as sched
+
+    vault = _vault(ctx)
+    entries = []
+    for agent_name in [name] if name else vault.agent_names():
+        found, findings = sched.load_entries(vault.agent(agent_name))
+        for f in findings:
+            click.echo(f"[{agent_name}] {f.one_line()}", err=True)
+        entries.extend(found)
+    return vault, entries
+
+
+@schedule.command("list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def schedule_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Each schedule entry with its last and next run (all agents, or agent NAME)."""
+    from .ops import schedule as sched
+    from .vault import runlog
+
+    vault, entries = _schedule_entries(ctx, name)
+    now = runlog.now_ts()
+    rows = []
+    for agent_name in dict.fromkeys(e.agent for e in entries):
+        folder = vault.agent(agent_name)
+        mine = [e for e in entries if e.agent == agent_name]
+        last = sched.last_runs(folder, {e.id for e in mine})
+        paused = sched.pause_info(folder) is not None
+        for e in mine:
+            nxt = e.when.next_run(last.get(e.id), e.anchor)
+            rows.append({"agent": e.agent, "id": e.id, "when": e.when_text, "work_item": e.work_item,
+                         "file": e.source.relative_to(vault.root).as_posix(),
+                         "last_run": runlog.ts_string(last[e.id]) if e.id in last else None,
+                         "next_run": None if paused or nxt is None else runlog.ts_string(max(nxt, now)),
+                         "missed": bool(nxt and nxt < now and not paused), "paused": paused})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no schedules (add schedule.md to an agent folder: see spec/schedule.md)")
+    for r in rows:
+        nxt = "paused (delete PAUSED.md to resume)" if r["paused"] else (
+            "none (a one-shot that ran, or a date that never comes)" if r["next_run"] is None else
+            r["next_run"][:16].replace("T", " ") + (" (missed: runs at once)" if r["missed"] else ""))
+        click.echo(f"{r['agent']:<16} {r['id']:<24} {r['when']:<22} next: {nxt}")
+
+
+@schedule.command("install")
+@click.argument("name", required=False)
+@click.option("--cron", "target", flag_value="cron", help="Crontab lines (printed; --write installs them).")
+@click.option("--launchd", "target", flag_value="launchd", help="LaunchAgent plists, one per entry.")
+@click.option("--write", is_flag=True, help="cron: replace this vault's block in your crontab.")
+@click.option("--dir", "out_dir", type=click.Path(file_okay=False), default="~/Library/LaunchAgents",
+              show_default=True, help="launchd: where to write the plists.")
+@click.pass_context
+def schedule_install(ctx: click.Context, name: str | None, target: str | None, write: bool, out_dir: str) -> None:
+    """Run the schedule from cron or launchd instead of `vault-agent daemon`."""
+    import subprocess
+    from pathlib import Path
+
+    from .ops import install
+
+    if target is None:
+        raise click.UsageError("choose --cron or --launchd")
+    vault, entries = _schedule_entries(ctx, name)
+    launch = install.Launch.here(vault.root)
+    if target == "cron":
+        block = install.crontab_block(entries, launch)
+        if not write:
+            click.echo(block, nl=False)
+            return
+        current = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+        subprocess.run(["crontab", "-"], input=install.merge_crontab(current, block, vault.root), text=True,
+                       check=True)
+        click.echo(f"installed {sum(1 for line in block.splitlines() if line and line[0] != '#')} crontab line(s)")
+        return
+    written, skipped = install.write_plists(entries, launch, Path(out_dir).expanduser())
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for line in install.load_commands(written):
+        click.echo(f"load: {line}")
+
+
+@schedule.command("fire")
+@click.argument("name")
+@click.argument("entry_id")
+@click.option("--pause-after", type=int, default=3, show_default=True,
+              help="Pause the agent after this many failed scheduled runs in a row.")
+@click.pass_context
+def schedule_fire(ctx: click.Context, name: str, entry_id: str, pause_after: int) -> None:
+    """Run one schedule entry now (what cron and launchd call); skipped while the agent is paused."""
+    from .ops import schedule as sched
+    from .ops.daemon import fire
+
+    folder = _vault(ctx).agent(name)
+    if sched.pause_info(folder) is not None:
+        click.echo(f"{name} is paused: see {sched.pause_path(folder)} (delete it to resume)", err=True)
+        return
+    entry = sched.find_entry(folder, entry_id)
+    result, paused = fire(_agent(ctx, name), entry, pause_after=pause_after, lock_wait_s=30.0)
+    _print_result(result, streamed=False)
+    if paused:
+        click.echo(f"paused {name}: {pause_after} scheduled runs in a row failed; see {sched.pause_path(folder)}",
+                   err=True)
+    sys.exit(EXIT_FOR_STATUS.get(result.status, 1))
+
+
+@schedule.command("resume")
+@click.argument("name")
+@click.pass_context
+def schedule_resume(ctx: click.Context, name: str) -> None:
+    """Resume a paused agent's scheduled runs (deletes its PAUSED.md)."""
+    from .ops import schedule as sched
+
+    folder = _vault(ctx).agent(name)
+    click.echo(f"resumed {name}" if sched.resume(folder) else f"{name} was not paused")
+
+
+@main.command()
+@click.option("--max-concurrent", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Runs at the same time over the whole vault.")
+@click.option("--pause-after", type=click.IntRange(1), default=3, show_default=True,
+              help="Pause an agent after this many failed scheduled runs in a row (writes its PAUSED.md).")
+@click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
+              help="On SIGTERM, seconds running runs may take before they are interrupted.")
+@click.pass_context
+def daemon(ctx: click.Context, max_concurrent: int, pause_after: int, grace_s: float) -> None:
+    """Run every agent of the vault on its schedule until SIGTERM or Ctrl-C."""
+    import signal
+
+    from .ops.daemon import Daemon, DaemonOptions, daemon_lock
+
+    vault = _vault(ctx)
+    runner = Daemon(vault, DaemonOptions(max_concurrent=max_concurrent, pause_after=pause_after, grace_s=grace_s))
+
+    def stop(signum: int, frame: Any) -> None:
+        runner.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with daemon_lock(vault.root):
+        runner.run()
+
+
+@main.command()
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default="dashboard.html", show_default=True,
+              help="Where to write the page.")
+@click.option("--days", type=click.IntRange(7, 3660), default=90, show_default=True, help="Days the charts show.")
+@click.pass_context
+def dashboard(ctx: click.Context, out_file: str, days: int) -> None:
+    """Write one self-contained HTML page about the vault: spend, runs, tokens, tools, latest runs."""
+    from pathlib import Path
+
+    from .ops.dashboard import build
+
+    path, size = build(_vault(ctx), Path(out_file).resolve(), days=days)
+    click.echo(f"wrote {path} ({size / 1024:.0f} KiB)")
+
+
+@main.command("log")
+@click.argument("name", required=False)
+@click.option("--since", help="First day: YYYY-MM-DD, 7d, 2w, today, yesterday.")
+@click.option("--status", type=click.Choice(["ok", "error", "refused", "busy", "interrupted"]))
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="The newest N runs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
+@click.pass_context
+def log_cmd(ctx: click.Context, name: str | None, since: str | None, status: str | None, limit: int,
+            as_json: bool) -> None:
+    """The run log of agent NAME (or of all agents), oldest first."""
+    from .ops import review
+    from .vault import runlog
+
+    vault = _vault(ctx)
+    names = [vault.agent(name).name] if name else vault.agent_names()
+    records = review.runs(vault, names, since=review.parse_since(since) if since else None, status=status,
+                          limit=limit)
+    for r in records:
+        if as_json:
+            click.echo(runlog.encode({k: v for k, v in r.items() if k not in review.CHAIN_KEYS}))
+        else:
+            click.echo(review.one_line(r))
+    if not records and not as_json:
+        click.echo("no runs")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--agent", "name", help="Look only in this agent's log.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, name: str | None, as_json: bool) -> None:
+    """One run: its record, its tool calls and its journal entry."""
+    from .ops import review
+
+    detail = review.find_run(_vault(ctx), run_id, [name] if name else None)
+    if as_json:
+        click.echo(json.dumps({"agent": detail.agent, "record": detail.record, "tool_calls": detail.tool_calls,
+                               "journal": detail.journal, "log_file": str(detail.log_file)}, ensure_ascii=False))
+        return
+    click.echo(f"run {run_id} of {detail.agent} ({detail.log_file})")
+    for key, value in sorted(detail.record.items()):
+        click.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+    for call in detail.tool_calls:
+        error = f" — {call.get('error')}" if call.get("error") else ""
+        click.echo(f"  tool {call.get('gen_ai.tool.name')}: {call.get('status')} in {call.get('latency_ms')} ms{error}")
+    click.echo("")
+    click.echo(detail.journal.rstrip() if detail.journal else "(no journal entry found)")
+
+
+@main.group()
+def audit() -> None:
+    """Check the logs' hash chain."""
+
+
+@audit.command("verify")
+@click.argument("name", required=False)
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
+@click.pass_context
+def audit_verify(ctx: click.Context, name: str | None, quiet: bool) -> None:
+    """Report every edited, removed or reordered log line of agent NAME (or all agents); exit 1 if any."""
+    from .vault import chain, runlog
+
+    vault = _vault(ctx)
+    failed = False
+    for agent_name in [vault.agent(name).name] if name else vault.agent_names():
+        folder = vault.agent(agent_name)
+        verdict = chain.verify(runlog.day_files(folder.paths.log))
+        for problem in verdict.problems:
+            if problem.level != "info" or not quiet:
+                click.echo(f"[{agent_name}] {problem.one_line(folder.root)}")
+        failed = failed or not verdict.ok
+        if not quiet:
+            state = "ok" if verdict.ok else "TAMPERED"
+            click.echo(f"[{agent_name}] {state}: {verdict.lines:,} lines, {verdict.chained:,} chained; "
+                       f"tip seq {verdict.tip.seq} sha256 {verdict.tip.hash}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--month", help="YYYY-MM (default: this month).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def cost(ctx: click.Context, name: str | None, month: str | None, as_json: bool) -> None:
+    """Spend of agent NAME (or every agent) against its daily, monthly and per-run caps."""
+    import dataclasses
+
+    from .ops import review
+
+    vault = _vault(ctx)
+    reports = [review.cost_report(vault.agent(n), month) for n in ([name] if name else vault.agent_names())]
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in reports], ensure_ascii=False, default=str))
+        return
+    for r in reports:
+        caps = r.caps
+        click.echo(f"{r.agent} — {r.month}: {r.runs} run(s)"
+                   + (f", {r.unknown_runs} unpriced" if r.unknown_runs else ""))
+        if caps is None:
+            click.echo("  caps: model.md cannot be read (vault-agent doctor says why)")
+        click.echo(f"  month  {review.cap_text(r.month_usd, caps.monthly_usd if caps else None)}")
+        if r.day_usd is not None:
+            click.echo(f"  today  {review.cap_text(r.day_usd, caps.daily_usd if caps else None)}")
+        if caps is not None and caps.per_run_usd is not None:
+            click.echo(f"  per run: at most ${caps.per_run_usd:.2f}")
+        for model, spent in sorted(r.by_model.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {model:<28} ${spent:.4f}")
+
+
+@main.command()
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve the vault over MCP on stdin/stdout (list_agents, run_agent, search_memory, read_note)."""
+    from .ops.mcp_server import serve
+
+    serve(_vault(ctx))
+
+
+# --- tools and secrets (tools/, security/) ------------------------------------
+
+EXIT_TOOL = {"refused": 3, "denied": 4, "expired": 4, "pending": 4, "invalid": EXIT_ERROR}
+
+
+@main.group("tools")
+def tools_group() -> None:
+    """An agent's tools: list what it is granted, call one exactly as the agent would."""
+
+
+@tools_group.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def tools_list(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The tools agent NAME is granted, with the capability each needs and whether tools.md grants it."""
+    from .security.policy import parse_grants
+    from .tools.disclosure import Disclosure
+    from .tools.registry import BUILTIN_NAMES, granted_tools
+
+    folder = _vault(ctx).agent(name)
+    config = folder.load_config()
+    grants = parse_grants(config.tools)
+    tools, findings = granted_tools(folder.root, config.tools)
+    shown = {s.name for s in Disclosure(tools).specs()}
+    rows = [{"name": t.name, "kind": "built-in" if t.name in BUILTIN_NAMES else "custom",
+             "capability": t.capability, "usable": grants.has(t.capability), "parallel_safe": t.parallel_safe,
+             "shown_to_model": t.name in shown, "description": t.description} for t in tools.values()]
+    if as_json:
+        click.echo(json.dumps({"tools": rows, "findings": [f.one_line() for f in findings]}, ensure_ascii=False))
+        return
+    for f in findings:
+        click.echo(f.one_line(), err=True)
+    for r in rows:
+        needs = f" needs {r['capability']}{'' if r['usable'] else ' (NOT granted: the call is refused)'}" \
+            if r["capability"] else ""
+        hidden = "" if r["shown_to_model"] else " [via tool_search]"
+        click.echo(f"{r['name']:<16} {r['kind']:<8}{needs}{hidden} — {r['description'].splitlines()[0][:90]}")
+    if not rows:
+        click.echo("no tools granted (list them under tools: in tools.md)")
+
+
+@tools_group.command("call")
+@click.argument("name")
+@click.argument("tool")
+@click.option("--json", "args_json", default="{}", show_default=True, metavar="ARGS",
+              help="The tool's arguments as a JSON object.")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a run of this agent to finish.")
+@click.pass_context
+def tools_call(ctx: click.Context, name: str, tool: str, args_json: str, wait_s: float) -> None:
+    """Call TOOL of agent NAME through the full pipeline; prints the result or the refusal as JSON.
+
+    Exit status: 0 the tool ran, 3 the policy refused it, 4 approval denied or pending, 2 bad arguments.
+    """
+    try:
+        arguments = json.loads(args_json)
+    except ValueError as exc:
+        raise click.UsageError(f"--json is not valid JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise click.UsageError("--json must be a JSON object, e.g. '{\"path\": \"memory/INDEX.md\"}'")
+    outcome = _agent(ctx, name).call_tool(tool, arguments, lock_timeout_s=wait_s)
+    click.echo(json.dumps({"tool": tool, "status": outcome.status, "decision": outcome.decision,
+                           "reason": outcome.reason, "content": outcome.result.content, "latency_ms": outcome.latency_ms,
+                           "approval": outcome.approval, "artifact": outcome.artifact, "redacted": outcome.redacted},
+                          ensure_ascii=False))
+    sys.exit(EXIT_TOOL.get(outcome.decision, 0))
+
+
+@main.group("secret")
+def secret_group() -> None:
+    """The vault's encrypted secret store (tools get secrets by reference: {{secret:NAME}})."""
+
+
+def _store(ctx: click.Context):
+    import os
+
+    from .security.secrets import SecretStore
+
+    return SecretStore.open(_vault(ctx).root, os.environ)
+
+
+@secret_group.command("init")
+@click.pass_context
+def secret_init(ctx: click.Context) -> None:
+    """Create the master key (unless $VAULT_AGENT_MASTER_KEY is set) and an empty store."""
+    import os
+
+    from .security.secrets import init_store
+
+    path, key_file, created = init_store(_vault(ctx).root, os.environ)
+    click.echo(f"secret store: {path}" + ("" if created else " (already there; the key opens it)"))
+    if key_file is not None:
+        click.echo(f"master key: {key_file} (mode 600; back it up outside the vault: without it the store is lost)")
+
+
+@secret_group.command("set")
+@click.argument("secret_name")
+@click.option("--value", help="The value (default: prompt, or read standard input). Beware shell history.")
+@click.pass_context
+def secret_set(ctx: click.Context, secret_name: str, value: str | None) -> None:
+    """Store SECRET_NAME (replacing any value it had)."""
+    if value is None:
+        value = sys.stdin.read().rstrip("\r\n") if not sys.stdin.isatty() else \
+            click.prompt(f"value for {secret_name}", hide_input=True, confirmation_prompt=True)
+    _store(ctx).set(secret_name, value)
+    click.echo(f"stored {secret_name}")
+
+
+@secret_group.command("get")
+@click.argument("secret_name")
+@click.option("--reveal", is_flag=True, help="Print the value (required: values are never printed by accident).")
+@click.pass_context
+def secret_get(ctx: click.Context, secret_name: str, reveal: bool) -> None:
+    """Print the value of SECRET_NAME (with --reveal)."""
+    value = _store(ctx).get(secret_name)
+    if not reveal:
+        raise click.UsageError(f"{secret_name} is set ({len(value)} characters); add --reveal to print it")
+    click.echo(value)
+
+
+@secret_group.command("list")
+@click.pass_context
+def secret_list(ctx: click.Context) -> None:
+    """The names of the stored secrets (never their values)."""
+    names = _store(ctx).names()
+    for n in names:
+        click.echo(n)
+    if not names:
+        click.echo("no secrets yet (add one: vault-agent secret set NAME)", err=True)
+
+
+@secret_group.command("rm")
+@click.argument("secret_name")
+@click.pass_context
+def secret_rm(ctx: click.Context, secret_name: str) -> None:
+    """Delete SECRET_NAME from the store."""
+    _store(ctx).remove(secret_name)
+    click.echo(f"removed {secret_name}")
+
+
+# --- memory: index, search, watch, dream --------------------------------------
+
+@main.command("index")
+@click.argument("name")
+@click.option("--rebuild", is_flag=True, help="Delete the index and build it again from the files.")
+@click.option("--embed", is_flag=True, help="Also embed new and changed documents (model.md `embeddings:`).")
+@click.pass_context
+def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None:
+    """Bring agent NAME's search index in step with its files (incremental; --rebuild starts over)."""
+    import time
+
+    from .memory.catalog import Catalog
+
+    folder = _vault(ctx).agent(name)
+    started = time.perf_counter()
+    with Catalog(folder.paths) as catalog:
+        s = catalog.rebuild() if rebuild else catalog.sync()
+        click.echo(f"{name}: {s.added} added, {s.changed} changed, {s.removed} removed, {s.unchanged} unchanged, "
+                   f"{s.touched} touched without a change · {catalog.document_count():,} documents · "
+                   f"{time.perf_counter() - started:.2f} s")
+        if embed:
+            from .memory.embed import EmbeddingError, embed_missing, embedder_for
+
+            embedder = embedder_for(folder.paths)
+            if embedder is None:
+                raise click.UsageError("model.md has no usable `embeddings:` (model, and base_url or provider); "
+                                       "see spec/index-db.md")
+            try:
+                count = embed_missing(catalog, embedder)
+            except EmbeddingError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"{name}: embedded {count:,} document(s) with {embedder.model}")
+
+
+@main.command("search")
+@click.argument("name")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--type", "note_type", help="A note type (user, feedback, project, decision, reference) or wiki, "
+                                          "journal, skill, archive.")
+@click.option("--limit", "-k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def search_cmd(ctx: click.Context, name: str, query: tuple[str, ...], note_type: str | None, limit: int,
+               as_json: bool) -> None:
+    """Search agent NAME's notes, wiki, journal and skills (BM25 with related terms; best first)."""
+    from .memory.catalog import Catalog
+    from .memory.search import search
+
+    folder = _vault(ctx).agent(name)
+    with Catalog(folder.paths) as catalog:
+        catalog.sync()
+        hits = search(catalog, " ".join(query), type=note_type, limit=limit)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False))
+        return
+    for h in hits:
+        where = f"{h.path}#{h.anchor}" if h.anchor else h.path
+        click.echo(f"{h.score:7.2f}  {where}  [{h.type}] {h.name}")
+        if h.snippet:
+            click.echo(f"         {h.snippet}")
+    if not hits:
+        click.echo("no matches", err=True)
+
+
+@main.command("watch")
+@click.argument("name", required=False)
+@click.option("--quiet", "quiet_s", default=0.5, show_default=True, type=float,
+              help="Seconds without further edits before a sync.")
+@click.pass_context
+def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
+    """Keep the search index of agent NAME (default: every agent) fresh while files are edited; Ctrl-C stops."""
+    import signal
+    import threading
+
+    from .memory.watch import watch_agents
+
+    vault = _vault(ctx)
+    roots = [vault.agent(n).root for n in ([name] if name else vault.agent_names())]
+    if not roots:
+        raise click.UsageError(f"no agents in {vault.root}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def report(agent: str, stats: Any) -> None:
+        if stats is None:
+            click.echo(f"[{agent}] sync failed; retrying on the next change", err=True)
+        elif stats.added or stats.changed or stats.removed:
+            click.echo(f"[{agent}] {stats.added} added, {stats.changed} changed, {stats.removed} removed")
+
+    click.echo(f"watching {', '.join(r.name for r in roots)} (Ctrl-C to stop)", err=True)
+    try:
+        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.command("dream")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--with-model", is_flag=True,
+              help="Also have the agent's model summarize the journal days (a run: cost caps apply).")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
+              help="How many past journal days to summarize (up to yesterday).")
+@click.pass_context
+def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, days: int) -> None:
+    """Consolidate agent NAME's memory: merge duplicates, archive expired notes, summarize recent journal days."""
+    import datetime as dt
+
+    from .memory import dream
+    from .memory.catalog import Catalog
+    from .vault import runlog
+
+    folder = _vault(ctx).agent(name)
+    planned = dream.plan(folder, today=dt.date.today(), days=days)
+    for line in planned.lines(folder.root):
+        click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
+    if dry_run or planned.empty:
+        return
+    model_text = None
+    if with_model and planned.summary is not None:
+        result = _agent(ctx, name).run(dream.summary_prompt(planned.summary), trigger="dream")
+        if result.ok:
+            model_text = result.text
+        else:
+            click.echo(f"warning: no model summary ({result.status}: {result.error}); writing the digest only",
+                       err=True)
+    tag = f"dream-{runlog.new_run_id(runlog.now_ts())}"
+    with folder.run_lock(timeout=30.0, run_id=tag):
+        for line in dream.apply(folder, planned, tag=tag, model_text=model_text):
+            click.echo(f"done: {line}")
+    with Catalog(folder.paths) as catalog:
+        catalog.sync()
+
+
 if __name__ == "__main__":
     main()

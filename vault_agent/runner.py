@@ -23,7 +23,7 @@ from .context.tokens import estimate_tokens
 from .cost import CostGuard, Ledger
 from .errors import AgentBusy, VaultAgentError
 from .memory.catalog import Catalog, CatalogDirectory
-from .memory.recall import Recaller, RecentRecaller, index_view
+from .memory.recall import Recaller, SearchRecaller, index_view
 from .memory.watch import ChangeTracker
 from .models.base import (
     Completion,
@@ -34,7 +34,8 @@ from .models.base import (
     OnText,
     Usage,
 )
-from .tools.runtime import ToolContext, ToolOutcome, ToolRuntime
+from .security.redact import Redactor, load_redactor
+from .tools.runtime import ToolOutcome, ToolRuntime, build_runtime
 from .vault import journal as journal_mod
 from .vault import runlog
 from .vault.config import AgentConfig
@@ -123,10 +124,12 @@ class Agent:
         """`watch`: between runs, learn about edited notes from the OS instead of stat'ing every note
         (pass False for a process that runs once, such as the CLI)."""
         self.folder = AgentFolder(path)
+        # Every note, journal entry and log line is leak-scanned before it is written; a run loads the secrets.
+        self.folder.redact = Redactor().scrub
         self._model = model
         self._env = env
         self.lock_timeout_s = lock_timeout_s
-        self._make_recaller = recaller or (lambda folder, catalog: RecentRecaller(folder.paths, catalog))
+        self._make_recaller = recaller or (lambda folder, catalog: SearchRecaller(folder.paths, catalog))
         self._watch = watch
         self._catalog: Catalog | None = None
         self._tracker: ChangeTracker | None = None
@@ -155,7 +158,8 @@ class Agent:
             self._catalog = Catalog(self.folder.paths)
             self._catalog.sync()
             if self._watch:
-                tracker = ChangeTracker(self.folder.root, self.folder.paths.memory)
+                # The whole folder: the index covers wiki/, journal/ and skills/ as well as memory/.
+                tracker = ChangeTracker(self.folder.root, self.folder.root)
                 if tracker.start():
                     self._tracker = tracker
             return self._catalog
@@ -188,11 +192,14 @@ class Agent:
         """Exactly what the model would be sent for this work item (no model call, no lock)."""
         config = self.folder.load_config()
         with self._mutex:
-            return self._assemble(config, self._synced_catalog(), work_item, history or [],
-                                  self._tools(config, "preview"))
+            catalog = self._synced_catalog()
+            return self._assemble(config, catalog, work_item, history or [],
+                                  self._tools(config, "preview", catalog)[0])
 
-    def _tools(self, config: AgentConfig, run_id: str) -> ToolRuntime:
-        return ToolRuntime(ToolContext(self.folder, config, run_id))
+    def _tools(self, config: AgentConfig, run_id: str, catalog: Catalog,
+               secrets: tuple[Redactor, dict[str, str]] | None = None) -> tuple[ToolRuntime, list[str]]:
+        return build_runtime(self.folder, config, run_id, env=self._env or os.environ, catalog=catalog,
+                             secrets=secrets)
 
     def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
                   tools: ToolRuntime) -> Context:
@@ -201,7 +208,7 @@ class Agent:
         specs = tools.specs()
         rest = max(0, total_budget(config) - tool_definition_tokens(specs))
         recalled = self._make_recaller(self.folder, catalog).recall(work_item, int(rest * SHARES["recall"]) - 8)
-        view = index_view(catalog, int(rest * SHARES["index"]) - 16)
+        view = index_view(catalog, int(rest * SHARES["index"]) - 16, work_item=work_item)
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 
@@ -250,11 +257,36 @@ class Agent:
             raise
         return self._finish(state)
 
+    def call_tool(self, name: str, arguments: dict[str, Any], *, trigger: str = "cli",
+                  lock_timeout_s: float | None = None) -> ToolOutcome:
+        """Run one tool through the pipeline a run uses (grants, validation, approval, sandbox, leak scan),
+        outside any model turn; the call gets its own audit record. Raises VaultAgentError for a config error."""
+        from .models.base import ToolCall
+
+        started = runlog.now_ts()
+        run_id = runlog.new_run_id(started)
+        timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with self._mutex, self.folder.run_lock(timeout=timeout, run_id=run_id):
+            redactor, values, warning = load_redactor(self.folder.root.parent, self._env or os.environ)
+            self.folder.redact = redactor.scrub
+            config = self.folder.load_config()
+            tools, _ = self._tools(config, run_id, self._synced_catalog(), (redactor, values))
+            [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
+            record = _tool_record(self.name, run_id, 1, outcome, runlog.now_ts())
+            record.pop("parent_run_id")
+            record.update(run_id=run_id, trigger=trigger, **({"warnings": [warning]} if warning else {}))
+            self.folder.append_log([record], day=started.date())
+        return outcome
+
     def _run_locked(self, state: _RunState, model_override: str | None, history: list[Message],
                     on_text: OnText | None) -> None:
         from .models.factory import build_model
         from .models.pricing import price_usd, worst_case_usd
 
+        redactor, secret_values, secrets_warning = load_redactor(self.folder.root.parent, self._env or os.environ)
+        self.folder.redact = redactor.scrub
+        if secrets_warning:
+            state.warnings.append(secrets_warning)
         config = self.folder.load_config()
         state.warnings.extend(f.one_line() for f in config.findings if f.level != "info")
         if self._model is not None:
@@ -265,11 +297,12 @@ class Agent:
         state.provider, state.request_model = model.provider, model.model
         records = self.folder.read_log(since=_dt.date.today().replace(day=1)).records
         guard = CostGuard(config.model.caps, Ledger.from_records(records, _dt.date.today()), critical=state.critical)
-        tools = self._tools(config, state.run_id)
-        context = self._assemble(config, self._synced_catalog(), state.work_item, history, tools)
+        catalog = self._synced_catalog()
+        tools, tool_warnings = self._tools(config, state.run_id, catalog, (redactor, secret_values))
+        state.warnings.extend(tool_warnings)
+        context = self._assemble(config, catalog, state.work_item, history, tools)
         state.warnings.extend(context.warnings)
         messages = list(context.messages)
-        specs = tools.specs()
         prompt_tokens = context.tokens
         untrusted = list(context.untrusted)
         prices = config.model.prices
@@ -293,8 +326,10 @@ class Agent:
                 state.error = f"refused: {verdict.message}"
                 state.warnings.extend(guard.warnings)
                 return
-            request = CompletionRequest(context.system, messages, specs, config.model.max_output_tokens,
-                                        config.model.temperature, config.model.timeout_s)
+            # The tool list can grow (tool_search); the request is leak-scanned as a whole before it leaves.
+            request = _scrubbed(CompletionRequest(context.system, messages, tools.specs(),
+                                                  config.model.max_output_tokens, config.model.temperature,
+                                                  config.model.timeout_s), redactor)
             state.iterations += 1
             try:
                 completion = model.complete(request, on_text=on_text)
@@ -404,9 +439,18 @@ def _cost_line(result: RunResult, state: _RunState) -> str:
             f"{model}{replay} · {result.latency_ms / 1000:.1f} s")
 
 
+def _scrubbed(request: CompletionRequest, redactor: Redactor) -> CompletionRequest:
+    """The request with every text the model would read leak-scanned (notes or a work item may hold a secret)."""
+    scrub = redactor.scrub
+    return dataclasses.replace(
+        request, system=[dataclasses.replace(b, text=scrub(b.text)) for b in request.system],
+        messages=[dataclasses.replace(m, text=scrub(m.text), tool_results=[
+            dataclasses.replace(r, content=scrub(r.content)) for r in m.tool_results]) for m in request.messages])
+
+
 def _outcome_dict(o: ToolOutcome) -> dict[str, Any]:
-    return {"id": o.call.id, "name": o.call.name, "status": o.status, "latency_ms": o.latency_ms,
-            "error": o.error}
+    return {"id": o.call.id, "name": o.tool or o.call.name, "status": o.status, "decision": o.decision,
+            "latency_ms": o.latency_ms, "error": o.error}
 
 
 def _run_record(agent: str, state: _RunState, result: RunResult, ended: _dt.datetime) -> dict[str, Any]:
@@ -457,10 +501,18 @@ def _tool_record(agent: str, run_id: str, n: int, o: ToolOutcome, ended: _dt.dat
         "run_id": f"{run_id}.{n}",
         "parent_run_id": run_id,
         "agent": agent,
-        runlog.TOOL_NAME: o.call.name,
+        runlog.TOOL_NAME: o.tool or o.call.name,
         runlog.TOOL_CALL_ID: o.call.id,
         "status": o.status,
         "latency_ms": o.latency_ms,
         "error": o.error,
+        **_tool_audit(o),
     }
+
+
+def _tool_audit(o: ToolOutcome) -> dict[str, Any]:
+    """The policy's part of a tool-call record: the decision and its reason, plus what applies to this call."""
+    extra = {"via": o.via, "target": o.target, "approval": o.approval, "secrets": o.secrets,
+             "redacted": o.redacted, "artifact": o.artifact}
+    return {"decision": o.decision, "reason": o.reason, **{k: v for k, v in extra.items() if v}}
 

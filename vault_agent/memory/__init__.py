@@ -1,1 +1,1 @@
-"""Memory: the derived index under .vault-agent/ (note catalog, search) and recall."""
+"""Memory: the derived index under .vault-agent/ (note catalog, search), recall, and consolidation (dream)."""

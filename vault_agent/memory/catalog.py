@@ -1,10 +1,13 @@
-"""The derived note catalog in .vault-agent/index.db: parsed note properties, kept in step with the files.
+"""The derived index in .vault-agent/index.db: note properties and search tables, in step with the files.
 
 The files are the truth; this is a cache that makes listing 10k notes cost a
-stat per file instead of a parse per file. It syncs incrementally (a file is
-re-read only when its inode, size or mtime changed), survives concurrent runs
+stat per file instead of a parse per file, and searching them cost a few
+milliseconds. It covers memory notes, wiki pages, journal entries and skills
+(sources.py). It syncs incrementally (a file is re-read only when its inode,
+size or mtime changed, and re-indexed only when its content hash changed),
+commits in batches so a kill keeps what was done, survives concurrent runs
 (WAL, BEGIN IMMEDIATE, busy timeout), and is rebuilt from scratch when it is
-missing, from another schema version, or damaged.
+missing, from another schema version, or damaged. Layout: spec/index-db.md.
 """
 
 from __future__ import annotations
@@ -12,19 +15,33 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat as stat_mod
 import unicodedata
 from dataclasses import dataclass
+from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
 from ..errors import Finding
+from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
-from ..vault.notes import MAX_NOTE_BYTES, Note, read_note
+from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
+from .sources import SOURCE_FOLDERS, Doc, journal_docs, kind_of, note_doc, page_doc, stem_key
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
+FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS notes (
+CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,      -- relative to the agent folder, POSIX separators
+    kind TEXT NOT NULL,         -- memory | wiki | journal | skill | archive
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT                   -- sha256 of the bytes; NULL when unreadable
+);
+CREATE TABLE IF NOT EXISTS notes (
+    path TEXT PRIMARY KEY,      -- memory notes only
     type TEXT,
     stem TEXT,
     name TEXT,
@@ -34,9 +51,6 @@ CREATE TABLE IF NOT EXISTS notes (
     updated TEXT,               -- ISO date: updated, else created
     expires TEXT,               -- ISO date
     supersedes TEXT,            -- JSON list of stems/names this note replaces
-    ino INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
     hash TEXT,                  -- sha256 of the bytes; NULL when unreadable
     summary TEXT,               -- Note.summary() as JSON; NULL when unreadable
     findings TEXT NOT NULL      -- JSON list of [level, message, fix]
@@ -44,6 +58,35 @@ CREATE TABLE IF NOT EXISTS notes (
 CREATE INDEX IF NOT EXISTS notes_by_rank ON notes(pinned DESC, updated DESC, path);
 CREATE INDEX IF NOT EXISTS notes_by_type_rank ON notes(type, pinned DESC, updated DESC, path);
 CREATE INDEX IF NOT EXISTS notes_by_name ON notes(type, name_key);
+CREATE INDEX IF NOT EXISTS notes_superseding ON notes(path) WHERE supersedes != '[]';
+CREATE TABLE IF NOT EXISTS docs (
+    id INTEGER PRIMARY KEY,     -- = docs_fts.rowid
+    path TEXT NOT NULL,
+    anchor TEXT NOT NULL,       -- a journal entry's run id; '' for a whole file
+    kind TEXT NOT NULL,
+    type TEXT NOT NULL,         -- the note type for memory notes, else the kind
+    stem TEXT NOT NULL,
+    stem_key TEXT NOT NULL,     -- NFC + casefold: how [[links]] resolve
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    pinned INTEGER NOT NULL,
+    updated TEXT,
+    expires TEXT,
+    links TEXT NOT NULL,        -- JSON list of linked stems
+    hash TEXT NOT NULL          -- sha1 of name, description and body: the embedding cache key
+);
+CREATE INDEX IF NOT EXISTS docs_by_path ON docs(path);
+CREATE INDEX IF NOT EXISTS docs_by_stem ON docs(stem_key);
+CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
+    name, description, tags, body, type, links, dates,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    model TEXT NOT NULL,
+    hash TEXT NOT NULL,         -- docs.hash: unchanged text is never embedded twice
+    vec BLOB NOT NULL,          -- float32, L2-normalised
+    PRIMARY KEY (model, hash)
+);
 """
 
 
@@ -64,9 +107,13 @@ def name_key(name: str) -> str:
 @dataclass
 class SyncStats:
     added: int = 0
-    changed: int = 0
+    changed: int = 0  # content changed: re-indexed
     removed: int = 0
     unchanged: int = 0
+    touched: int = 0  # stat changed, content did not: no re-index
+
+
+Stat = tuple[int, int, int]
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
@@ -79,15 +126,30 @@ def connect(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+@dataclass
+class _Read:
+    """One stale file, read outside the write transaction."""
+
+    rel: str
+    kind: str
+    st: Stat
+    hash: str | None
+    touch_only: bool = False
+    note_row: tuple[Any, ...] | None = None
+    docs: list[Doc] | None = None
+
+
 class Catalog:
-    """Parsed note summaries of one agent, synced from memory/."""
+    """Parsed note summaries and the search index of one agent, synced from its files."""
 
     def __init__(self, paths: AgentPaths) -> None:
         self.paths = paths
         self.db_path = paths.state / "index.db"
         self.conn = self._open()
-        self._known: dict[str, tuple[int, int, int]] | None = None
+        self._known: dict[str, Stat] | None = None
         self._data_version = -1
+        self._counts: dict[str, int] = {}  # search statistics, valid while the index is unchanged
+        self._counts_version = -1
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -99,7 +161,7 @@ class Catalog:
                 conn = connect(self.db_path)
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("SELECT count(*) FROM notes").fetchone()
+            conn.execute("SELECT count(*) FROM files").fetchone()
             return conn
         except sqlite3.DatabaseError:
             # Derived state: a damaged index is thrown away and rebuilt from the files.
@@ -125,69 +187,178 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def sync(self, only: set[str] | None = None) -> SyncStats:
-        """Bring the catalog in step with memory/: re-read only files whose stat changed.
+    def rebuild(self) -> SyncStats:
+        """Empty the index and build it again from the files.
 
-        `only`: the paths a ChangeTracker saw change; then nothing else is even
-        stat'ed. Without it every note is stat'ed (a full sync).
+        Emptied in one transaction rather than by deleting the file, which
+        another process may have open. Embeddings are kept: they are keyed by
+        content and cost money to make again.
+        """
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("files", "notes", "docs", "docs_fts"):
+                self.conn.execute(f"DELETE FROM {table}")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self._known = None
+        self._counts_version = -1
+        return self.sync()
+
+    def sync(self, only: set[str] | None = None) -> SyncStats:
+        """Bring the index in step with the files: re-read only files whose stat changed.
+
+        `only`: the paths (relative to the agent folder) a ChangeTracker saw
+        change; then nothing else is even stat'ed. Without it every indexed
+        file is stat'ed (a full sync).
         """
         stats = SyncStats()
         known = self._known_state()
         if only is None:
-            on_disk = _stat_notes(self.paths.memory, "memory/")
+            on_disk: dict[str, Stat] = {}
+            for folder in SOURCE_FOLDERS:
+                _stat_tree(self.paths.root / folder, f"{folder}/", on_disk)
         else:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
+                if kind_of(rel) is None:
+                    continue
                 try:
                     st = os.stat(self.paths.root / rel)
                 except OSError:
                     continue
-                on_disk[rel] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        upserts: list[tuple[Any, ...]] = []
-        for rel, st in on_disk.items():
-            if known.get(rel) == st:
-                stats.unchanged += 1
-                continue
-            note, findings = read_note(self.paths.root / rel, max_bytes=MAX_NOTE_BYTES)
-            summary = {**note.summary(), "path": rel} if note else None
-            upserts.append((rel, note.type if note else None, note.stem if note else None,
-                            note.name if note else None, name_key(note.name) if note else None,
-                            note.description if note else None, int(bool(note and note.pinned)),
-                            _iso(note.updated or note.created) if note else None,
-                            _iso(note.expires) if note else None,
-                            json.dumps(note.supersedes, ensure_ascii=False) if note else "[]",
-                            *st, note.hash if note else None,
-                            json.dumps(summary, ensure_ascii=False) if summary else None,
-                            json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False)))
-            if rel in known:
-                stats.changed += 1
-            else:
-                stats.added += 1
-        removed = [(rel,) for rel in known if rel not in on_disk]
-        stats.removed = len(removed)
-        if upserts or removed:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", upserts)
-                self.conn.executemany("DELETE FROM notes WHERE path = ?", removed)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+                if stat_mod.S_ISREG(st.st_mode):
+                    on_disk[rel] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        stale = [rel for rel, st in on_disk.items() if known.get(rel) != st]
+        removed = [rel for rel in known if rel not in on_disk]
+        stats.unchanged = len(on_disk) - len(stale)
+        if stale or removed:
+            self._known = None  # until every batch is in, the cached state would be wrong
+            self._apply(stale, removed, on_disk, known, stats)
         self._known = on_disk
         self._data_version = self._version()
         return stats
 
+    def _apply(self, stale: list[str], removed: list[str], on_disk: dict[str, Stat], known: dict[str, Stat],
+               stats: SyncStats) -> None:
+        old_hashes = self._hashes([rel for rel in stale if rel in known])
+        if removed:
+            self._write([], removed)
+        stats.removed = len(removed)
+        for start in range(0, len(stale), BATCH_FILES):
+            reads = [self._read(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
+            self._write(reads, [])
+            for r in reads:
+                if r.touch_only:
+                    stats.touched += 1
+                elif r.rel in known:
+                    stats.changed += 1
+                else:
+                    stats.added += 1
+
+    def _hashes(self, rels: list[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for rel in rels:
+            row = self.conn.execute("SELECT hash FROM files WHERE path = ?", (rel,)).fetchone()
+            if row is not None:
+                out[rel] = row[0]
+        return out
+
+    def _read(self, rel: str, st: Stat, old_hash: str | None) -> _Read:
+        kind = kind_of(rel) or "memory"
+        path = self.paths.root / rel
+        data = _read_bytes(path)
+        digest = content_hash(data) if data is not None else None
+        if digest is not None and digest == old_hash:
+            return _Read(rel, kind, st, digest, touch_only=True)
+        if kind == "memory":
+            if data is None:  # unreadable or too large: read_note says why
+                note, findings = read_note(path, max_bytes=MAX_NOTE_BYTES)
+            else:
+                note, findings = parse_note(path, data)
+            summary = note.summary() if note else None
+            return _Read(rel, kind, st, digest, note_row=_note_row(rel, note, findings, summary),
+                         docs=[note_doc(note, summary=summary)] if note and summary else [])
+        if data is None:
+            return _Read(rel, kind, st, digest, docs=[])
+        if kind == "journal":
+            return _Read(rel, kind, st, digest, docs=journal_docs(path, data))
+        doc = page_doc(path, data, kind)
+        return _Read(rel, kind, st, digest, docs=[doc] if doc else [])
+
+    def _write(self, reads: list[_Read], removed: list[str]) -> None:
+        reindexed = [(r.rel,) for r in reads if not r.touch_only]
+        gone = [(rel,) for rel in removed]
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("UPDATE files SET ino = ?, size = ?, mtime_ns = ? WHERE path = ?",
+                                  [(*r.st, r.rel) for r in reads if r.touch_only])
+            for rows in (reindexed, gone):
+                self.conn.executemany("DELETE FROM docs_fts WHERE rowid IN (SELECT id FROM docs WHERE path = ?)", rows)
+                self.conn.executemany("DELETE FROM docs WHERE path = ?", rows)
+            self.conn.executemany("DELETE FROM notes WHERE path = ?", gone)
+            self.conn.executemany("DELETE FROM files WHERE path = ?", gone)
+            self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
+                                  [(r.rel, r.kind, *r.st, r.hash) for r in reads if not r.touch_only])
+            self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  [r.note_row for r in reads if r.note_row is not None])
+            self._insert_docs([(r.rel, d) for r in reads for d in (r.docs or ())])
+            self.conn.execute("COMMIT")
+            self._counts_version = -1  # this connection's own commits do not move data_version
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _insert_docs(self, docs: list[tuple[str, Doc]]) -> None:
+        if not docs:
+            return
+        # Ids are taken inside the write transaction, so two writers never hand out the same one.
+        next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0]
+        rows, fts = [], []
+        for i, (rel, d) in enumerate(docs, next_id):
+            digest = sha1(f"{d.name}\n{d.description}\n{d.body}".encode("utf-8")).hexdigest()
+            rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, stem_key(d.stem), d.name, d.description,
+                         int(d.pinned), d.updated, d.expires,
+                         json.dumps(d.links, ensure_ascii=False) if d.links else "[]", digest))
+            fts.append((i, d.name, d.description, " ".join(d.tags), d.body, d.type,
+                        " ".join(d.links), " ".join(d.dates)))
+        self.conn.executemany("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.conn.executemany(f"INSERT INTO docs_fts(rowid, {', '.join(FTS_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)", fts)
+
     def _version(self) -> int:
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
-    def _known_state(self) -> dict[str, tuple[int, int, int]]:
+    def _fresh_counts(self) -> dict[str, int]:
+        version = self._version()
+        if version != self._counts_version:
+            self._counts, self._counts_version = {}, version
+        return self._counts
+
+    def document_count(self) -> int:
+        """How many search documents the index holds."""
+        counts = self._fresh_counts()
+        if "" not in counts:
+            counts[""] = self.conn.execute("SELECT count(*) FROM docs").fetchone()[0]
+        return counts[""]
+
+    def document_frequency(self, fts_term: str, cap: int) -> int:
+        """How many documents match one FTS5 term, counted up to `cap` + 1 (counting is what costs)."""
+        counts = self._fresh_counts()
+        found = counts.get(fts_term)
+        if found is None:
+            found = counts[fts_term] = self.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
+                (fts_term, cap + 1)).fetchone()[0]
+        return found
+
+    def _known_state(self) -> dict[str, Stat]:
         # PRAGMA data_version changes only when another connection commits: until
         # then the state this connection last synced is still what the table holds.
         if self._known is not None and self._data_version == self._version():
             return self._known
         return {row[0]: tuple(row[1:]) for row in  # type: ignore[misc]
-                self.conn.execute("SELECT path, ino, size, mtime_ns FROM notes")}
+                self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
 
     def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
@@ -263,21 +434,51 @@ class Catalog:
         return out
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+def _note_row(rel: str, note: Note | None, findings: list[Finding],
+              summary: dict[str, Any] | None) -> tuple[Any, ...]:
+    if note is None or summary is None:
+        return (rel, None, None, None, None, None, 0, None, None, "[]", None, None, _findings_json(findings))
+    supersedes = note.supersedes
+    return (rel, summary["type"], note.stem, summary["name"], name_key(summary["name"]), summary["description"],
+            int(summary["pinned"]), summary["updated"] or summary["created"], summary["expires"],
+            json.dumps(supersedes, ensure_ascii=False) if supersedes else "[]", note.hash,
+            json.dumps({**summary, "path": rel}, ensure_ascii=False), _findings_json(findings))
 
 
-def _stat_notes(folder: Path, prefix: str) -> dict[str, tuple[int, int, int]]:
-    """rel path -> (inode, size, mtime_ns) for memory/**/*.md, as notes.iter_note_paths selects them.
+def _findings_json(findings: list[Finding]) -> str:
+    return json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False) if findings else "[]"
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, or None when it cannot be read or is over the note size limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_NOTE_BYTES:
+            return None
+        # A file growing meanwhile is read short; its stat then differs from the stored one and the
+        # next sync reads it again.
+        return os.read(fd, size + 1) if size else b""
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
+    """Add rel path -> (inode, size, mtime_ns) of the indexed .md files under `folder` (see sources.kind_of).
 
     Plain strings and DirEntry.stat: at 10k notes, Path objects alone would
     cost more than the whole warm sync.
     """
-    out: dict[str, tuple[int, int, int]] = {}
     try:
         entries = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
-        return out
+        return
+    skills = prefix.startswith("skills/")
     with entries:
         for entry in entries:
             name = entry.name
@@ -285,13 +486,14 @@ def _stat_notes(folder: Path, prefix: str) -> dict[str, tuple[int, int, int]]:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    out.update(_stat_notes(Path(entry.path), f"{prefix}{name}/"))
-                elif name.endswith(".md") and not (name == "INDEX.md" and prefix == "memory/"):
+                    if not skills or prefix == "skills/":
+                        _stat_tree(Path(entry.path), f"{prefix}{name}/", out)
+                elif name.endswith(".md") and not (name == "INDEX.md" and prefix == "memory/") and (
+                        not skills or name == "SKILL.md" and prefix != "skills/"):
                     st = entry.stat()
                     out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
             except OSError:
                 continue
-    return out
 
 
 class CatalogDirectory:

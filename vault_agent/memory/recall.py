@@ -1,8 +1,11 @@
 """Recall: which notes a run sees in full, packed into the recall budget, and the bounded INDEX view.
 
-`Recaller` is the plug point. `RecentRecaller` (pinned, then most recently
-updated) is the default until search-based recall replaces it; both read the
-derived catalog, never all notes, so a run costs the same at 10 or 100k notes.
+`Recaller` is the plug point. `SearchRecaller` (the default) ranks notes and
+wiki pages by relevance to the work item (search.py: BM25 with related
+terms, boosts, and notes [[linked]] from the best hits), after the pinned
+notes; `RecentRecaller` (pinned, then most recently updated) remains for
+agents that want it. Both read the derived index, never all notes, so a run
+costs the same at 10 or 100k notes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from ..vault.index_md import SECTION_TITLES
 from ..vault.layout import NOTE_TYPES, AgentPaths
 from ..vault.notes import read_note
 from .catalog import Catalog
+from .embed import Embedder, EmbeddingError, embedder_for, nearest
+from .search import Hit, relevant
 
 
 @dataclass
@@ -84,29 +89,123 @@ class RecentRecaller:
         return pack(candidates, budget_tokens)
 
 
-def index_view(catalog: Catalog, budget_tokens: int, *, per_type: int = 12) -> str:
-    """A bounded view of INDEX: per type the pinned and newest lines, and how many more there are."""
+QUERY_EMBED_TIMEOUT_S = 5.0  # a run waits at most this long for an embeddings server before going on without
+
+
+class SearchRecaller:
+    """Pinned notes (up to a share of the budget), then the notes and wiki pages most relevant to the work item.
+
+    Expired and superseded notes are left out. When the work item matches
+    nothing (a vague "what next?"), the most recently updated notes fill in,
+    as RecentRecaller would.
+    """
+
+    def __init__(self, paths: AgentPaths, catalog: Catalog, *, kinds: tuple[str, ...] = ("memory", "wiki"),
+                 pinned_share: float = 0.34, max_candidates: int = 40, today: _dt.date | None = None,
+                 embedder: Embedder | None | bool = True) -> None:
+        """`embedder`: True reads model.md's `embeddings:` (spec/index-db.md); None or False: BM25 only."""
+        self.paths = paths
+        self.catalog = catalog
+        self.kinds = kinds
+        self.pinned_share = pinned_share
+        self.max_candidates = max_candidates
+        self.today = today
+        self.embedder: Embedder | None = embedder_for(paths, timeout_s=QUERY_EMBED_TIMEOUT_S) \
+            if embedder is True else embedder or None
+
+    def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
+        today = self.today or _dt.date.today()
+        pinned = [r for r in self.catalog.candidates(today=today.isoformat(), limit=self.max_candidates)
+                  if r["pinned"]]
+        out = pack([c for c in (self._candidate(r["path"]) for r in pinned) if c],
+                   int(budget_tokens * self.pinned_share)) if pinned else []
+        used = sum(estimate_tokens(r.text) + 1 for r in out)
+        taken = {r.path for r in out}
+        hits = relevant(self.catalog, work_item, today=today, kinds=self.kinds, limit=self.max_candidates,
+                        semantic=self._semantic(work_item))
+        paths = [h.path for h in hits] or [r["path"] for r in self.catalog.candidates(
+            today=today.isoformat(), limit=self.max_candidates)]
+        rest = [c for c in (self._candidate(p) for p in dict.fromkeys(paths) if p not in taken) if c]
+        return out + pack(rest, budget_tokens - used)
+
+    def _semantic(self, work_item: str) -> list[int] | None:
+        embedder = self.embedder
+        if embedder is None or not work_item.strip() or self.catalog.conn.execute(
+                "SELECT 1 FROM vectors WHERE model = ? LIMIT 1", (embedder.model,)).fetchone() is None:
+            return None
+        try:
+            vector = embedder.embed([work_item])[0]
+            return nearest(self.catalog, embedder.model, vector, kinds=self.kinds, limit=self.max_candidates)
+        except EmbeddingError:
+            return None  # the endpoint is down: this run recalls by BM25 alone
+
+    def _candidate(self, rel: str) -> tuple[str, str, str, str, str] | None:
+        # The index holds each document's text as of this run's sync: no file is opened here.
+        row = self.catalog.conn.execute(
+            "SELECT d.stem, d.name, d.type, f.body FROM docs d JOIN docs_fts f ON f.rowid = d.id "
+            "WHERE d.path = ? AND d.anchor = '' LIMIT 1", (rel,)).fetchone()
+        return (rel, *row) if row else None
+
+
+def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per_section: int = 12,
+               today: _dt.date | None = None) -> str:
+    """A bounded view of INDEX: the sections most relevant to the work item first, and a count of the rest.
+
+    Each section shown lists the notes that match the work item, then pinned
+    and recently updated ones, as far as its share of the budget goes; the
+    sections that do not fit are named with their note counts. The model
+    reads any note with memory_search / memory_read.
+    """
     counts = catalog.count_by_type()
     if not counts:
         return "(no notes yet)"
-    types = [t for t in NOTE_TYPES if counts.get(t)] + sorted(t for t in counts if t not in NOTE_TYPES)
-    share = max(24, budget_tokens // max(1, len(types)))
-    sections = []
-    for note_type in types:
+    hits = relevant(catalog, work_item, today=today or _dt.date.today(), kinds=("memory",),
+                    limit=4 * per_section) if work_item.strip() else []
+    by_type: dict[str, list[Hit]] = {}
+    for hit in hits:
+        by_type.setdefault(hit.type, []).append(hit)
+    order = [t for t in dict.fromkeys(h.type for h in hits) if counts.get(t)]
+    order += [t for t in NOTE_TYPES if counts.get(t) and t not in order]
+    order += sorted(t for t in counts if t not in order)
+    share = max(48, budget_tokens // max(1, min(len(order), 3)))
+    sections: list[str] = []
+    used = 0
+    left_out: list[str] = []
+    for note_type in order:
         title = SECTION_TITLES.get(note_type, note_type.title())
-        lines = [f"## {title} ({counts[note_type]})"]
-        used = estimate_tokens(lines[0])
-        shown = 0
-        for stem, name, description, pinned in catalog.index_lines(note_type, per_type):
-            line = f"- [[{stem}]] {name}{' (pinned)' if pinned else ''} — {description}"
-            cost = estimate_tokens(line) + 1
-            if used + cost > share - 12:
-                break
-            lines.append(line)
-            used += cost
-            shown += 1
-        rest = counts[note_type] - shown
-        if rest > 0:
-            lines.append(f"- … {rest} more {note_type} note(s): use memory_search / memory_read")
-        sections.append("\n".join(lines))
+        room = min(share, budget_tokens - used - 24)  # 24: the closing line about the sections left out
+        section = _section(catalog, note_type, title, counts[note_type], by_type.get(note_type, []),
+                           per_section, room)
+        if section is None:
+            left_out.append(f"{title} ({counts[note_type]:,})")
+            continue
+        sections.append(section)
+        used += estimate_tokens(section) + 2
+    if left_out:
+        sections.append(f"Not shown: {', '.join(left_out)} — use memory_search / memory_read")
     return truncate_to_tokens("\n\n".join(sections), budget_tokens)
+
+
+def _section(catalog: Catalog, note_type: str, title: str, count: int, hits: list[Hit], per_section: int,
+             room: int) -> str | None:
+    head = f"## {title} ({count:,})"
+    used = estimate_tokens(head) + 16  # 16: the "… N more" line
+    if used + 8 > room:
+        return None
+    lines = [head]
+    seen: set[str] = set()
+    recent = [(stem, name, description, pinned) for stem, name, description, pinned
+              in catalog.index_lines(note_type, per_section)]
+    for stem, name, description, pinned in [(h.stem, h.name, h.description, h.pinned) for h in hits] + recent:
+        if stem in seen or len(seen) >= per_section:
+            continue
+        line = f"- [[{stem}]] {name}{' (pinned)' if pinned else ''} — {description}"
+        cost = estimate_tokens(line) + 1
+        if used + cost > room:
+            break
+        lines.append(line)
+        seen.add(stem)
+        used += cost
+    if count > len(seen):
+        lines.append(f"- … {count - len(seen):,} more {note_type} note(s)")
+    return "\n".join(lines)

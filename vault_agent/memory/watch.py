@@ -1,21 +1,31 @@
-"""File-change tracking for a long-lived process: which notes changed since the last sync.
+"""File-change tracking for long-lived processes: which indexed files changed since the last sync.
 
 A long-lived Agent (embedded in Python, chat, the daemon) would otherwise
 stat every note before every run. With a tracker, a sync touches only what
 the OS reported as changed. When the tracker cannot vouch for completeness
 (not started, overflow, an error in its thread), `take()` returns None and
 the caller does a full sync, so correctness never depends on it.
+
+`watch_agents` is `vault-agent watch`: it keeps the indexes of agents fresh
+while a person edits in Obsidian, syncing once the edits have settled.
+Dot-files and dot-folders (temp files, .vault-agent/, .obsidian/) and files
+the index does not cover are ignored.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from ..vault.layout import AgentPaths
+from .catalog import Catalog, SyncStats
+from .sources import SOURCE_FOLDERS, kind_of
 
 
 class ChangeTracker:
-    """Collects paths (relative to the agent folder) of notes created, changed, moved or deleted."""
+    """Collects paths (relative to the agent folder) of indexed files created, changed, moved or deleted."""
 
     def __init__(self, root: Path, watched: Path) -> None:
         self.root = root
@@ -23,6 +33,8 @@ class ChangeTracker:
         self._lock = threading.Lock()
         self._dirty: set[str] = set()
         self._complete = False
+        self._pending = False  # something changed since the last take()
+        self._last_event = 0.0  # time.monotonic() of the last relevant event
         self._observer: Any = None
 
     def start(self) -> bool:
@@ -61,16 +73,29 @@ class ChangeTracker:
             rel = path.relative_to(self.root).as_posix()
         except ValueError:
             return
+        parts = rel.split("/")
+        if parts[0] not in SOURCE_FOLDERS or any(p.startswith(".") for p in parts):
+            return  # log/, .vault-agent/, .obsidian/, temp files: nothing the index reads
         with self._lock:
             if is_dir:
-                # A folder created, moved or deleted changes every note under it: only a full sync can tell.
+                # A folder created, moved or deleted changes every file under it: only a full sync can tell.
                 self._complete = False
-            elif path.suffix == ".md":
+            elif kind_of(rel) is not None:
                 self._dirty.add(rel)
+            else:
+                return
+            self._pending = True
+            self._last_event = time.monotonic()
+
+    def settled(self, quiet_s: float) -> bool:
+        """True when something changed and nothing more has for `quiet_s` seconds (edits come in bursts)."""
+        with self._lock:
+            return self._pending and time.monotonic() - self._last_event >= quiet_s
 
     def take(self) -> set[str] | None:
         """The changed paths since the last take, or None when a full sync is needed."""
         with self._lock:
+            self._pending = False
             alive = self._observer is not None and self._observer.is_alive()
             if not (self._complete and alive):
                 self._dirty.clear()
@@ -85,3 +110,47 @@ class ChangeTracker:
             self._observer.stop()
             self._observer.join(timeout=2)
             self._observer = None
+
+
+POLL_S = 2.0
+
+
+def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0.5,
+                 on_sync: Callable[[str, SyncStats | None], None] | None = None) -> None:
+    """Keep each agent's index in step with its files until `stop` is set.
+
+    Every agent gets a full sync first, then a sync of what changed each time
+    its files have been quiet for `quiet_s` (debounced: an editor saving
+    every keystroke costs one sync). `on_sync(agent, stats)` reports each
+    sync; stats is None when a sync failed (it is retried on the next change).
+    """
+    watched: list[tuple[str, Catalog, ChangeTracker, bool]] = []
+    try:
+        for root in roots:
+            catalog = Catalog(AgentPaths(root))
+            tracker = ChangeTracker(root, root)
+            watched.append((root.name, catalog, tracker, tracker.start()))
+            _sync(root.name, catalog, None, on_sync)
+        polled = time.monotonic()
+        while not stop.wait(0.05):
+            # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
+            poll = time.monotonic() - polled >= POLL_S
+            for name, catalog, tracker, live in watched:
+                if tracker.settled(quiet_s) or (poll and not live):
+                    _sync(name, catalog, tracker.take(), on_sync)
+            if poll:
+                polled = time.monotonic()
+    finally:
+        for _, catalog, tracker, _ in watched:
+            tracker.stop()
+            catalog.close()
+
+
+def _sync(name: str, catalog: Catalog, only: set[str] | None,
+          on_sync: Callable[[str, SyncStats | None], None] | None) -> None:
+    try:
+        stats: SyncStats | None = catalog.sync(only)
+    except Exception:  # a locked or full disk must not end the watcher; the next change retries
+        stats = None
+    if on_sync is not None:
+        on_sync(name, stats)

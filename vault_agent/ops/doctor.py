@@ -91,6 +91,7 @@ def check_agent(folder: AgentFolder) -> list[Finding]:
     findings.extend(folder.notes.findings)
     findings.extend(_index_findings(folder, notes))
     findings.extend(_log_findings(folder))
+    findings.extend(_schedule_findings(folder))
     if is_locked(paths.run_lock):
         owner = read_owner(paths.run_lock)
         findings.append(Finding("info", paths.run_lock,
@@ -130,6 +131,21 @@ def _log_findings(folder: AgentFolder) -> list[Finding]:
         out.append(Finding("warning", torn.path, f"line {torn.line_no}: {what}; readers skip it",
                            f"delete line {torn.line_no} if it is not needed"))
     return out
+
+
+def _schedule_findings(folder: AgentFolder) -> list[Finding]:
+    """Bad schedule entries, and a paused agent (spec/schedule.md)."""
+    from . import schedule as sched
+
+    entries, findings = sched.load_entries(folder)
+    info = sched.pause_info(folder)
+    if info is not None:
+        findings.append(Finding("warning", sched.pause_path(folder),
+                                f"scheduled runs are paused: {info.get('reason') or 'PAUSED.md is present'}",
+                                "fix the cause, then delete PAUSED.md (or: vault-agent schedule resume NAME)"))
+    elif entries:
+        findings.append(Finding("info", folder.root / sched.SCHEDULE_FILE, f"{len(entries)} schedule entry(ies)"))
+    return findings
 
 
 def fix_agent(folder: AgentFolder) -> list[str]:

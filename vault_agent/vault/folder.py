@@ -7,15 +7,18 @@ every write atomic.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import AgentNotFound, Finding
 from . import index_md, journal, runlog
+from .atomic import append_line
+from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
 from .layout import AgentPaths, check_agent_name, is_agent_folder, resolve_vault_root
 from .lock import run_lock, write_lock
@@ -31,6 +34,10 @@ class AgentFolder:
             raise AgentNotFound("no agent folder here", path=self.paths.root,
                                 fix=f"create it with: vault-agent init {self.paths.root.name}")
         self.notes = NoteStore(self.paths)
+        self._chain = ChainWriter(self.paths.log)
+        # The leak scan for everything this folder writes (notes, journal, log); the runner sets it.
+        # Injected, so the vault package needs nothing from security/ (one direction of dependency).
+        self.redact: Callable[[str], str] | None = None
 
     def __repr__(self) -> str:
         return f"AgentFolder({str(self.paths.root)!r})"
@@ -70,6 +77,8 @@ class AgentFolder:
         reading every note (the derived catalog does this); without it, `notes`
         or a scan of memory/ serves.
         """
+        if self.redact is not None:
+            meta, body = _scrubbed(meta, self.redact), self.redact(body)
         with self.write_lock():
             if directory is None:
                 directory = ScanDirectory(self.notes, notes if notes is not None else self.notes.scan())
@@ -92,20 +101,43 @@ class AgentFolder:
     # --- journal and log -------------------------------------------------
     def append_journal(self, entry: journal.JournalEntry) -> Path:
         path = self.paths.journal_day(entry.ts.date())
+        if self.redact is not None:
+            entry = dataclasses.replace(entry, **_scrubbed(
+                {k: v for k, v in vars(entry).items() if isinstance(v, (str, list))}, self.redact))
         with self.write_lock():
             journal.append_entry(path, entry, self.name)
         return path
 
     def append_log(self, records: list[dict[str, Any]], day: _dt.date | None = None) -> Path:
-        """Append a run record and its tool-call children as whole lines, under the write lock."""
-        path = self.paths.log_day(day or runlog.now_ts().date())
+        """Append a run record and its tool-call children as whole lines, under the write lock.
+
+        Each line carries prev_hash and seq, chaining it to the line before
+        (vault/chain.py). The tip is cached per instance; only when another
+        writer appended since is the newest day file's tail read back.
+        """
+        requested = self.paths.log_day(day or runlog.now_ts().date())
+        if self.redact is not None:
+            records = [_scrubbed(r, self.redact) for r in records]
         with self.write_lock():
-            for record in records:
-                runlog.append_record(path, record)
+            path, tip = self._chain.prepare(requested)
+            for line in link(records, tip, runlog.encode):
+                append_line(path, line)
+            self._chain.written(path, tip)
         return path
 
     def read_log(self, since: _dt.date | None = None) -> runlog.LogRead:
         return runlog.read_since(self.paths.log, since)
+
+
+def _scrubbed(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with every text inside it (dict values, list items) passed through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, redact) for v in value]
+    return value
 
 
 @dataclass

@@ -1,0 +1,148 @@
+"""Memory benchmark: index build, sync, search latency, prompt size and recall@5 at 1k, 10k and 100k notes.
+
+For each size, an agent with N distractor notes plus the labelled facts of
+bench/recall_facts.py (see bench/gen_recall_set.py for how the questions are
+phrased) is generated, then:
+
+- build: the index from scratch (`Catalog.sync` on an empty .vault-agent/);
+- sync, nothing changed: a fresh process's sync (new Catalog: loads the known
+  state from the database, stats every file) and a long-lived one's;
+- sync, one note changed: one note rewritten, then a sync;
+- search p50/p95: `search()` in-process over every labelled question, first
+  pass (no cached term statistics) and repeated;
+- prompt tokens: `Agent.context()` for the same work items (must stay flat);
+- recall@5: is the labelled note among the first five notes recall ranks
+  (`relevant()`), on the dev questions (used while building the search) and
+  the held-out ones (written after it was frozen), and for comparison plain
+  BM25 on the question's own words (no related terms, no boosts).
+
+Targets (issue 5): build < 3 s at 10k and < 40 s at 100k; no-change sync <
+100 ms at 10k; search p95 < 20 ms at 100k; recall@5 >= 0.9 without
+embeddings; prompt at 100k within 5% of 1k.
+
+    python bench/bench_memory.py [--sizes 1000,10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gen_recall_set import check_overlap, generate_set  # noqa: E402
+from recall_facts import DEV, DEV2, HELDOUT  # noqa: E402
+
+from vault_agent.memory.catalog import Catalog  # noqa: E402
+from vault_agent.memory.search import relevant, search  # noqa: E402
+from vault_agent.runner import Agent  # noqa: E402
+from vault_agent.vault.layout import AgentPaths  # noqa: E402
+
+TODAY = dt.date(2026, 11, 20)
+WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café Lumière logo phase.",
+              "Who looks after my teeth?"]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def recall_at_5(catalog: Catalog, labels: list[dict[str, str]], which: str, plain: bool) -> float:
+    chosen = [lab for lab in labels if lab["set"] == which]
+    found = 0
+    for lab in chosen:
+        if plain:
+            top = [h.stem for h in search(catalog, lab["question"], limit=5, today=TODAY, expand=False)]
+        else:
+            top = [h.stem for h in relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5)]
+        found += lab["stem"] in top
+    return found / len(chosen) if chosen else float("nan")
+
+
+def bench_size(out: Path, n: int) -> dict[str, float]:
+    root, labels = generate_set(out, f"mem{n}", n)
+    paths = AgentPaths(root)
+    shutil.rmtree(paths.state, ignore_errors=True)
+    t = time.perf_counter()
+    with Catalog(paths) as cat:
+        cat.sync()
+    build = time.perf_counter() - t
+
+    fresh = []
+    for _ in range(5):
+        t = time.perf_counter()
+        with Catalog(paths) as cat:
+            cat.sync()
+        fresh.append(time.perf_counter() - t)
+    cat = Catalog(paths)
+    cat.sync()
+    warm = []
+    for _ in range(5):
+        t = time.perf_counter()
+        cat.sync()
+        warm.append(time.perf_counter() - t)
+    one = []
+    for i in range(5):
+        note = paths.memory / f"{labels[i]['stem']}.md"
+        note.write_text(note.read_text(encoding="utf-8") + f"\nEdited {i}.\n", encoding="utf-8")
+        t = time.perf_counter()
+        stats = cat.sync()
+        one.append(time.perf_counter() - t)
+        assert stats.changed == 1, stats
+
+    questions = [lab["question"] for lab in labels]
+    first = []
+    for q in questions:
+        t = time.perf_counter()
+        search(cat, q, limit=10, today=TODAY)
+        first.append(time.perf_counter() - t)
+    repeated = []
+    for _ in range(3):
+        for q in questions:
+            t = time.perf_counter()
+            search(cat, q, limit=10, today=TODAY)
+            repeated.append(time.perf_counter() - t)
+
+    with Agent(root, watch=False) as agent:
+        tokens = statistics.mean(agent.context(w).tokens for w in WORK_ITEMS)
+    result = {
+        "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
+        "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
+        "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
+        "r5_dev": recall_at_5(cat, labels, "dev", False), "r5_heldout": recall_at_5(cat, labels, "heldout", False),
+        "bm25_dev": recall_at_5(cat, labels, "dev", True), "bm25_heldout": recall_at_5(cat, labels, "heldout", True),
+    }
+    cat.close()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / ".out" / "memory")
+    args = ap.parse_args()
+    shared = check_overlap(DEV + DEV2 + HELDOUT)
+    print(f"labelled questions: {len(DEV) + len(DEV2)} dev + {len(HELDOUT)} held-out; {shared.count(0)} share no stemmed "
+          f"word with their note, {shared.count(1)} share one")
+    print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
+          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/held':>13} {'BM25-only R@5':>14}")
+    base_tokens = None
+    for n in [int(s) for s in args.sizes.split(",")]:
+        r = bench_size(args.out, n)
+        base_tokens = base_tokens or r["tokens"]
+        print(f"{n:>7} {r['build']:>6.2f}s {r['sync_fresh'] * 1e3:>8.1f}/{r['sync_warm'] * 1e3:<5.1f}ms "
+              f"{r['sync_one'] * 1e3:>5.1f}ms {r['search_p50'] * 1e3:>6.1f}/{r['search_p95'] * 1e3:<5.1f}ms "
+              f"{r['search_rep_p50'] * 1e3:>6.1f}/{r['search_rep_p95'] * 1e3:<5.1f}ms "
+              f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
+              f"{r['r5_dev']:>5.2f}/{r['r5_heldout']:<5.2f} {r['bm25_dev']:>6.2f}/{r['bm25_heldout']:<5.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Helpers for the memory tests: write notes, wiki pages, journal days and skills into an agent folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from vault_agent.vault.journal import JournalEntry, append_entry
+from vault_agent.vault.layout import AgentPaths
+
+
+def agent(tmp_path: Path, name: str = "a") -> AgentPaths:
+    root = tmp_path / name
+    (root / "memory").mkdir(parents=True)
+    (root / "persona").mkdir()
+    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
+    return AgentPaths(root)
+
+
+def note(paths: AgentPaths, stem: str, name: str, body: str, *, type: str = "reference", description: str = "",
+         extra: str = "") -> Path:
+    path = paths.memory / f"{stem}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # JSON strings are YAML strings: names with colons or quotes stay one value.
+    desc = f"description: {json.dumps(description, ensure_ascii=False)}\n" if description else ""
+    path.write_text(f"---\ntype: {type}\nname: {json.dumps(name, ensure_ascii=False)}\n{desc}{extra}---\n{body}\n",
+                    encoding="utf-8")
+    return path
+
+
+def page(paths: AgentPaths, rel: str, text: str) -> Path:
+    path = paths.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def journal_entry(paths: AgentPaths, when: dt.datetime, run_id: str, asked: str, did: str = "",
+                  notes: list[str] | None = None, status: str = "ok", cost: str = "") -> Path:
+    path = paths.journal_day(when.date())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    append_entry(path, JournalEntry(ts=when, run_id=run_id, status=status, asked=asked, did=did,
+                                    notes=notes or [], cost=cost), paths.name)
+    return path
+
+
+def files_snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under root (dot-folders included) with its bytes and mtime: to prove nothing changed."""
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}

@@ -1,0 +1,83 @@
+"""`vault-agent mcp` spoken to by the official MCP client (stdio_client + ClientSession) from the same package."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from vault_agent.testing.fakellm import FakeLLMServer, Reply
+from vault_agent.vault import runlog
+from vault_agent.vault.folder import AgentFolder
+from vault_agent.vault.templates import create_agent
+
+mcp = pytest.importorskip("mcp")
+
+
+def _vault(tmp_path: Path, server: FakeLLMServer) -> Path:
+    vault = tmp_path / "vault"
+    create_agent(vault, "sample", "sample")
+    root = vault / "helper"
+    (root / "persona").mkdir(parents=True)
+    (root / "persona" / "IDENTITY.md").write_text("# Helper\n")
+    (root / "model.md").write_text(f"---\nprovider: anthropic\nmodel: claude-sonnet-5\n"
+                                   f"base_url: {server.anthropic_base_url}\n---\n")
+    (root / "tools.md").write_text("---\ntools: []\n---\n")
+    return vault
+
+
+async def _session(vault: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[Any]]:
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "vault_agent.cli", "--vault", str(vault), "mcp"],
+                                   env={"ANTHROPIC_API_KEY": "test-key"})
+    results = []
+    with open(vault / "server.log", "w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                names = [t.name for t in (await session.list_tools()).tools]
+                for name, args in calls:
+                    results.append(await session.call_tool(name, args))
+    return names, results
+
+
+def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        server.script(Reply("Booked the review for Thursday.", input_tokens=400, output_tokens=20))
+        vault = _vault(tmp_path, server)
+        names, (listed, ran, found, note, by_stem, escape) = anyio.run(_session, vault, [
+            ("list_agents", {}),
+            ("run_agent", {"agent": "helper", "work_item": "Book the design review"}),
+            ("search_memory", {"agent": "sample", "query": "Lindqvist accountant", "limit": 3}),
+            ("read_note", {"agent": "sample", "path": "memory/day-rate-from-january-2027.md"}),
+            ("read_note", {"agent": "sample", "path": "day-rate-2026"}),
+            ("read_note", {"agent": "sample", "path": "../../etc/passwd"}),
+        ])
+    assert names == ["list_agents", "run_agent", "search_memory", "read_note"]
+    agents = json.loads(listed.content[0].text)
+    assert [a["name"] for a in agents] == ["helper", "sample"] and agents[1]["model"] == "anthropic:claude-sonnet-5"
+    result = json.loads(ran.content[0].text)
+    assert (result["status"], result["text"]) == ("ok", "Booked the review for Thursday.")
+    assert result["cost_usd"] > 0 and not ran.is_error
+    [record] = runlog.iter_runs(AgentFolder(vault / "helper").read_log().records)
+    assert (record["run_id"], record["trigger"]) == (result["run_id"], "mcp")
+    hits = json.loads(found.content[0].text)
+    assert hits[0]["path"] == "memory/accountant-lindqvist-partners.md" and len(hits) <= 3
+    assert "€780" in note.content[0].text and not note.is_error
+    assert by_stem.content[0].text.startswith("---\ntype: decision")
+    assert escape.is_error and "not a Markdown file inside the agent folder" in escape.content[0].text
+
+
+def test_the_fallback_word_search_ranks_name_matches_first(tmp_path: Path) -> None:
+    from vault_agent.ops.search import word_search
+
+    create_agent(tmp_path / "vault", "sample", "sample")
+    hits = word_search(AgentFolder(tmp_path / "vault" / "sample"), "day rate 2027", limit=2)
+    assert [h["path"] for h in hits] == ["memory/day-rate-from-january-2027.md", "memory/day-rate-2026.md"]
+    assert word_search(AgentFolder(tmp_path / "vault" / "sample"), "?!") == []

@@ -1,0 +1,105 @@
+"""Recall and the INDEX view: relevant notes within the budget exactly, live notes only, a bounded view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from memory_helpers import agent, note
+
+from vault_agent.context.tokens import estimate_tokens
+from vault_agent.memory.catalog import Catalog
+from vault_agent.memory.recall import SearchRecaller, index_view
+from vault_agent.runner import Agent
+from vault_agent.vault.layout import AgentPaths
+
+TODAY = dt.date(2026, 11, 20)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AgentPaths:
+    paths = agent(tmp_path)
+    note(paths, "dentist", "Dentist", "Dr. Alvarez at Smile Clinic. See [[clinic-address]].", type="user",
+         extra="updated: 2026-01-10\n")
+    note(paths, "clinic-address", "Clinic address", "Prinsengracht 12, second floor.", extra="updated: 2026-01-10\n")
+    note(paths, "rules", "House rules", "Answer in five bullets.", type="feedback",
+         extra="pinned: true\nupdated: 2025-01-01\n")
+    note(paths, "old-rate", "Day rate 2026", "Teeth whitening costs €720 a session.", type="decision",
+         extra="updated: 2026-01-01\n")
+    note(paths, "new-rate", "Day rate 2027", "€780 a day.", type="decision",
+         extra="supersedes: old-rate\nupdated: 2026-11-19\n")
+    note(paths, "expired", "Dentist voucher", "A dentist voucher for teeth cleaning.", extra="expires: 2026-06-30\n")
+    for i in range(40):
+        note(paths, f"filler-{i}", f"Filler {i}", f"Gardening chores for week {i}: " + "weeding " * (20 + i),
+             type="project", extra=f"updated: 2025-{1 + i % 12:02d}-15\n")
+    return paths
+
+
+def recall(paths: AgentPaths, work_item: str, budget: int) -> list:
+    with Catalog(paths) as cat:
+        cat.sync()
+        return SearchRecaller(paths, cat, today=TODAY, embedder=None).recall(work_item, budget)
+
+
+def test_recall_never_exceeds_the_budget_and_fills_it(paths: AgentPaths) -> None:
+    with Catalog(paths) as cat:
+        cat.sync()
+        recaller = SearchRecaller(paths, cat, today=TODAY, embedder=None)
+        for budget in [0, 10, 64, 65, 100, 157, 300, 512, 999, 2048, 5000]:
+            got = recaller.recall("gardening chores weeding", budget)
+            used = sum(estimate_tokens(r.text) + 1 for r in got)
+            assert used <= budget, budget
+            if budget == 2048:
+                assert budget - used < 200  # plenty of matching notes: the budget gets used
+
+
+def test_pinned_notes_come_first_then_the_relevant_ones_with_what_they_link(paths: AgentPaths) -> None:
+    got = [r.stem for r in recall(paths, "who looks after my teeth?", 2000)]
+    assert got[:3] == ["rules", "dentist", "clinic-address"]
+
+
+def test_superseded_and_expired_notes_are_left_out(paths: AgentPaths) -> None:
+    got = [r.stem for r in recall(paths, "dentist voucher teeth whitening day rate", 4000)]
+    assert "dentist" in got and "new-rate" in got
+    assert "old-rate" not in got and "expired" not in got
+
+
+def test_a_vague_work_item_recalls_the_most_recent_notes(paths: AgentPaths) -> None:
+    got = [r.stem for r in recall(paths, "anything?", 600)]
+    assert got[0] == "rules" and got[1] == "new-rate"
+
+
+def test_a_long_note_is_cut_to_a_third_of_the_budget_and_says_how_to_read_it(paths: AgentPaths) -> None:
+    note(paths, "long", "Long gardening plan", "Gardening plan. " + "Plant bulbs in rows. " * 400, type="project")
+    [first, *_] = [r for r in recall(paths, "long gardening plan", 900) if r.stem == "long"]
+    assert first.truncated and "memory_read long" in first.text and estimate_tokens(first.text) <= 306
+
+
+def test_index_view_is_bounded_puts_the_relevant_section_first_and_counts_the_rest(paths: AgentPaths) -> None:
+    with Catalog(paths) as cat:
+        cat.sync()
+        for budget in (60, 120, 400, 1200):
+            view = index_view(cat, budget, work_item="teeth dentist", today=TODAY)
+            assert estimate_tokens(view) <= budget
+        view = index_view(cat, 200, work_item="teeth dentist", today=TODAY)
+        assert view.startswith("## User (1)\n- [[dentist]] Dentist")
+        assert "Not shown:" in view or "more project note(s)" in view
+        assert "Projects (40)" in view
+
+
+def test_the_runner_recalls_by_relevance_and_the_prompt_stays_flat_as_notes_grow(tmp_path: Path) -> None:
+    sizes = {}
+    for n in (200, 2000):
+        paths = agent(tmp_path / str(n))
+        (paths.persona / "IDENTITY.md").write_text("# Tester\n")
+        note(paths, "dentist", "Dentist", "Dr. Alvarez at Smile Clinic.", type="user")
+        for i in range(n):
+            note(paths, f"n{i}", f"Project note {i}", f"Weekly review of garden plan {i}, call the client.",
+                 type=("project", "decision", "reference")[i % 3], description=f"garden plan {i}")
+        with Agent(paths.root, watch=False) as a:
+            built = a.context("Who looks after my teeth?")
+        recall_part = next(p for p in built.parts if p.name == "recall")
+        assert "Dr. Alvarez" in recall_part.text
+        sizes[n] = built.tokens
+    assert abs(sizes[2000] - sizes[200]) / sizes[200] < 0.05

@@ -1,0 +1,129 @@
+"""Search over the derived index: ranking on a small labelled set, fields, filters, snippets, reading by reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from memory_helpers import agent, journal_entry, note, page
+
+from vault_agent.cli import main
+from vault_agent.memory.catalog import Catalog
+from vault_agent.memory.search import read_note_by_ref, search
+from vault_agent.vault.layout import AgentPaths
+
+TODAY = dt.date(2026, 11, 20)
+NOTES = [
+    ("dentist", "Dentist", "Dr. Alvarez at Smile Clinic, check-up twice a year", "user"),
+    ("coffee", "Usual coffee order", "Flat white with oat milk, no sugar", "user"),
+    ("day-rate-2027", "Day rate from January 2027", "€780 per day from 2027-01-01", "decision"),
+    ("accountant", "Accountant: Lindqvist & Partners", "Bookkeeping and VAT returns", "reference"),
+    ("car-lease", "Car lease", "Lease of a Polestar 2 until 2028", "reference"),
+    ("fridays", "No client calls on Fridays", "Friday is studio day", "decision"),
+    ("babysitter", "Babysitter", "Noor babysits on Wednesdays, €15/hour", "reference"),
+    ("printer", "Printer for large formats", "Drukkerij Mondriaan prints posters and banners", "reference"),
+]
+# (question, the note that answers it): words of the notes, other forms of them, and related words.
+LABELLED = [
+    ("dentist appointment", "dentist"),
+    ("who looks after my teeth", "dentist"),
+    ("how do I take my latte", "coffee"),
+    ("what do I charge per day in 2027", "day-rate-2027"),
+    ("who does the bookkeeping", "accountant"),
+    ("until when do I have the vehicle", "car-lease"),
+    ("can I book customer meetings on friday", "fridays"),
+    ("who watches the kids midweek", "babysitter"),
+    ("where can I get big posters printed", "printer"),
+]
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AgentPaths:
+    paths = agent(tmp_path)
+    for stem, name, description, note_type in NOTES:
+        note(paths, stem, name, description + ".", type=note_type, description=description)
+    for i in range(30):  # distractors that share everyday words with the questions
+        note(paths, f"misc-{i}", f"Misc {i}", f"A note about the day, a call, the week and some client {i}.")
+    return paths
+
+
+def test_each_labelled_question_finds_its_note_first(paths: AgentPaths) -> None:
+    with Catalog(paths) as cat:
+        cat.sync()
+        found = {q: [h.stem for h in search(cat, q, limit=3, today=TODAY)] for q, _ in LABELLED}
+    assert {q: top[:1] for q, top in found.items()} == {q: [stem] for q, stem in LABELLED}
+
+
+def test_a_name_match_outranks_a_passing_mention(paths: AgentPaths) -> None:
+    note(paths, "mention", "Weekly errands", "Pick up the car from the garage and buy stamps.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [h.stem for h in search(cat, "car", limit=2, today=TODAY)] == ["car-lease", "mention"]
+
+
+def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
+    journal_entry(paths, dt.datetime(2026, 11, 18, 9, 0), "r1", "Ask the dentist to move the check-up")
+    with Catalog(paths) as cat:
+        cat.sync()
+        hits = search(cat, "dentist", limit=5, today=TODAY)
+        assert {(h.kind, h.stem) for h in hits} == {("memory", "dentist"), ("journal", "2026-11-18")}
+        [entry] = search(cat, "dentist", type="journal", today=TODAY)
+        assert entry.anchor == "r1" and "[dentist]" in entry.snippet
+        assert [h.stem for h in search(cat, "dentist", type="user", today=TODAY)] == ["dentist"]
+        assert search(cat, "dentist", type="decision", today=TODAY) == []
+
+
+def test_words_without_meaning_and_query_syntax_are_harmless(paths: AgentPaths) -> None:
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert search(cat, "what is the", today=TODAY) == []
+        assert search(cat, 'AND OR NOT "( * ^ :', today=TODAY) == []
+        assert search(cat, "", today=TODAY) == []
+
+
+def test_a_japanese_name_is_found_by_its_first_word(paths: AgentPaths) -> None:
+    note(paths, "東京デザイン週間", "東京デザイン週間", "Tokyo Design Week 2027 booth.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert search(cat, "東京", today=TODAY)[0].stem == "東京デザイン週間"
+
+
+def test_read_note_by_ref_resolves_links_stems_names_paths_and_replaced_notes(paths: AgentPaths) -> None:
+    note(paths, "day-rate-2026", "Day rate 2026", "€720.", type="decision")
+    note(paths, "day-rate-2027", "Day rate from January 2027", "€780.", type="decision",
+         extra="supersedes: '[[day-rate-2026]]'\n")
+    (paths.memory / "day-rate-2026.md").unlink()  # dream removes a merged note this way
+    page(paths, "wiki/handbook.md", "# Studio handbook\n\nRules.\n")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert read_note_by_ref(paths, cat, "[[dentist|my dentist]]").path == "memory/dentist.md"
+        assert read_note_by_ref(paths, cat, "Car lease").path == "memory/car-lease.md"
+        assert read_note_by_ref(paths, cat, "car lease").path == "memory/car-lease.md"
+        assert read_note_by_ref(paths, cat, "wiki/handbook.md").text.startswith("# Studio handbook")
+        assert read_note_by_ref(paths, cat, "Studio handbook").kind == "wiki"
+        replaced = read_note_by_ref(paths, cat, "[[day-rate-2026]]")
+        assert replaced.path == "memory/day-rate-2027.md" and replaced.superseded_by == "day-rate-2027"
+        for outside in ("model.md", "../a/model.md", "memory/../model.md", ".vault-agent/index.db", "nothing"):
+            assert read_note_by_ref(paths, cat, outside) is None
+
+
+def test_search_command_prints_json_hits(paths: AgentPaths) -> None:
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "search", "a", "teeth", "--json"])
+    assert out.exit_code == 0, out.output
+    [first, *_] = json.loads(out.output)
+    assert (first["path"], first["type"]) == ("memory/dentist.md", "user")
+    text = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "search", "a", "car", "lease", "-k", "1"])
+    assert "memory/car-lease.md" in text.output and "[reference] Car lease" in text.output
+
+
+def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentPaths) -> None:
+    vault = str(paths.root.parent)
+    first = CliRunner().invoke(main, ["--vault", vault, "index", "a"])
+    assert first.exit_code == 0 and "a: 38 added, 0 changed, 0 removed, 0 unchanged" in first.output
+    again = CliRunner().invoke(main, ["--vault", vault, "index", "a"])
+    assert "0 added, 0 changed, 0 removed, 38 unchanged" in again.output
+    rebuilt = CliRunner().invoke(main, ["--vault", vault, "index", "a", "--rebuild"])
+    assert "38 added" in rebuilt.output and "38 documents" in rebuilt.output

@@ -1,0 +1,86 @@
+"""`vault-agent watch`: a real file watcher keeps indexes fresh while files are edited, debounced, dot-files ignored."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from memory_helpers import agent, note
+
+from vault_agent.memory.catalog import Catalog
+from vault_agent.memory.search import search
+from vault_agent.memory.watch import watch_agents
+from vault_agent.vault.layout import AgentPaths
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 8.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def indexed_paths(paths: AgentPaths) -> set[str]:
+    with Catalog(paths) as cat:
+        return {row[0] for row in cat.conn.execute("SELECT path FROM files")}
+
+
+def test_an_edit_is_indexed_once_the_burst_settles_and_dot_files_are_ignored(tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    note(paths, "first", "First", "apples")
+    stop = threading.Event()
+    syncs: list[object] = []
+    watcher = threading.Thread(target=watch_agents, args=([paths.root], stop),
+                               kwargs={"quiet_s": 0.3, "on_sync": lambda name, stats: syncs.append(stats)})
+    watcher.start()
+    try:
+        assert eventually(lambda: len(syncs) == 1)  # the initial full sync
+        for i in range(5):  # an editor saving as the person types: one sync for the burst
+            note(paths, "kiwi", "Kiwi", "kiwi fruit " * (i + 1))
+            time.sleep(0.05)
+        (paths.memory / ".kiwi.md.3f2a.tmp").write_text("half-written")
+        (paths.root / "log").mkdir()
+        (paths.root / "log" / "notes.md").write_text("not indexed")
+        assert eventually(lambda: "memory/kiwi.md" in indexed_paths(paths))
+        time.sleep(0.5)
+        assert len(syncs) == 2
+        assert indexed_paths(paths) == {"memory/first.md", "memory/kiwi.md"}
+        with Catalog(paths) as cat:
+            assert "kiwi fruit kiwi fruit kiwi fruit kiwi fruit kiwi fruit" in \
+                cat.conn.execute("SELECT body FROM docs_fts WHERE name = 'Kiwi'").fetchone()[0]
+        (paths.memory / "first.md").unlink()
+        assert eventually(lambda: indexed_paths(paths) == {"memory/kiwi.md"})
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert not watcher.is_alive()
+
+
+def test_the_watch_command_follows_every_agent_and_stops_on_sigterm(tmp_path: Path) -> None:
+    one, two = agent(tmp_path, "one"), agent(tmp_path, "two")
+    proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(tmp_path), "watch",
+                             "--quiet", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: (one.state / "index.db").exists() and (two.state / "index.db").exists())
+        time.sleep(0.5)  # the watcher is up once both initial syncs are done
+        note(one, "plum", "Plum", "plum tart")
+        (two.root / "wiki").mkdir()
+        (two.root / "wiki" / "pears.md").write_text("# Pears\n\nPoached pears.\n")
+
+        def found(paths: AgentPaths, word: str) -> bool:
+            with Catalog(paths) as cat:
+                return bool(search(cat, word))
+
+        assert eventually(lambda: found(one, "plum") and found(two, "poached"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "watching one, two" in err and "[one] 1 added" in out

@@ -1,0 +1,261 @@
+"""Consolidation (`vault-agent dream`): merge duplicate notes, retire expired ones, summarize recent journal days.
+
+Every step is deterministic and needs no model; spec/dream.md describes them.
+`plan()` only reads files (a dry run changes nothing, not even the derived
+index); `apply()` carries a plan out under the agent's write lock, keeping
+every replaced or removed note under .vault-agent/versions/ and never
+overwriting a file a person changed after the plan read it. A model-written
+summary is optional: the caller gets it (the CLI runs the agent
+itself with `summary_prompt`, so the agent's cost caps apply, and hands the
+reply to `apply`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..vault import journal
+from ..vault.atomic import atomic_write, content_hash
+from ..vault.folder import AgentFolder
+from ..vault.notes import Note
+from .similar import clusters, similar_pairs
+
+NEAR_DUPLICATE = 0.8  # Jaccard of 3-word shingles of description + body
+SUMMARY_DAYS = 7
+OBSERVATION_TAG = "observation"
+_COST = re.compile(r"\$(\d+(?:\.\d+)?)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+
+
+@dataclass
+class Merge:
+    keep: Note
+    drop: list[Note]
+    similarity: list[float]  # per absorbed note: Jaccard with the kept one (1.0: a duplicate)
+
+
+@dataclass
+class Summary:
+    name: str
+    days: list[_dt.date]
+    sources: list[str]  # journal day files, relative to the agent folder
+    description: str
+    body: str
+
+
+@dataclass
+class DreamPlan:
+    today: _dt.date
+    merges: list[Merge] = field(default_factory=list)
+    expired: list[Note] = field(default_factory=list)
+    summary: Summary | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.merges or self.expired or self.summary)
+
+    def lines(self, root: Path) -> list[str]:
+        """The plan as a person reads it, one step a line."""
+        out = []
+        for m in self.merges:
+            dropped = ", ".join(f"{_rel(n.path, root)} ({'duplicate' if sim >= 1 else f'near-duplicate, {sim:.2f}'})"
+                                for n, sim in zip(m.drop, m.similarity))
+            out.append(f"merge into {_rel(m.keep.path, root)}: {dropped}")
+        for n in self.expired:
+            out.append(f"archive expired ({n.expires}): {_rel(n.path, root)} -> {_rel(archive_path(root, n), root)}")
+        if self.merges or self.expired:
+            out.append("rewrite memory/INDEX.md")
+        if self.summary:
+            days = ", ".join(d.isoformat() for d in self.summary.days)
+            out.append(f"write observation note {self.summary.name!r} summarizing journal days {days}")
+        return out or ["nothing to do"]
+
+
+def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
+         threshold: float = NEAR_DUPLICATE) -> DreamPlan:
+    """What a dream would do now. Reads the files only."""
+    notes = folder.notes.scan()
+    result = DreamPlan(today)
+    result.expired = sorted((n for n in notes if n.is_expired(today)), key=lambda n: n.path)
+    live = [n for n in notes if not n.is_expired(today) and OBSERVATION_TAG not in n.tags]
+    by_path = {n.path: n for n in live}
+    pairs = similar_pairs((((n.type, n.path), f"{n.description}\n{n.body}") for n in
+                           sorted(live, key=lambda n: (n.type, str(n.path)))), threshold)
+    # Only notes of the same type are duplicates of each other.
+    same_type = [(a[1], b[1], sim) for a, b, sim in pairs if a[0] == b[0]]  # type: ignore[index]
+    sims = {frozenset((a, b)): sim for a, b, sim in same_type}
+    for group in clusters(same_type):  # type: ignore[arg-type]
+        members = [by_path[p] for p in group]  # type: ignore[index]
+        keep = max(members, key=_keep_rank)
+        drop = sorted((n for n in members if n is not keep), key=lambda n: n.path)
+        # A note in the group only through a third one has no pair score with the kept note: it is at
+        # least `threshold` alike to something in the group.
+        result.merges.append(Merge(keep, drop, [sims.get(frozenset((keep.path, n.path)), threshold) for n in drop]))
+    result.merges.sort(key=lambda m: m.keep.path)
+    result.summary = _journal_summary(folder, notes, today, days)
+    return result
+
+
+def _keep_rank(note: Note) -> tuple[bool, str, int, str]:
+    # Pinned first, then the most recently updated, then the longest; the path settles ties.
+    updated = note.updated or note.created
+    return (note.pinned, updated.isoformat() if updated else "", len(note.body), str(note.path))
+
+
+def archive_path(root: Path, note: Note) -> Path:
+    """Where an expired note goes: archive/<its path inside memory/>."""
+    return root / "archive" / note.path.relative_to(root / "memory")
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def merged_body(keep: Note, drop: list[Note]) -> str:
+    """The kept body, then per absorbed note the sentences the kept body does not already say (one paragraph)."""
+    body = keep.body.rstrip()
+    have = {_norm(s) for s in _SENTENCE.split(body)}
+    extra = []
+    for note in drop:
+        new = []
+        for sentence in _SENTENCE.split(note.body.strip()):
+            if sentence.strip() and _norm(sentence) not in have:
+                have.add(_norm(sentence))
+                new.append(sentence.strip())
+        if new:
+            extra.append(" ".join(new))
+    return body + ("\n\n" + "\n\n".join(extra) if extra else "") + "\n"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int) -> Summary | None:
+    covered = {s for n in notes if OBSERVATION_TAG in n.tags for s in n.sources}
+    chosen: list[tuple[_dt.date, list[journal.ParsedEntry]]] = []
+    for back in range(days, 0, -1):  # up to yesterday: today's journal is still being written
+        day = today - _dt.timedelta(days=back)
+        path = folder.paths.journal_day(day)
+        if _rel(path, folder.root) in covered:
+            continue
+        try:
+            entries = journal.parse_day(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if entries:
+            chosen.append((day, entries))
+    if not chosen:
+        return None
+    first, last = chosen[0][0], chosen[-1][0]
+    name = f"Journal {first.isoformat()}" + (f" to {last.isoformat()}" if last != first else "")
+    runs = [e for _, entries in chosen for e in entries]
+    statuses: dict[str, int] = {}
+    for e in runs:
+        statuses[e.status] = statuses.get(e.status, 0) + 1
+    cost = sum(float(m.group(1)) for e in runs for c in e.fields.get("cost", []) for m in _COST.finditer(c))
+    description = (f"{len(runs)} run(s) over {len(chosen)} day(s): "
+                   + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + f"; ${cost:.2f}")
+    lines: list[str] = []
+    linked: dict[str, None] = {}
+    problems = []
+    for day, entries in chosen:
+        lines.append(f"## {day.isoformat()} ({len(entries)} run(s))\n")
+        for e in entries:
+            asked = " ".join(e.fields.get("asked", []))
+            did = " ".join(e.fields.get("did", []))
+            lines.append(f"- {e.time[:5]} {e.trigger} · {e.status} — {asked}" + (f" → {did}" if did else ""))
+            for notes_line in e.fields.get("notes", []):
+                for stem in re.findall(r"\[\[([^\]|]+)", notes_line):
+                    linked[stem] = None
+            problems += [f"{day.isoformat()} {e.time[:5]}: {p}" for p in e.fields.get("problem", [])]
+        lines.append("")
+    if linked:
+        lines += ["## Notes touched", "", ", ".join(f"[[{s}]]" for s in linked), ""]
+    if problems:
+        lines += ["## Problems", "", *(f"- {p}" for p in problems), ""]
+    sources = [_rel(folder.paths.journal_day(day), folder.root) for day, _ in chosen]
+    return Summary(name, [d for d, _ in chosen], sources, description, "\n".join(lines).rstrip() + "\n")
+
+
+def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model_text: str | None = None) -> list[str]:
+    """Carry out the plan; returns what was done (and what was skipped because a person changed a file).
+
+    `model_text`: a model-written summary of the journal days, added to the
+    observation note under its own heading (see `summary_prompt`).
+    """
+    done: list[str] = []
+    root = folder.root
+    for m in dream.merges:
+        done += _merge(folder, m, dream.today, tag)
+    for note in dream.expired:
+        target = _unique(archive_path(root, note))
+        with folder.write_lock():
+            if _changed(note):
+                done.append(f"skipped {_rel(note.path, root)}: changed since the plan was made")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(note.path, target)
+        done.append(f"archived {_rel(note.path, root)} -> {_rel(target, root)}")
+    if dream.merges or dream.expired:
+        if folder.rewrite_index():
+            done.append("rewrote memory/INDEX.md")
+    if dream.summary:
+        s = dream.summary
+        body = s.body + (f"\n## Summary (written by the model)\n\n{model_text.strip()}\n" if model_text else "")
+        meta = {"type": "reference", "name": s.name, "description": s.description,
+                "tags": [OBSERVATION_TAG, "journal"], "created": dream.today, "updated": dream.today,
+                "sources": s.sources}
+        result = folder.save_note(meta, body, version_tag=tag, notes=folder.notes.scan())
+        done.append(f"{result.action} observation note {_rel(result.note.path, root)}")
+    return done
+
+
+def summary_prompt(summary: Summary) -> str:
+    """The work item that asks the agent for a prose summary of the journal days in `summary`."""
+    return ("Write a short summary (at most eight sentences) of what happened over these journal days: what was "
+            "asked, what got done, what is still open, anything that went wrong. Plain prose, no capture "
+            f"blocks.\n\n# {summary.name}\n\n{summary.body}")
+
+
+def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str) -> list[str]:
+    root = folder.root
+    keep = m.keep
+    tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
+    sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
+    supersedes = list(dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]))
+    meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {})}
+    out: list[str] = []
+    with folder.write_lock():
+        if any(_changed(n) for n in (keep, *m.drop)):
+            return [f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made"]
+        # Straight to the store, not save_note: two duplicates may share a type and name, and the
+        # note to update is the one the plan chose. INDEX is rewritten once, after all merges.
+        result = folder.notes.update(keep, meta, merged_body(keep, m.drop), version_tag=tag)
+        if result.action == "conflict":  # a person saved it this very moment: their edit stays
+            return [f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile"]
+        out.append(f"merged into {_rel(keep.path, root)} ({result.action})")
+        for note in m.drop:
+            atomic_write(folder.paths.versions / note.stem / f"{tag}.md", note.path.read_bytes())
+            note.path.unlink()
+            out.append(f"removed {_rel(note.path, root)} (kept as .vault-agent/versions/{note.stem}/{tag}.md)")
+    return out
+
+
+def _changed(note: Note) -> bool:
+    try:
+        return content_hash(note.path.read_bytes()) != note.hash
+    except FileNotFoundError:
+        return True
+
+
+def _unique(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate

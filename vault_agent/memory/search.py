@@ -1,0 +1,381 @@
+"""Search over the derived index: field-weighted BM25 with boosts, snippets, and reading a note by reference.
+
+These are the functions behind `vault-agent search`, recall and the
+`memory_search` / `memory_read` tools:
+
+- `search(catalog, query, type=None, limit=10) -> list[Hit]`: best first.
+- `relevant(catalog, query, today=..., kinds=...) -> list[Hit]`: for recall:
+  live notes only, plus notes [[linked]] from the best hits.
+- `read_note_by_ref(paths, catalog, ref) -> NoteText | None`: a note by
+  [[wikilink]], stem, name or path.
+
+Scoring: BM25 over name, description, tags, body, type, links and dates with
+the field weights below, the question's own words at full weight and related
+terms at half (query.py); then multiplied by a prior per kind, a boost for
+pinned notes, for the note type the question points at ("what did we decide"
+-> decisions), and for recent notes. Terms found in a large share of the
+documents carry almost no BM25 weight but cost the most to rank, so the
+commonest are left out of the query (see `_affordable`): that keeps a search
+at 100k notes within a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..vault.layout import AgentPaths
+from .catalog import Catalog, name_key
+from .embed import rrf
+from .query import Term, terms
+from .related import fold, stems, token_stems, words
+from .sources import kind_of, stem_key
+
+# name, description, tags, body, type, links, dates (catalog.FTS_COLUMNS)
+FIELD_WEIGHTS = (6.0, 4.0, 3.0, 1.0, 1.0, 0.5, 1.0)
+KIND_PRIOR = {"memory": 1.0, "wiki": 0.9, "skill": 0.8, "journal": 0.75, "archive": 0.6}
+PINNED_BOOST = 1.25
+CUE_BOOST = 1.2
+RECENCY_BOOST = 0.15  # a note updated today scores up to 15% more
+RECENCY_HALF_LIFE_DAYS = 180
+LINK_SHARE = 0.5  # a note linked from a hit scores half of the hit
+NAME_BOOST = 1.0  # a note whose name says every word of the question scores double
+MATCH_BUDGET = 6000  # documents ranked per query, at most: ~2 µs each
+COMMON_SHARE = 0.2  # a term in more than this share of documents is left out of the query
+TYPE_CUES = {
+    "decision": {"decide", "decided", "decision", "decisions", "agreed", "chose", "chosen", "settled", "policy"},
+    "user": {"prefer", "prefers", "preference", "preferences", "favorite", "favourite", "likes", "dislikes",
+             "allergic", "birthday", "personal"},
+    "feedback": {"feedback", "correct", "corrected", "mistake", "wrong", "style", "tone", "format"},
+    "project": {"project", "projects", "status", "milestone", "progress"},
+}
+SNIPPET_WORDS = 18
+_PUNCT = ".,;:!?()[]{}\"'*_`—–-…"
+
+
+@dataclass
+class Hit:
+    """One search result. `path` is relative to the agent folder; `anchor` names a journal entry's run."""
+
+    path: str
+    kind: str
+    type: str
+    stem: str
+    name: str
+    description: str
+    score: float
+    snippet: str = ""
+    anchor: str = ""
+    pinned: bool = False
+    updated: str | None = None
+    expires: str | None = None
+    linked_from: str | None = None  # the stem of the hit that [[links]] here, when found that way
+    links: tuple[str, ...] = ()
+    doc_id: int = 0
+
+    @property
+    def link(self) -> str:
+        return f"[[{self.stem}]]"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "kind": self.kind, "type": self.type, "stem": self.stem, "name": self.name,
+                "description": self.description, "score": round(self.score, 4), "snippet": self.snippet,
+                "anchor": self.anchor, "pinned": self.pinned, "updated": self.updated,
+                "linked_from": self.linked_from}
+
+
+def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 10, *,
+           today: _dt.date | None = None, expand: bool = True) -> list[Hit]:
+    """Documents (notes, wiki pages, journal entries, skills) matching `query`, best first, with snippets.
+
+    `type`: a note type (user, feedback, project, decision, reference) or a
+    kind (wiki, journal, skill, archive). Expired and superseded notes are
+    included (a person searching wants to see them); recall leaves them out.
+    """
+    ranked = _ranked(catalog, query, type=type, pool=max(limit * 3, 30), today=today or _dt.date.today(),
+                     expand=expand)[:limit]
+    _add_snippets(catalog, ranked, query, expand)
+    return ranked
+
+
+def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str, ...] = ("memory", "wiki"),
+             limit: int = 40, expand: bool = True, semantic: list[int] | None = None) -> list[Hit]:
+    """For recall: live documents of these kinds for `query`, and notes [[linked]] from the best of them.
+
+    Live: not expired (`expires` before today) and not superseded by another
+    note. A linked note scores LINK_SHARE of the hit that links it.
+    `semantic`: doc ids nearest to the query by embeddings (embed.nearest),
+    fused with this ranking by reciprocal rank fusion; scores are then RRF scores.
+    """
+    superseded = catalog.superseded()
+
+    def live(h: Hit) -> bool:
+        if h.kind not in kinds or (h.expires is not None and h.expires < today.isoformat()):
+            return False
+        return not (h.kind == "memory" and (h.stem in superseded or h.name.casefold() in superseded))
+
+    hits = [h for h in _ranked(catalog, query, type=None, pool=limit * 3, today=today, expand=expand) if live(h)]
+    by_id = {h.doc_id: h for h in hits}
+    for hit in hits[:10]:
+        for linked in _docs_by_stems(catalog, hit.links):
+            if not live(linked):
+                continue
+            linked.score = hit.score * LINK_SHARE
+            linked.linked_from = hit.stem
+            known = by_id.get(linked.doc_id)
+            if known is None:
+                by_id[linked.doc_id] = linked
+            elif known.score < linked.score:
+                known.score, known.linked_from = linked.score, hit.stem
+    ranked = sorted(by_id.values(), key=lambda h: (-h.score, h.path, h.anchor))
+    if semantic:
+        missing = [i for i in semantic if i not in by_id]
+        if missing:
+            by_id.update((h.doc_id, h) for h in _hits(catalog, f"id IN ({','.join(map(str, missing))})", ())
+                         if live(h))
+        fused = rrf([[h.doc_id for h in ranked], [i for i in semantic if i in by_id]])
+        for doc_id, score in fused.items():
+            by_id[doc_id].score = score
+        ranked = sorted((by_id[i] for i in fused), key=lambda h: (-h.score, h.path, h.anchor))
+    return ranked[:limit]
+
+
+# --- ranking -------------------------------------------------------------------
+
+def _ranked(catalog: Catalog, query: str, *, type: str | None, pool: int, today: _dt.date,
+            expand: bool) -> list[Hit]:
+    """Documents scored per concept: a question word and its related terms count once, by the best of them.
+
+    Each term is ranked on its own (BM25 over the weighted fields); a
+    document's score is the sum over the question's words of the best score
+    any of that word's terms gives it. Summing a word's synonyms instead
+    would let a note that mentions "car" and "drive" in passing beat the note
+    named "Car lease". A related term stands in at full weight for a question
+    word that no document contains: it is then the only way that word can match.
+    """
+    found = terms(query, expand=expand)
+    if not found:
+        return []
+    absent = {t.text for t in found if t.weight == 1.0 and not catalog.document_frequency(t.fts(), MATCH_BUDGET)}
+    weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
+    if type:
+        sql = (f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts "
+               "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND docs.type = ? ORDER BY s LIMIT ?")
+    else:
+        sql = (f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
+               "ORDER BY s LIMIT ?")
+    total = catalog.document_count()
+    best: dict[tuple[str, int], float] = {}  # (question word, doc id) -> best term score
+    for fts, term, df in _affordable(catalog, found):
+        weight = 1.0 if term.weight == 1.0 or term.source in absent else term.weight
+        # FTS5's IDF, ln((N - n + 0.5) / (n + 0.5)), is clamped to 1e-6 for a word in half the documents or
+        # more: in a small vault the very words a question is about would count for nothing. Swap it for
+        # the IDF that stays positive, ln(1 + (N - n + 0.5) / (n + 0.5)) (as Lucene does).
+        ratio = (total - df + 0.5) / (df + 0.5)
+        idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
+        concept = term.source or term.text
+        for rowid, bm25 in catalog.conn.execute(sql, (fts, type.lower(), pool) if type else (fts, pool)):
+            if bm25 < 0:  # bm25() is negative, lower is better
+                key = (concept, rowid)
+                best[key] = max(best.get(key, 0.0), -weight * bm25 * idf)
+    if not best:
+        return []
+    scores: dict[int, float] = {}
+    for (_, rowid), value in best.items():
+        scores[rowid] = scores.get(rowid, 0.0) + value
+    cues = _cued_types(query)
+    hits = _hits(catalog, "id IN (" + ",".join(str(i) for i in scores) + ")", ())
+    concepts = _concept_stems(found)
+    for hit, named in zip(hits, token_stems([h.name for h in hits])):
+        # A note named after what the question asks about is about it, whatever BM25's IDF makes of
+        # the words (in a small vault a word in half the documents scores next to nothing).
+        in_name = sum(1 for stems_of in concepts if stems_of & named) / len(concepts)
+        hit.score = scores[hit.doc_id] * _boost(hit, cues, today) * (1 + NAME_BOOST * in_name)
+    hits.sort(key=lambda h: (-h.score, h.path, h.anchor))
+    return hits
+
+
+def _concept_stems(found: list[Term]) -> list[set[str]]:
+    """Per question word, the stems of it and of its related terms."""
+    own = [t for t in found if t.weight == 1.0]
+    stems_of = token_stems([t.text for t in found])
+    by_word = {t.text: set(s) for t, s in zip(found, stems_of) if t.weight == 1.0}
+    for t, s in zip(found, stems_of):
+        if t.source in by_word:
+            by_word[t.source] |= s
+    return [by_word[t.text] for t in own] or [set()]
+
+
+def _affordable(catalog: Catalog, found: list[Term]) -> list[tuple[str, Term, int]]:
+    """The terms worth ranking, as FTS5 strings: rarest first, while the documents they match fit the budget.
+
+    Ranking costs ~2 µs per matching document; a term found in a fifth of all
+    documents adds almost nothing to BM25 (its IDF is near zero) but would
+    make a 100k-note search slow. When none of the question's own words is
+    affordable, the rarest is kept anyway, matched only in the name,
+    description and tags (or only the name).
+    """
+    common = max(50, int(catalog.document_count() * COMMON_SHARE))
+    counted = sorted((catalog.document_frequency(t.fts(), MATCH_BUDGET), i, t) for i, t in enumerate(found))
+    budget = MATCH_BUDGET
+    kept: list[tuple[str, Term, int]] = []
+    for df, _, term in counted:
+        if df == 0 or df > common or df > budget:
+            continue
+        kept.append((term.fts(), term, df))
+        budget -= df
+    if not any(t.weight == 1.0 for _, t, _ in kept):
+        own = [(df, t) for df, _, t in counted if df and t.weight == 1.0]
+        if own:
+            rarest = own[0][1]
+            for narrowed in (f"{{name description tags}} : {rarest.fts()}", f"name : {rarest.fts()}"):
+                df = catalog.document_frequency(narrowed, MATCH_BUDGET)
+                if 0 < df <= max(budget, MATCH_BUDGET // 4):
+                    kept.append((narrowed, rarest, df))
+                    break
+    return kept
+
+
+def _cued_types(query: str) -> set[str]:
+    said = set(words(query))
+    return {t for t, cue in TYPE_CUES.items() if said & cue}
+
+
+def _boost(hit: Hit, cues: set[str], today: _dt.date) -> float:
+    factor = KIND_PRIOR.get(hit.kind, 1.0)
+    if hit.pinned:
+        factor *= PINNED_BOOST
+    if hit.type in cues:
+        factor *= CUE_BOOST
+    if hit.updated:
+        try:
+            age = max(0, (today - _dt.date.fromisoformat(hit.updated)).days)
+        except ValueError:
+            age = None
+        if age is not None:
+            factor *= 1 + RECENCY_BOOST * math.pow(0.5, age / RECENCY_HALF_LIFE_DAYS)
+    return factor
+
+
+_COLUMNS = "id, path, kind, type, stem, name, description, anchor, pinned, updated, expires, links"
+
+
+def _hits(catalog: Catalog, where: str, args: tuple[object, ...]) -> list[Hit]:
+    rows = catalog.conn.execute(f"SELECT {_COLUMNS} FROM docs WHERE {where}", args)
+    return [Hit(path=path, kind=kind, type=t, stem=stem, name=name, description=description, score=0.0,
+                anchor=anchor, pinned=bool(pinned), updated=updated, expires=expires,
+                links=tuple(json.loads(links)), doc_id=doc_id)
+            for doc_id, path, kind, t, stem, name, description, anchor, pinned, updated, expires, links in rows]
+
+
+def _docs_by_stems(catalog: Catalog, stems: tuple[str, ...]) -> list[Hit]:
+    if not stems:
+        return []
+    keys = [stem_key(s) for s in stems[:20]]
+    return _hits(catalog, f"stem_key IN ({','.join('?' * len(keys))}) AND kind != 'journal'", tuple(keys))
+
+
+def _add_snippets(catalog: Catalog, hits: list[Hit], query: str, expand: bool) -> None:
+    """A window of ~SNIPPET_WORDS words around the first matching word, matches in [brackets].
+
+    Done here rather than with FTS5's snippet(), which re-runs the whole query
+    for every hit (~1 ms each at 10k notes). A word matches when it starts
+    with a term's stem, which is how porter stems relate to their words.
+    """
+    found = terms(query, expand=expand)
+    if not hits or not found:
+        return
+    prefixes = tuple(s for s in stems([t.text for t in found]) if s)
+    ids = ",".join(str(h.doc_id) for h in hits)
+    texts = dict(catalog.conn.execute(
+        f"SELECT rowid, name || ' — ' || description || ' ' || body FROM docs_fts WHERE rowid IN ({ids})"))
+    for hit in hits:
+        tokens = texts.get(hit.doc_id, "").split()
+        marked = [bool(prefixes) and fold(w.strip(_PUNCT)).startswith(prefixes) for w in tokens]
+        first = marked.index(True) if True in marked else 0
+        start = max(0, first - SNIPPET_WORDS // 3)
+        window = [f"[{w}]" if m else w for w, m in zip(tokens[start:start + SNIPPET_WORDS],
+                                                        marked[start:start + SNIPPET_WORDS])]
+        hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if start + SNIPPET_WORDS < len(tokens) else "")
+
+
+# --- reading by reference ------------------------------------------------------
+
+@dataclass
+class NoteText:
+    """A file the index knows, read in full. `superseded_by`: set when `ref` named a replaced note."""
+
+    path: str  # relative to the agent folder
+    kind: str
+    type: str
+    stem: str
+    name: str
+    text: str
+    superseded_by: str | None = None
+
+
+def read_note_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText | None:
+    """Read the note, wiki page, skill or journal day that `ref` names; None when nothing matches.
+
+    `ref` may be a [[wikilink]] (label and #heading ignored), a stem, a note
+    name, or a path relative to the agent folder. Tried in that order: path,
+    stem (memory notes first, then wiki, skills, archive, journal), name
+    (case-folded); and last, a stem or name that a note `supersedes`, which
+    resolves to the note that replaced it. Only indexed files are readable
+    (never model.md, tools.md or anything under a dot-folder).
+    """
+    target = ref.strip()
+    if target.startswith("[[") and target.endswith("]]"):
+        target = target[2:-2].split("|")[0].split("#")[0].strip()
+    if not target:
+        return None
+    rel = target if target.endswith(".md") else f"{target}.md"
+    if kind_of(rel) is not None and _inside(paths.root, rel):
+        hit = _first(catalog, "path = ?", (rel,))
+        if hit is not None:
+            return _read(paths, hit)
+    stem = target.rsplit("/", 1)[-1]
+    stem = stem[:-3] if stem.endswith(".md") else stem
+    order = "CASE kind WHEN 'memory' THEN 0 WHEN 'wiki' THEN 1 WHEN 'skill' THEN 2 WHEN 'archive' THEN 3 ELSE 4 END"
+    named = catalog.conn.execute("SELECT path FROM notes WHERE name_key = ? ORDER BY path LIMIT 1",
+                                 (name_key(target),)).fetchone()
+    for where, args in ((f"stem_key = ? ORDER BY {order}, path", (stem_key(stem),)),
+                        ("path = ?", (named[0] if named else "",)),
+                        (f"kind IN ('wiki', 'skill') AND lower(name) = ? ORDER BY {order}, path",
+                         (target.casefold(),))):
+        hit = _first(catalog, where, args)
+        if hit is not None:
+            return _read(paths, hit)
+    for path, raw in catalog.conn.execute("SELECT path, supersedes FROM notes WHERE supersedes != '[]'"):
+        if any(r.casefold() in (stem.casefold(), target.casefold()) for r in json.loads(raw)):
+            hit = _first(catalog, "path = ?", (path,))
+            if hit is not None:
+                found = _read(paths, hit)
+                if found is not None:
+                    found.superseded_by = hit.stem
+                return found
+    return None
+
+
+def _inside(root: Path, rel: str) -> bool:
+    try:
+        (root / rel).resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return ".." not in rel.split("/")
+
+
+def _first(catalog: Catalog, where: str, args: tuple[object, ...]) -> Hit | None:
+    found = _hits(catalog, f"{where} LIMIT 1" if "ORDER BY" in where else f"{where} ORDER BY path LIMIT 1", args)
+    return found[0] if found else None
+
+
+def _read(paths: AgentPaths, hit: Hit) -> NoteText | None:
+    try:
+        text = (paths.root / hit.path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return NoteText(hit.path, hit.kind, hit.type, hit.stem, hit.name, text)

@@ -1,0 +1,128 @@
+"""`vault-agent mcp`: the vault as an MCP server over stdio (list_agents, run_agent, search_memory, read_note).
+
+Built on the official `mcp` package (imported only by this command). Runs go
+through Agent.run with trigger `mcp`, so they are logged, journaled and capped
+like any other; read_note reads Markdown inside an agent folder and nothing
+outside it or in its hidden derived state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import VaultAgentError
+from ..runner import Agent
+from ..vault import runlog
+from ..vault.folder import AgentFolder, Vault
+from . import schedule as sched
+from .search import search_memory as _search
+
+MAX_NOTE_CHARS = 200_000
+
+
+class VaultTools:
+    """The four tools as plain methods, so the protocol layer stays a thin wrapper."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self._agents: dict[str, Agent] = {}
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        out = []
+        for name in self.vault.agent_names():
+            folder = self.vault.agent(name)
+            try:
+                model = folder.load_config().model.primary.label()
+            except VaultAgentError as exc:
+                model = f"unusable model.md: {exc.message}"
+            last = next(iter(reversed(list(runlog.iter_runs(_newest_day(folder))))), None)
+            out.append({"name": name, "model": model, "paused": sched.pause_info(folder) is not None,
+                        "last_run": {k: last.get(k) for k in ("run_id", "ts", "status")} if last else None})
+        return out
+
+    def run_agent(self, agent: str, work_item: str) -> dict[str, Any]:
+        if agent not in self._agents:
+            self._agents[agent] = Agent(self.vault.agent(agent).root, watch=False)
+        result = self._agents[agent].run(work_item, trigger="mcp")
+        return {"status": result.status, "text": result.text, "run_id": result.run_id,
+                "cost_usd": result.cost_usd, "error": result.error, "model": result.model,
+                "notes": [c.path for c in result.captures]}
+
+    def search_memory(self, agent: str, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        return _search(self.vault.agent(agent), query, max(1, min(limit, 50)))
+
+    def read_note(self, agent: str, path: str) -> str:
+        folder = self.vault.agent(agent)
+        target = _note_path(folder.root, path)
+        return target.read_text(encoding="utf-8", errors="replace")[:MAX_NOTE_CHARS]
+
+    def close(self) -> None:
+        for agent in self._agents.values():
+            agent.close()
+
+
+def _newest_day(folder: AgentFolder) -> list[dict[str, Any]]:
+    files = runlog.day_files(folder.paths.log)
+    return runlog.read_day(files[-1]).records if files else []
+
+
+def _note_path(root: Path, path: str) -> Path:
+    """A Markdown file inside the agent folder: `memory/x.md`, `wiki/y.md`, or a bare note stem."""
+    rel = path.strip().lstrip("/")
+    if "/" not in rel and not rel.endswith(".md"):
+        rel = f"memory/{rel}.md"
+    target = (root / rel).resolve()
+    inside = target.is_relative_to(root) and not any(p.startswith(".") for p in target.relative_to(root).parts)
+    if not inside or target.suffix != ".md":
+        raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder",
+                              fix="give a path such as memory/day-rate-2026.md or a note's file stem")
+    if not target.is_file():
+        raise VaultAgentError(f"no note {rel!r}", path=root, fix="find notes with search_memory")
+    return target
+
+
+def serve(vault: Vault) -> None:
+    """Serve the tools on stdin/stdout until the client disconnects."""
+    import anyio
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    def guarded(fn: Any, *args: Any) -> Any:
+        # A user error reaches the client as the tool's one-line error text, not as a crash.
+        try:
+            return fn(*args)
+        except VaultAgentError as exc:
+            raise ToolError(exc.one_line()) from None
+
+    tools = VaultTools(vault)
+    server = MCPServer("vault-agent", instructions=(
+        "Agents that live in a folder of Markdown. list_agents first; run_agent runs one on a work item "
+        "(logged and cost-capped); search_memory and read_note read what an agent remembers."))
+
+    @server.tool()
+    def list_agents() -> str:
+        """The agents in the vault: name, model, whether scheduled runs are paused, the last run."""
+        return json.dumps(guarded(tools.list_agents), ensure_ascii=False)
+
+    @server.tool()
+    async def run_agent(agent: str, work_item: str) -> str:
+        """Run AGENT on one work item; returns status, text, run_id, cost_usd and the notes it saved."""
+        result = await anyio.to_thread.run_sync(guarded, tools.run_agent, agent, work_item)
+        return json.dumps(result, ensure_ascii=False)
+
+    @server.tool()
+    def search_memory(agent: str, query: str, limit: int = 10) -> str:
+        """Search AGENT's memory notes; returns path, type, name and description of the best matches."""
+        return json.dumps(guarded(tools.search_memory, agent, query, limit), ensure_ascii=False)
+
+    @server.tool()
+    def read_note(agent: str, path: str) -> str:
+        """The Markdown of one note of AGENT: a path such as memory/x.md or wiki/y.md, or a note's file stem."""
+        return guarded(tools.read_note, agent, path)
+
+    try:
+        anyio.run(server.run_stdio_async)
+    finally:
+        tools.close()

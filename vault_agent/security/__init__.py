@@ -1,0 +1,1 @@
+"""The security boundary every tool call passes: grants, path/URL/shell rules, sandbox, secrets, leak scan, approvals."""

@@ -1,0 +1,213 @@
+"""The file tools: read_file, write_file, edit_file, list_dir, search_files, confined to the path grants."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+from ..errors import VaultAgentError
+from ..security.decision import ALLOWED, Decision, Refused, refuse
+from ..security.paths import sensitive_reason
+from ..vault.atomic import atomic_write, content_hash
+from .base import BaseTool, ToolContext, ToolError, schema
+
+READ_CHARS = 20_000  # one read_file answer, at most; page with offset
+MAX_FILE_BYTES = 20_000_000
+SEARCH_FILE_BYTES = 2_000_000
+PATH = {"type": "string", "description": "Path relative to the agent folder, e.g. memory/INDEX.md"}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ToolError(f"{path.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ToolError(f"no such file: {path.name}") from None
+    except IsADirectoryError:
+        raise ToolError(f"{path.name} is a folder; use list_dir") from None
+    except OSError as exc:
+        raise ToolError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if b"\x00" in data[:8192]:
+        raise ToolError(f"{path.name} is a binary file")
+    return data.decode("utf-8", errors="replace")
+
+
+class _PathTool(BaseTool):
+    mode = "read"
+
+    def check(self, args: dict[str, Any], ctx: ToolContext) -> Decision:
+        try:
+            ctx.policy.paths.check(str(args.get("path", ".")), self.mode)
+        except Refused as exc:
+            return refuse(exc.reason)
+        return ALLOWED
+
+    def resolve(self, args: dict[str, Any], ctx: ToolContext) -> tuple[Path, str]:
+        path = ctx.policy.paths.check(str(args.get("path", ".")), self.mode)
+        return path, ctx.policy.paths.rel(path).as_posix() or "."
+
+
+class ReadFile(_PathTool):
+    name = "read_file"
+    description = ("Read a text file in your folder. Long files come in pages: `offset` is the first line "
+                   "(from 1), `limit` the number of lines.")
+    input_schema = schema({"path": PATH, "offset": {"type": "integer", "minimum": 1},
+                           "limit": {"type": "integer", "minimum": 1, "maximum": 5000}}, ["path"])
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        path, rel = self.resolve(args, ctx)
+        lines = _read_text(path).splitlines(keepends=True)
+        first = args.get("offset", 1)
+        limit = args.get("limit", 2000)
+        if first > max(1, len(lines)):
+            raise ToolError(f"{rel} has {len(lines)} lines; offset {first} is past its end")
+        chunk, size = [], 0
+        for line in lines[first - 1:first - 1 + limit]:
+            if size + len(line) > READ_CHARS and chunk:
+                break
+            chunk.append(line)
+            size += len(line)
+        last = first - 1 + len(chunk)
+        text = "".join(chunk)
+        if last < len(lines):
+            text += f"\n[lines {first}-{last} of {len(lines)}; read on with offset={last + 1}]"
+        return text
+
+
+class WriteFile(_PathTool):
+    name = "write_file"
+    description = "Create or replace a text file under a path tools.md lets you write (written atomically)."
+    input_schema = schema({"path": PATH, "content": {"type": "string"}}, ["path", "content"])
+    mode = "write"
+    parallel_safe = False
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        path, rel = self.resolve(args, ctx)
+        existed = path.exists()
+        try:
+            changed = atomic_write(path, args["content"])
+        except VaultAgentError as exc:
+            raise ToolError(exc.message) from None
+        action = "unchanged" if not changed else "replaced" if existed else "created"
+        return f"{rel}: {action} ({len(args['content'].encode('utf-8')):,} bytes)"
+
+
+class EditFile(_PathTool):
+    name = "edit_file"
+    description = ("Replace an exact piece of text in a file you may write. `old_text` must occur exactly once "
+                   "unless `replace_all` is true.")
+    input_schema = schema({"path": PATH, "old_text": {"type": "string", "minLength": 1},
+                           "new_text": {"type": "string"}, "replace_all": {"type": "boolean"}},
+                          ["path", "old_text", "new_text"])
+    mode = "write"
+    parallel_safe = False
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        path, rel = self.resolve(args, ctx)
+        text = _read_text(path)
+        count = text.count(args["old_text"])
+        if count == 0:
+            raise ToolError(f"old_text not found in {rel}; read the file and copy the text exactly")
+        if count > 1 and not args.get("replace_all"):
+            raise ToolError(f"old_text occurs {count} times in {rel}; add context to make it unique or set "
+                            "replace_all")
+        new = text.replace(args["old_text"], args["new_text"])
+        try:
+            # A person who saved the file since it was read keeps their edit: the write fails instead.
+            atomic_write(path, new, expected_hash=content_hash(text.encode("utf-8")))
+        except VaultAgentError as exc:
+            raise ToolError(f"{rel}: {exc.message}; read it again and retry") from None
+        return f"{rel}: replaced {count if args.get('replace_all') else 1} occurrence(s)"
+
+
+class ListDir(_PathTool):
+    name = "list_dir"
+    description = "List a folder in your agent folder (folders end in /). `recursive` lists the whole tree."
+    input_schema = schema({"path": PATH, "recursive": {"type": "boolean"},
+                           "limit": {"type": "integer", "minimum": 1, "maximum": 5000}}, [])
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        path, rel = self.resolve(args, ctx)
+        if not path.is_dir():
+            raise ToolError(f"{rel} is not a folder")
+        limit = args.get("limit", 500)
+        out: list[str] = []
+        for entry_rel, is_dir in _walk(path, ctx, recursive=bool(args.get("recursive"))):
+            out.append(entry_rel + ("/" if is_dir else ""))
+            if len(out) >= limit:
+                out.append(f"[… stopped at {limit} entries; list a subfolder]")
+                break
+        return "\n".join(out) or f"{rel} is empty"
+
+
+class SearchFiles(_PathTool):
+    name = "search_files"
+    description = ("Search file contents under a folder (default: your whole folder) for a regular expression; "
+                   "answers path:line: text.")
+    input_schema = schema({"pattern": {"type": "string", "minLength": 1}, "path": PATH,
+                           "glob": {"type": "string", "description": "only files matching this, e.g. *.md"},
+                           "ignore_case": {"type": "boolean"},
+                           "max_results": {"type": "integer", "minimum": 1, "maximum": 1000}}, ["pattern"])
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        path, _ = self.resolve(args, ctx)
+        try:
+            regex = re.compile(args["pattern"], re.I if args.get("ignore_case") else 0)
+        except re.error as exc:
+            raise ToolError(f"invalid regular expression: {exc}") from None
+        limit = args.get("max_results", 100)
+        glob = args.get("glob")
+        hits: list[str] = []
+        files = [(ctx.policy.paths.rel(path).as_posix(), False)] if path.is_file() else _walk(path, ctx, True)
+        for rel, is_dir in files:
+            if is_dir or (glob and not fnmatch.fnmatch(PurePosixPath(rel).name, glob) and not fnmatch.fnmatch(rel, glob)):
+                continue
+            file = ctx.policy.paths.root / rel
+            try:
+                if file.stat().st_size > SEARCH_FILE_BYTES:
+                    continue
+                data = file.read_bytes()
+            except OSError:
+                continue
+            if b"\x00" in data[:8192]:
+                continue
+            for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+                if regex.search(line[:4000]):
+                    hits.append(f"{rel}:{n}: {line.strip()[:300]}")
+                    if len(hits) >= limit:
+                        return "\n".join(hits) + f"\n[… stopped at {limit} matches]"
+        return "\n".join(hits) or "no matches"
+
+
+def _walk(folder: Path, ctx: ToolContext, recursive: bool) -> list[tuple[str, bool]]:
+    """(path relative to the agent folder, is folder), sorted; credential files and escaping links left out."""
+    rules = ctx.policy.paths
+    out: list[tuple[str, bool]] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                target = rules.check(rules.rel(Path(entry.path)).as_posix(), "read")
+            except (Refused, ValueError):
+                continue  # a credential file, or a link that leads out of the grant
+            rel = rules.rel(Path(entry.path))
+            if sensitive_reason(rel):
+                continue
+            is_dir = target.is_dir()
+            out.append((rel.as_posix(), is_dir))
+            if is_dir and recursive and not entry.is_symlink():
+                subdirs.append(Path(entry.path))
+        stack.extend(subdirs)
+    return sorted(out)

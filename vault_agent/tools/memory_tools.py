@@ -1,0 +1,87 @@
+"""The memory tools: remember (a note saved when the run ends), memory_search and memory_read over the index."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..capture import REMEMBER_SCHEMA, CaptureProblem, validate
+from ..memory.catalog import Catalog
+from ..security.decision import Refused
+from .base import BaseTool, ToolContext, ToolError, schema
+
+
+class RememberTool(BaseTool):
+    name = "remember"
+    description = ("Save a memory note for later runs (a person can read and edit it). The same type and name "
+                   "updates the existing note.")
+    input_schema = REMEMBER_SCHEMA
+    parallel_safe = False  # captures are kept in call order
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        result = validate(args, "tool")
+        if isinstance(result, CaptureProblem):
+            ctx.capture_problems.append(result)
+            raise ToolError(result.message)
+        ctx.captures.append(result)
+        return f"Noted: {result.type} note {result.name!r} is saved when this run ends."
+
+
+def _catalog(ctx: ToolContext) -> Catalog:
+    """The run's synced catalog; a one-off call (vault-agent tools call) opens and syncs its own."""
+    if ctx.catalog is None:
+        ctx.catalog = Catalog(ctx.folder.paths)
+        ctx.catalog.sync()
+    return ctx.catalog
+
+
+def _readable(ctx: ToolContext, rel: str) -> bool:
+    try:
+        ctx.policy.paths.check(rel, "read")
+    except Refused:
+        return False
+    return True
+
+
+class MemorySearch(BaseTool):
+    name = "memory_search"
+    description = ("Search your notes, wiki, journal and skills; best matches first, each with its [[link]] for "
+                   "memory_read. `type`: a note type (user, feedback, project, decision, reference) or wiki, "
+                   "journal, skill.")
+    input_schema = schema({"query": {"type": "string", "minLength": 1},
+                           "type": {"type": "string"},
+                           "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["query"])
+    parallel_safe = False  # one SQLite connection per run
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        from ..memory.search import search  # lazy: the search engine loads only when asked
+
+        hits = [h for h in search(_catalog(ctx), args["query"], type=args.get("type"), limit=args.get("limit", 8))
+                if _readable(ctx, h.path)]
+        if not hits:
+            return f"no matches for {args['query']!r}"
+        lines = []
+        for h in hits:
+            anchor = f" (run {h.anchor})" if h.anchor else ""
+            lines.append(f"- {h.link} {h.name} [{h.type or h.kind}]{anchor} — {h.description}"
+                         + (f"\n  {h.snippet}" if h.snippet else ""))
+        return "\n".join(lines)
+
+
+class MemoryRead(BaseTool):
+    name = "memory_read"
+    description = "Read a note (or wiki page, skill, journal day) in full by [[wikilink]], stem, name or path."
+    input_schema = schema({"name": {"type": "string", "minLength": 1,
+                                    "description": "e.g. [[day-rate-2026]] or Day rate 2026"}}, ["name"])
+    parallel_safe = False  # one SQLite connection per run
+
+    def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
+        from ..memory.search import read_note_by_ref
+
+        found = read_note_by_ref(ctx.folder.paths, _catalog(ctx), args["name"])
+        if found is None:
+            raise ToolError(f"no note {args['name']!r}; find it with memory_search")
+        if not _readable(ctx, found.path):
+            raise ToolError(f"{found.path} is outside the read grant in tools.md")
+        note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n" if found.superseded_by \
+            else ""
+        return f"{note}<note path=\"{found.path}\">\n{found.text.strip()}\n</note>"
