@@ -328,7 +328,9 @@ def test_server_time_grows_with_scripted_delay(server: FakeLLMServer) -> None:
     caller("openai", server)()
     wall = time.perf_counter() - started
     spent = server.server_time_s - before
-    assert 0.1 <= spent <= wall
+    # The handler's clock stops after its last write, which the client may see a moment
+    # earlier on a loaded machine: only the scripted delay is a firm lower bound.
+    assert 0.1 <= spent <= wall + 0.5
 
 
 def test_burst_of_concurrent_async_requests_is_all_served(server: FakeLLMServer) -> None:
