@@ -6,12 +6,20 @@ checks that question and note share at most one word after FTS5's own
 stemming (so plain BM25 cannot lean on shared words) and reports how many
 share none.
 
-DEV was written first and used while building the search (query expansion,
-boosts, the related-terms table). DEV2 was written next as a held-out set and
-measured once with the search frozen (recall@5 0.58 at 1k notes, 0.61 at
-10k); its misses then drove a second round of work on the table, so it is
-development data now. HELDOUT was written after that round, with the search
-frozen again: it is the honest figure.
+Written and used in rounds, each new set measured once with the search
+frozen before it joined the development data (recall@5 at 1k / 10k notes):
+
+- DEV: written first, used while building the search (query expansion,
+  boosts, the related-terms table).
+- DEV2: the first held-out set: 0.58 / 0.61 when first measured. Its misses
+  drove a second round of work on the table.
+- DEV3: the second held-out set: 0.80 / 0.80 when first measured. Later
+  changes (an IDF that stays positive in small vaults, the boost for a note
+  named after the question's words, "not"/"no" as stopwords) moved it to
+  0.76, and a third round of general vocabulary was written after its misses
+  had been seen.
+- HELDOUT: written after that round, search frozen: 0.56 / 0.56. This is the
+  honest figure for questions nobody tuned on.
 """
 
 from __future__ import annotations
@@ -270,7 +278,7 @@ DEV2: list[Fact] = [
      "Who can put my texts into the language they speak in Tokyo?"),
 ]
 
-HELDOUT: list[Fact] = [
+DEV3: list[Fact] = [
     ("user", "Glasses prescription", "Reading glasses, +1.5 both eyes",
      "Maya's reading glasses are +1.5 in both eyes, from Pearle on the Kalverstraat, checked 2026-04.",
      "How strong are my specs?"),
@@ -346,4 +354,82 @@ HELDOUT: list[Fact] = [
     ("reference", "Font licences", "Licences for Canal Grotesk and GT America",
      "Desktop and web licences: GT America (5 seats) and Canal Grotesk (own); PDFs in the Admin folder.",
      "Where is proof that we may use our typefaces?"),
+]
+
+HELDOUT: list[Fact] = [
+    ("user", "Contact lenses", "Monthly lenses, ordered from Lensvision",
+     "Maya wears monthly contact lenses (-2.25 both eyes) and reorders a six-month pack from Lensvision.",
+     "Where do I buy my contacts?"),
+    ("user", "Favourite restaurant", "De Kas for special occasions",
+     "For anniversaries and big wins Maya likes to book De Kas, the greenhouse restaurant in Frankenendael park.",
+     "Where should we go out to eat to celebrate?"),
+    ("user", "Podcast habit", "Listens to design podcasts while cycling",
+     "On the bike Maya listens to 99% Invisible and Design Matters; no audiobooks.",
+     "What do I put in my earphones on the way to work?"),
+    ("user", "Doesn't drive", "No driving licence; travels by train and bike",
+     "Maya never got a driving licence; trips are planned around trains, bikes and the odd taxi.",
+     "Can I rent a car for the client visit?"),
+    ("user", "Noise-cancelling headphones", "Sony WH-1000XM5 for focus work",
+     "For deep work in the studio Maya uses Sony WH-1000XM5 headphones; charger in the top drawer.",
+     "What do I wear on my ears to concentrate?"),
+    ("feedback", "Bold the deadline", "Put due dates in bold in every task list",
+     "Maya skims lists; every due date in a task list should be bold so it stands out.",
+     "How should I format when things are due?"),
+    ("feedback", "No Monday morning emails", "Schedule emails to go out after 10:00 on Mondays",
+     "Emails drafted over the weekend are sent Monday after 10:00, never first thing.",
+     "When is it fine to send messages after the weekend?"),
+    ("feedback", "Prices without VAT for companies", "Quote business clients excluding VAT",
+     "Business clients see prices excluding VAT, with the VAT line separate; private clients see totals.",
+     "Should tax be included in figures I give firms?"),
+    ("feedback", "Keep meeting notes in Notion", "All meeting notes go to the Notion workspace",
+     "Meeting notes are written in the studio Notion, not in email or Google Docs.",
+     "Where do I put minutes from a call?"),
+    ("feedback", "Shorter replies", "Answers under 150 words unless asked",
+     "Maya prefers answers under 150 words; longer only when she asks for detail.",
+     "How long should your responses be?"),
+    ("project", "Bookshop identity", "Logo and shopfront for Boekhandel Van Rossum",
+     "New logo, shopfront lettering and tote bags for Boekhandel Van Rossum in Haarlem.",
+     "What are we designing for the bookseller?"),
+    ("project", "Sam's 40th", "Surprise party for Sam in May",
+     "Planning a surprise party for Sam's fortieth on 2026-05-09 at the boathouse; 30 guests.",
+     "What's happening for my husband's milestone birthday?"),
+    ("project", "Solar panels", "Twelve panels on the roof, installer visit in spring",
+     "Getting twelve solar panels on the roof with Zonnepanelen Direct; survey visit in March.",
+     "When do we get the sun power system fitted?"),
+    ("project", "Newsletter relaunch", "Monthly studio newsletter on Buttondown",
+     "Relaunching the studio newsletter monthly on Buttondown from January; first issue on process sketches.",
+     "What's the plan for our email bulletin?"),
+    ("project", "Lotte's bedroom", "Repainting and a loft bed for Lotte",
+     "Lotte's room gets a loft bed and sage green walls over the autumn break.",
+     "What are we doing with my daughter's room?"),
+    ("decision", "Stop using Slack", "Client chat moves to email and Notion comments",
+     "From 2027 the studio leaves Slack; clients talk to us by email or in Notion comments.",
+     "Which messaging app do we drop?"),
+    ("decision", "Mac only", "Studio computers are Macs",
+     "Decided to keep all studio machines on macOS to share one setup; no Windows licences.",
+     "Which operating system do our computers run?"),
+    ("decision", "Late fee", "Invoices more than 30 days overdue get a reminder fee",
+     "Invoices unpaid after 30 days get a €40 reminder fee, stated in the terms.",
+     "What happens when customers pay their bills too late?"),
+    ("decision", "Portfolio reviews twice a year", "Update the portfolio in March and September",
+     "The case studies on the website are refreshed twice a year, in March and September.",
+     "How often do I update my showcase of work?"),
+    ("decision", "Family dinner on Sundays", "No work after 17:00 on Sundays",
+     "Sunday evenings are for family dinner; nothing work-related after 17:00.",
+     "Can I book a client call at the end of the weekend?"),
+    ("reference", "Plumber", "Loodgietersbedrijf De Waal, reliable and fast",
+     "De Waal plumbing, +31 20 555 0133; fixed the leaking boiler pipe in 2026.",
+     "Who can sort out a leak in the bathroom?"),
+    ("reference", "Umbrella insurance numbers", "Home and contents insured with Interpolis",
+     "Home and contents policy with Interpolis, number IP-55821; claims by phone or app.",
+     "Who do I call if there is a burglary?"),
+    ("reference", "Stock photo account", "Unsplash+ team plan",
+     "Stock images come from Unsplash+, team plan billed yearly in October.",
+     "Where do we get licensed images from?"),
+    ("reference", "Hair salon", "Kapsalon Mooi on the Javastraat",
+     "Maya gets her hair cut at Kapsalon Mooi on the Javastraat every eight weeks.",
+     "Where do I get a trim?"),
+    ("reference", "Tax adviser for Sam", "Sam's income tax is done by his sister",
+     "Sam's yearly income tax return is done by his sister Lieke, an accountant in Utrecht.",
+     "Who handles my husband's returns?"),
 ]

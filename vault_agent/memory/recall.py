@@ -101,9 +101,13 @@ class SearchRecaller:
     """
 
     def __init__(self, paths: AgentPaths, catalog: Catalog, *, kinds: tuple[str, ...] = ("memory", "wiki"),
-                 pinned_share: float = 0.34, max_candidates: int = 40, today: _dt.date | None = None,
+                 pinned_share: float = 0.34, max_candidates: int = 100, today: _dt.date | None = None,
                  embedder: Embedder | None | bool = True) -> None:
-        """`embedder`: True reads model.md's `embeddings:` (spec/index-db.md); None or False: BM25 only."""
+        """`embedder`: True reads model.md's `embeddings:` (spec/index-db.md); None or False: BM25 only.
+
+        `max_candidates`: enough that the budget fills even when the best notes
+        are short, so the prompt's size does not depend on how many notes exist.
+        """
         self.paths = paths
         self.catalog = catalog
         self.kinds = kinds

@@ -200,6 +200,235 @@ parking park garage
 fuel gas petrol diesel charging charger ev
 ferry boat ship
 north south east west
+buy purchase order get acquire
+sell sold selling
+send sent mail post forward dispatch
+receive received get got arrive arrives arrival
+reply respond response answer answered
+ask question query enquire inquire
+tell inform notify let know
+write compose draft author
+read review look go through
+fix repair mend resolve
+start begin launch kick off open
+stop end halt quit cease
+cancel call off drop scrap
+change modify alter update edit adjust
+create make build produce
+delete remove erase discard
+find locate search look
+keep store save retain hold
+give hand provide supply
+show display present demonstrate
+meet see visit
+call phone ring dial
+wait hold pause
+plan prepare arrange organise organize
+decide choose pick select opt
+agree accept approve consent
+refuse decline reject deny
+help assist aid support
+pay settle reimburse
+owe debt outstanding overdue unpaid
+borrow lend loan
+rent hire lease
+travel go trip visit journey
+leave depart exit
+return come back back
+move relocate shift
+live reside stay dwell
+work job labour labor employment
+rest relax break recover
+eat dine meal food
+drink beverage sip
+cook prepare bake grill roast
+clean tidy wash scrub
+wear dress outfit clothes
+buy shop shopping
+learn study practise practice train
+teach coach tutor instruct mentor
+sleep nap rest bed
+wake up rise
+walk stroll hike wander
+run jog sprint
+drive ride commute
+fly flight plane airline
+sail boat ferry cruise
+book reserve schedule
+remember recall remind memory
+forget forgot forgotten
+worry concern anxious nervous
+enjoy like love appreciate
+hate dislike detest loathe
+need require must necessary
+want wish desire would like
+try attempt test
+allow permit let authorize
+forbid prohibit ban block
+check verify confirm inspect review
+compare contrast versus
+estimate guess approximate
+measure size dimension
+count number total sum amount quantity
+increase raise grow rise higher more
+decrease reduce cut lower less fewer drop
+fast quick rapid speedy urgent
+slow late delayed behind
+early ahead soon before
+big large huge major
+small little tiny minor
+new fresh recent latest
+old previous former earlier past
+good great fine excellent
+bad poor terrible awful
+easy simple straightforward
+hard difficult tough complex
+cheap inexpensive affordable budget
+expensive costly pricey premium
+important key critical essential major
+problem issue trouble bug fault
+idea concept thought suggestion proposal
+goal aim target objective
+result outcome effect consequence
+reason cause why because
+rule policy guideline standard principle
+habit routine ritual custom
+preference taste choice
+opinion view thought feedback
+question query doubt
+answer reply solution
+list overview inventory catalogue catalog
+note memo reminder record
+file document paper form
+folder directory drive
+photo picture image snapshot shot
+album photobook collection
+picture drawing illustration artwork
+song track music tune
+movie film cinema
+show series programme program episode
+game match play
+team group crew squad
+company firm business agency studio
+shop store boutique outlet
+office workplace workspace
+home house flat apartment residence
+room bedroom kitchen bathroom living
+garden yard backyard
+street road avenue lane
+city town place
+neighbourhood neighborhood district area quarter
+country nation state
+weather rain sun snow wind forecast
+season spring summer autumn fall winter
+holiday vacation break leave
+weekend saturday sunday
+weekday workday
+birthday anniversary celebration
+party celebration gathering event
+wedding marriage ceremony
+guest visitor attendee
+friend pal buddy acquaintance
+family relatives kin
+parent mother father
+child kid son daughter baby
+partner spouse husband wife boyfriend girlfriend
+doctor physician gp medic specialist
+nurse carer caregiver
+dentist dental orthodontist hygienist
+optician optometrist glasses spectacles specs eyewear lenses contacts
+pharmacy chemist drugstore medicine
+hospital clinic ward emergency
+illness sickness disease condition
+injury hurt wound sprain
+pain ache sore
+exercise workout training fitness
+sport sports game
+music instrument piano guitar violin drums keyboard
+lesson class course training
+teacher tutor instructor coach
+student pupil learner
+school academy college university
+exam test assessment
+grade mark score
+bill invoice statement
+receipt proof voucher
+contract agreement deal
+insurance cover policy
+tax taxes vat duty levy
+salary wage pay income
+price cost fee charge rate
+discount reduction offer deal sale
+budget allowance limit cap
+savings reserve fund
+account profile login
+password passcode pin code
+key keys fob
+lock locked locksmith
+door gate entrance
+car vehicle auto
+bike bicycle cycle
+bus tram metro train transit
+taxi cab uber ride
+parking garage spot
+fuel petrol gas diesel charging
+phone mobile smartphone cell
+computer laptop pc desktop
+screen monitor display
+printer scanner copier
+cable charger adapter
+internet wifi network connection online
+email mail message inbox
+website site page homepage
+app application software tool program
+account subscription membership plan
+delivery shipment package parcel courier
+order purchase
+return refund exchange
+supplier vendor provider
+client customer
+boss manager lead head
+colleague coworker teammate
+employee staff worker hire
+assistant helper aide intern
+freelancer contractor consultant
+lawyer attorney solicitor legal
+accountant bookkeeper accounting
+bank banking finance
+meeting appointment session call
+agenda topics points items
+minutes notes summary recap
+presentation talk speech keynote
+conference summit convention event
+trip journey tour
+hotel lodging accommodation stay
+flight ticket booking
+luggage suitcase bag baggage
+passport visa documents id
+map directions route
+address location whereabouts
+time hour clock
+date day
+morning am
+afternoon pm
+evening night
+deadline due date cutoff
+schedule calendar timetable plan
+weekly every week
+monthly every month
+daily every day
+yearly annual every year
+recipe cookbook cooking
+grocery groceries food supermarket
+waste rubbish trash garbage bin bins recycling recycle
+energy electricity power gas utility
+water plumbing pipes
+heating boiler heater
+repair maintenance service fix
+cleaner cleaning housekeeper
+babysitter nanny sitter childcare
+pet dog cat animal
+vet veterinarian animal clinic
 spouse husband wife partner
 doctor gp physician medic
 color colour colors colours hue shade tint

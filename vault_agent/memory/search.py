@@ -9,14 +9,15 @@ These are the functions behind `vault-agent search`, recall and the
 - `read_note_by_ref(paths, catalog, ref) -> NoteText | None`: a note by
   [[wikilink]], stem, name or path.
 
-Scoring: BM25 over name, description, tags, body, type, links and dates with
-the field weights below, the question's own words at full weight and related
-terms at half (query.py); then multiplied by a prior per kind, a boost for
-pinned notes, for the note type the question points at ("what did we decide"
--> decisions), and for recent notes. Terms found in a large share of the
-documents carry almost no BM25 weight but cost the most to rank, so the
-commonest are left out of the query (see `_affordable`): that keeps a search
-at 100k notes within a few milliseconds.
+Scoring (`_ranked`): BM25 over name, description, tags, body, type, links
+and dates with the field weights below, each term ranked on its own; per
+question word the best of it and its related terms (query.RELATED_WEIGHT);
+summed over the question's words; then multiplied by a prior per kind and
+boosts for pinned notes, for the note type the question points at ("what did
+we decide" -> decisions), for recent notes and for notes whose name says the
+question's words. Terms found in a large share of the documents carry almost
+no BM25 weight but cost the most to rank, so the commonest are left out of
+the query (`_affordable`): that bounds a search at 100k notes.
 """
 
 from __future__ import annotations
