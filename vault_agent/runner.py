@@ -280,21 +280,14 @@ class Agent:
 
     def _run_locked(self, state: _RunState, model_override: str | None, history: list[Message],
                     on_text: OnText | None) -> None:
-        from .models.factory import build_model
-        from .models.pricing import price_usd, worst_case_usd
-
+        """The data flow of DESIGN.md, under the run lock: config, cost, memory, context, loop, capture."""
         redactor, secret_values, secrets_warning = load_redactor(self.folder.root.parent, self._env or os.environ)
-        self.folder.redact = redactor.scrub
+        self.folder.redact = redactor.scrub  # every note, journal entry and log line is leak-scanned
         if secrets_warning:
             state.warnings.append(secrets_warning)
         config = self.folder.load_config()
         state.warnings.extend(f.one_line() for f in config.findings if f.level != "info")
-        if self._model is not None:
-            model: Model = self._model
-        else:
-            model, notices = self._build_model(config, model_override)
-            state.notices.extend(notices)
-        state.provider, state.request_model = model.provider, model.model
+        model = self._model_for(state, config, model_override)
         records = self.folder.read_log(since=_dt.date.today().replace(day=1)).records
         guard = CostGuard(config.model.caps, Ledger.from_records(records, _dt.date.today()), critical=state.critical)
         catalog = self._synced_catalog()
@@ -302,11 +295,30 @@ class Agent:
         state.warnings.extend(tool_warnings)
         context = self._assemble(config, catalog, state.work_item, history, tools)
         state.warnings.extend(context.warnings)
+        untrusted = list(context.untrusted)
+        final = self._loop(state, config, model, guard, tools, context, redactor, untrusted, on_text)
+        state.warnings.extend(guard.warnings)
+        if final is not None:
+            self._capture(state, final, tools, untrusted)
+
+    def _model_for(self, state: _RunState, config: AgentConfig, override: str | None) -> Model:
+        if self._model is not None:
+            model = self._model
+        else:
+            model, notices = self._build_model(config, override)
+            state.notices.extend(notices)
+        state.provider, state.request_model = model.provider, model.model
+        return model
+
+    def _loop(self, state: _RunState, config: AgentConfig, model: Model, guard: CostGuard, tools: ToolRuntime,
+              context: Context, redactor: Redactor, untrusted: list[str], on_text: OnText | None) -> Completion | None:
+        """Call the model until it answers without tool calls; None when the run ends another way."""
+        from .models.factory import build_model
+        from .models.pricing import worst_case_usd
+
         messages = list(context.messages)
         prompt_tokens = context.tokens
-        untrusted = list(context.untrusted)
         prices = config.model.prices
-        final: Completion | None = None
         while state.iterations < config.model.max_tool_iterations:
             # A replay spends nothing, unless model.md prices its model to rehearse the caps offline.
             reserve = worst_case_usd(model.provider, model.model, prompt_tokens, config.model.max_output_tokens,
@@ -324,8 +336,7 @@ class Agent:
             if not verdict.allowed:
                 state.status, state.error_type = "refused", f"cap_{verdict.cap}"
                 state.error = f"refused: {verdict.message}"
-                state.warnings.extend(guard.warnings)
-                return
+                return None
             # The tool list can grow (tool_search); the request is leak-scanned as a whole before it leaves.
             request = _scrubbed(CompletionRequest(context.system, messages, tools.specs(),
                                                   config.model.max_output_tokens, config.model.temperature,
@@ -335,20 +346,11 @@ class Agent:
                 completion = model.complete(request, on_text=on_text)
             except ModelError as exc:
                 state.status, state.error, state.error_type = "error", exc.one_line(), exc.kind
-                state.warnings.extend(guard.warnings)
-                return
-            state.usage = state.usage + completion.usage
-            cost = price_usd(completion.provider, completion.model, completion.usage, prices)
-            state.add_cost(0.0 if cost is None and completion.replay else cost)
-            state.response_model = completion.model
-            state.replay = state.replay or completion.replay
-            if completion.fallback_reason:
-                state.fallback_reason = completion.fallback_reason
-                state.warnings.append(f"fell back: {completion.fallback_reason}")
+                return None
+            self._account(state, completion, prices)
             guard.note_spend(state.cost_usd or 0.0)
             if not completion.tool_calls:
-                final = completion
-                break
+                return completion
             messages.append(Message("assistant", completion.text, tool_calls=list(completion.tool_calls)))
             outcomes = tools.execute(completion.tool_calls)
             state.outcomes.extend(outcomes)
@@ -356,20 +358,33 @@ class Agent:
             messages.append(Message("tool", tool_results=[o.result for o in outcomes]))
             prompt_tokens += estimate_tokens(completion.text) + sum(
                 estimate_tokens(o.result.content) + estimate_tokens(str(o.call.arguments)) + 16 for o in outcomes)
-        state.warnings.extend(guard.warnings)
-        if final is None:
-            state.status, state.error_type = "error", "max_iterations"
-            state.error = (f"stopped after {config.model.max_tool_iterations} model calls without a final answer "
-                           "(max_tool_iterations in model.md)")
-            state.text = messages[-2].text if len(messages) >= 2 else ""
-        else:
-            reply, captures, problems = capture_mod.extract(final.text, capture_mod.untrusted_fingerprints(untrusted))
-            state.text = reply
-            state.status = "ok"
-            state.capture_problems.extend(p.one_line() for p in problems)
-            tool_ctx = tools.ctx
-            state.capture_problems.extend(p.one_line() for p in tool_ctx.capture_problems)
-            self._write_captures(state, [*tool_ctx.captures, *captures])
+        state.status, state.error_type = "error", "max_iterations"
+        state.error = (f"stopped after {config.model.max_tool_iterations} model calls without a final answer "
+                       "(max_tool_iterations in model.md)")
+        state.text = messages[-2].text if len(messages) >= 2 else ""
+        return None
+
+    @staticmethod
+    def _account(state: _RunState, completion: Completion, prices: dict[str, Any]) -> None:
+        from .models.pricing import price_usd
+
+        state.usage = state.usage + completion.usage
+        cost = price_usd(completion.provider, completion.model, completion.usage, prices)
+        state.add_cost(0.0 if cost is None and completion.replay else cost)
+        state.response_model = completion.model
+        state.replay = state.replay or completion.replay
+        if completion.fallback_reason:
+            state.fallback_reason = completion.fallback_reason
+            state.warnings.append(f"fell back: {completion.fallback_reason}")
+
+    def _capture(self, state: _RunState, final: Completion, tools: ToolRuntime, untrusted: list[str]) -> None:
+        """The final answer minus its capture blocks is the reply; captures become notes."""
+        reply, captures, problems = capture_mod.extract(final.text, capture_mod.untrusted_fingerprints(untrusted))
+        state.text = reply
+        state.status = "ok"
+        state.capture_problems.extend(p.one_line() for p in problems)
+        state.capture_problems.extend(p.one_line() for p in tools.ctx.capture_problems)
+        self._write_captures(state, [*tools.ctx.captures, *captures])
 
     def _write_captures(self, state: _RunState, captures: list[capture_mod.Capture]) -> None:
         if not captures:

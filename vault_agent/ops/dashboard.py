@@ -326,7 +326,7 @@ def _latest(vault: Vault, stats: VaultStats) -> str:
                        + (_table(["tool", "status", "latency", "error"], kid_rows, raw=True) if kids else "")
                        + (f"<pre>{escape(entry)}</pre>" if entry else "<p class=note>no journal entry found</p>")
                        + "</div>")
-    return (f"<h2>Latest runs</h2>"
+    return ("<h2>Latest runs</h2>"
             + _table(["time", "agent", "status", "cost", "in", "out", "tools", "work item", "run"], rows, raw=True)
             + "<h2>Run details</h2>" + "".join(details))
 
