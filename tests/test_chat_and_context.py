@@ -79,3 +79,19 @@ def test_the_prompt_never_exceeds_its_budget_whatever_the_vault_holds(tmp_path: 
         assert sent <= context.budget == 3000
         assert any("persona cut" in w for w in context.warnings)
         assert any("work item cut" in w for w in context.warnings)
+
+
+def test_a_saved_chat_never_holds_a_secret_the_person_pasted(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic")
+        server.script(Reply("I will not repeat keys."))
+        key = "sk-ant-api03-" + "x7Qp2" * 12
+        result = cli(root.parent, "chat", "tester", stdin=f"my key is {key}\n")
+        assert result.returncode == 0, result.stderr
+        [saved] = list((root / "chats").glob("*.md"))
+        assert key not in saved.read_text() and "my key is" in saved.read_text()
+        # Nor did the key reach the model, the log or the journal.
+        assert key not in json.dumps([r.body for r in server.requests])
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert key.encode() not in path.read_bytes(), path

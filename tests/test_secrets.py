@@ -168,3 +168,20 @@ def test_stored_values_are_redacted_also_when_encoded() -> None:
     for form in (value, quote(value, safe=""), base64.b64encode(value.encode()).decode().rstrip("=")):
         text, found = r.scrub_found(f"before {form} after")
         assert text == "before [REDACTED:secret:CANARY] after" and found == ["secret:CANARY"]
+
+
+def test_two_processes_setting_secrets_at_once_both_land(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    env = {**os.environ, "VAULT_AGENT_MASTER_KEY": KEY}
+    init_store(vault, env)
+    script = ("import os, sys\nfrom pathlib import Path\nfrom vault_agent.security.secrets import SecretStore\n"
+              "s = SecretStore.open(Path(sys.argv[1]), os.environ)\n"
+              "for i in range(15):\n    s.set(f'{sys.argv[2]}_{i}', 'value-' + sys.argv[2] * 8)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(vault), name], env=env) for name in ("A", "B")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert len(SecretStore.open(vault, env).names()) == 30

@@ -340,7 +340,7 @@ def chat(ctx: click.Context, name: str, resume: str | None, model_override: str 
             continue
         turns += [chats.ChatTurn("user", text, result.run_id),
                   chats.ChatTurn("assistant", result.text, result.run_id, result.cost_usd)]
-        chats.save(chats.chat_path(chats_dir, chat_id), chat_id, name, started, turns)
+        chats.save(chats.chat_path(chats_dir, chat_id), chat_id, name, started, turns, redact=agent.folder.redact)
     click.echo(f"chat saved as {chat_id} (resume: vault-agent chat {name} --resume {chat_id})" if turns else "bye")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import re
 import secrets as _random
 import stat
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..errors import VaultAgentError
 from ..vault.atomic import atomic_write
@@ -163,13 +164,25 @@ class SecretStore:
         if len(value) < MIN_VALUE:
             raise SecretError(f"a secret value must be at least {MIN_VALUE} characters, so that it can be scrubbed "
                               "from text reliably")
-        self._values[name] = value
-        self.save()
+        with self._locked():
+            self._values[name] = value
+            self.save()
 
     def remove(self, name: str) -> None:
-        self.get(name)
-        del self._values[name]
-        self.save()
+        with self._locked():
+            self.get(name)
+            del self._values[name]
+            self.save()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Re-read under a lock before changing, so two `secret set` at once both land."""
+        from filelock import FileLock
+
+        with FileLock(str(self.path.with_name(f".{self.path.name}.lock")), timeout=30):
+            if self.path.exists():
+                self._values = self._read()
+            yield
 
     def values(self) -> dict[str, str]:
         return dict(self._values)

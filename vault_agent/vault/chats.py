@@ -10,6 +10,7 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import frontmatter
 from .atomic import atomic_write
@@ -40,8 +41,11 @@ def render(chat_id: str, agent: str, started: _dt.datetime, turns: list[ChatTurn
     return frontmatter.render(meta, "\n".join(parts))
 
 
-def save(path: Path, chat_id: str, agent: str, started: _dt.datetime, turns: list[ChatTurn]) -> None:
-    atomic_write(path, render(chat_id, agent, started, turns))
+def save(path: Path, chat_id: str, agent: str, started: _dt.datetime, turns: list[ChatTurn],
+         redact: Callable[[str], str] | None = None) -> None:
+    """Write the transcript; `redact` (the agent folder's leak scan) runs over all of it first."""
+    text = render(chat_id, agent, started, turns)
+    atomic_write(path, redact(text) if redact is not None else text)
 
 
 def load(path: Path) -> tuple[dict, list[ChatTurn]]:
