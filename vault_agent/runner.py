@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -162,6 +163,8 @@ class Agent:
                 tracker = ChangeTracker(self.folder.root, self.folder.root)
                 if tracker.start():
                     self._tracker = tracker
+                    # An Agent dropped without close() must not leave its watcher thread behind.
+                    weakref.finalize(self, tracker.stop)
             return self._catalog
         self._catalog.sync(self._tracker.take() if self._tracker is not None else None)
         return self._catalog
