@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,15 +37,16 @@ def point_at(root: Path, server: FakeLLMServer) -> None:
     model_md.write_text("\n".join(lines) + "\n---\n" + rest)
 
 
-def cli_run(vault: Path, name: str, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one `vault-agent run` in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def cli_run(vault: Path, name: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MB) of one `vault-agent run` in a child process."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(vault), "run", name, "-m",
-                    "What should I do first today?"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(vault), "run", name, "-m",
+                             "What should I do first today?"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    assert os.waitstatus_to_exitcode(status) == 0
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -62,8 +62,8 @@ def main() -> None:
     help_s = (time.perf_counter() - t) / 5
     print(f"vault-agent --help: {help_s:.3f} s (mean of 5)")
     print(f"{'notes':>7} {'overhead p50':>13} {'overhead p95':>13} {'prompt tokens':>14} {'CLI run p50':>12} "
-          f"{'CLI peak RSS':>13}")
-    cli_base = None
+          f"{'CLI CPU p50':>12} {'CLI peak RSS':>13}")
+    rows = []
     with FakeLLMServer() as server:
         server.default = Reply("Start with the Tokyo files.", input_tokens=5000, output_tokens=40)
         for n in [int(s) for s in args.sizes.split(",")]:
@@ -72,7 +72,6 @@ def main() -> None:
             agent = Agent(root, env=env)
             agent.run("warm up")  # builds the derived catalog once, as the first run of a new agent does
             overheads = []
-            tokens = 0
             for i in range(args.runs):
                 server_before = server.server_time_s
                 started = time.perf_counter()
@@ -81,14 +80,24 @@ def main() -> None:
                 assert result.status == "ok", result.error
                 overheads.append(wall - (server.server_time_s - server_before))
             tokens = agent.context("What should I do first today?").tokens
-            cli = [cli_run(args.out, root.name, env) for _ in range(5)]
-            cli_p50 = statistics.median(c[0] for c in cli)
-            cli_base = cli_p50 if cli_base is None else cli_base
+            agent.close()
             overheads.sort()
-            p95 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.95))]
-            print(f"{n:>7} {statistics.median(overheads) * 1e3:>11.1f}ms {p95 * 1e3:>11.1f}ms {tokens:>14,} "
-                  f"{cli_p50:>10.3f}s {max(c[1] for c in cli):>10.0f} MB")
-    print(f"CLI run at the largest size minus at the smallest: {cli_p50 - cli_base:+.3f} s")
+            rows.append((n, root, overheads, tokens))
+        # CLI runs of the different sizes alternate, so that drift in the machine's load
+        # falls on all sizes alike instead of on whichever was measured last.
+        cli: dict[int, list[tuple[float, float, float]]] = {n: [] for n, *_ in rows}
+        for _ in range(9):
+            for n, root, *_ in rows:
+                cli[n].append(cli_run(args.out, root.name, env))
+    cli_p50 = {n: statistics.median(c[0] for c in runs) for n, runs in cli.items()}
+    cpu_p50 = {n: statistics.median(c[1] for c in runs) for n, runs in cli.items()}
+    for n, _, overheads, tokens in rows:
+        p95 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.95))]
+        print(f"{n:>7} {statistics.median(overheads) * 1e3:>11.1f}ms {p95 * 1e3:>11.1f}ms {tokens:>14,} "
+              f"{cli_p50[n]:>10.3f}s {cpu_p50[n]:>10.3f}s {max(c[2] for c in cli[n]):>10.0f} MB")
+    sizes = [n for n, *_ in rows]
+    print(f"CLI run at {sizes[-1]} notes minus at {sizes[0]}: {cli_p50[sizes[-1]] - cli_p50[sizes[0]]:+.3f} s wall, "
+          f"{cpu_p50[sizes[-1]] - cpu_p50[sizes[0]]:+.3f} s CPU")
 
 
 if __name__ == "__main__":
