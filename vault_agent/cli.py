@@ -192,8 +192,9 @@ def _print_result(result: Any, streamed: bool) -> None:
     cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
     u = result.usage
     replay = " · replay (recorded transcript, not a live model)" if result.replay else ""
-    click.echo(f"— run {result.run_id} · {result.status} · {cost} · {u.input_tokens + u.cache_read_tokens:,} in / "
-               f"{u.output_tokens:,} out · {result.model or 'no model call'}{replay}", err=True)
+    # The same token words as the journal entry: uncached input, output, cache reads.
+    click.echo(f"— run {result.run_id} · {result.status} · {cost} · {u.input_tokens:,} in · {u.output_tokens:,} out · "
+               f"{u.cache_read_tokens:,} cache read · {result.model or 'no model call'}{replay}", err=True)
     for c in result.captures:
         click.echo(f"  saved   {c.path} ({c.action}, via {c.origin})", err=True)
 
