@@ -84,3 +84,25 @@ def test_the_watch_command_follows_every_agent_and_stops_on_sigterm(tmp_path: Pa
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "watching one, two" in err and "[one] 1 added" in out
+
+
+def test_watch_without_a_name_picks_up_an_agent_created_while_it_runs(tmp_path: Path) -> None:
+    agent(tmp_path, "first")
+    proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(tmp_path), "watch",
+                             "--quiet", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: (tmp_path / "first" / ".vault-agent" / "index.db").exists())
+        late = agent(tmp_path, "late")
+        assert eventually(lambda: (late.state / "index.db").exists(), timeout_s=15)
+        time.sleep(0.5)
+        note(late, "quince", "Quince", "quince jelly")
+
+        def found() -> bool:
+            with Catalog(late) as cat:
+                return bool(search(cat, "quince"))
+
+        assert eventually(found, timeout_s=15)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err

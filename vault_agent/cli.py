@@ -854,8 +854,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
 
     vault = _vault(ctx)
     roots = [vault.agent(n).root for n in ([name] if name else vault.agent_names())]
-    if not roots:
-        raise click.UsageError(f"no agents in {vault.root}")
+
+    def discover() -> list[Any]:
+        return [vault.agent_path(n) for n in vault.agent_names()]
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -865,9 +867,11 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
         elif stats.added or stats.changed or stats.removed:
             click.echo(f"[{agent}] {stats.added} added, {stats.changed} changed, {stats.removed} removed")
 
-    click.echo(f"watching {', '.join(r.name for r in roots)} (Ctrl-C to stop)", err=True)
+    following = ", ".join(r.name for r in roots) or "no agents yet"
+    new_agents = "" if name else "; agents created meanwhile are picked up"
+    click.echo(f"watching {following}{new_agents} (Ctrl-C to stop)", err=True)
     try:
-        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report)
+        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report, discover=None if name else discover)
     except KeyboardInterrupt:
         stop.set()
 

@@ -116,32 +116,42 @@ POLL_S = 2.0
 
 
 def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0.5,
-                 on_sync: Callable[[str, SyncStats | None], None] | None = None) -> None:
+                 on_sync: Callable[[str, SyncStats | None], None] | None = None,
+                 discover: Callable[[], list[Path]] | None = None) -> None:
     """Keep each agent's index in step with its files until `stop` is set.
 
     Every agent gets a full sync first, then a sync of what changed each time
     its files have been quiet for `quiet_s` (debounced: an editor saving
     every keystroke costs one sync). `on_sync(agent, stats)` reports each
     sync; stats is None when a sync failed (it is retried on the next change).
+    `discover`, called every POLL_S, returns the agents to follow, so agents
+    created while watching are picked up.
     """
-    watched: list[tuple[str, Catalog, ChangeTracker, bool]] = []
+    watched: dict[Path, tuple[Catalog, ChangeTracker, bool]] = {}
+
+    def follow(root: Path) -> None:
+        catalog = Catalog(AgentPaths(root))
+        tracker = ChangeTracker(root, root)
+        watched[root] = (catalog, tracker, tracker.start())
+        _sync(root.name, catalog, None, on_sync)
+
     try:
         for root in roots:
-            catalog = Catalog(AgentPaths(root))
-            tracker = ChangeTracker(root, root)
-            watched.append((root.name, catalog, tracker, tracker.start()))
-            _sync(root.name, catalog, None, on_sync)
+            follow(root)
         polled = time.monotonic()
         while not stop.wait(0.05):
             # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
             poll = time.monotonic() - polled >= POLL_S
-            for name, catalog, tracker, live in watched:
+            for root, (catalog, tracker, live) in list(watched.items()):
                 if tracker.settled(quiet_s) or (poll and not live):
-                    _sync(name, catalog, tracker.take(), on_sync)
+                    _sync(root.name, catalog, tracker.take(), on_sync)
             if poll:
+                for root in discover() if discover is not None else []:
+                    if root not in watched:
+                        follow(root)
                 polled = time.monotonic()
     finally:
-        for _, catalog, tracker, _ in watched:
+        for catalog, tracker, _ in watched.values():
             tracker.stop()
             catalog.close()
 
