@@ -118,4 +118,8 @@ def test_with_model_the_agent_writes_a_summary_within_its_cost_caps(paths: Agent
     [obs] = paths.memory.glob("journal-*.md")
     assert "## Summary (written by the model)\n\nA quiet week" in obs.read_text()
     records = [json.loads(line) for p in paths.log.rglob("*.jsonl") for line in p.read_text().splitlines()]
-    assert [r["trigger"] for r in records if r["kind"] == "run"] == ["dream"]
+    # Two runs: the model's summary (behind the caps) and the dream itself, each logged and journaled.
+    summary_run, dream_run = [r for r in records if r["kind"] == "run"]
+    assert (summary_run["trigger"], dream_run["trigger"]) == ("dream", "dream")
+    assert dream_run["work_item"] == "consolidate memory (dream)" and dream_run["status"] == "ok"
+    assert obs.relative_to(paths.root).as_posix() in dream_run["notes_written"]

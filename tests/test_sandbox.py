@@ -13,7 +13,7 @@ import pytest
 
 from vault_agent.security import sandbox
 
-from security_kit import LocalServer, ScriptedApprover, call, html, live_cmdlines, make_agent, needs_bwrap, runtime, servers  # noqa: F401
+from security_kit import LocalServer, ScriptedApprover, call, html, live_cmdlines, make_agent, needs_bwrap, runtime
 
 
 def spec_for(root: Path, **kw: object) -> sandbox.Spec:

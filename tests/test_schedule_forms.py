@@ -141,9 +141,9 @@ def test_the_spec_example_schedule_loads_with_ids_and_next_runs(tmp_path: Path) 
     (folder.root / "schedule.md").write_text(_spec_blocks()[0], encoding="utf-8")
     entries, findings = sched.load_entries(folder)
     assert findings == []
-    assert [(e.id, e.when_text) for e in entries] == [
-        ("morning-brief", "weekdays at 8:00"), ("check-the-shared-briefs-folder", "every 30m"),
-        ("draft-the-weekly-status-update", "0 17 * * fri")]
+    assert [(e.id, e.when_text, e.action) for e in entries] == [
+        ("morning-brief", "weekdays at 8:00", "run"), ("check-the-shared-briefs-folder", "every 30m", "run"),
+        ("draft-the-weekly-status-update", "0 17 * * fri", "run"), ("nightly-dream", "daily at 03:00", "dream")]
     assert entries[0].trigger == "schedule:morning-brief"
     assert entries[2].when.next_run(None, NOW, UTC) == utc(2026, 11, 27, 17, 0)
 
@@ -214,3 +214,30 @@ def test_doctor_reports_bad_entries_and_a_paused_agent_with_the_fix(tmp_path: Pa
     assert found["schedule entry 1"].level == "error" and "spec/schedule.md" in (found["schedule entry 1"].fix or "")
     paused = found["scheduled runs are paused"]
     assert paused.level == "warning" and "delete PAUSED.md" in (paused.fix or "")
+
+
+def test_an_unknown_action_is_a_one_line_error_naming_the_choices(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    (folder.root / "schedule.md").write_text("---\nschedule:\n  - when: hourly\n    action: nap\n---\n")
+    entries, [finding] = sched.load_entries(folder)
+    assert entries == [] and "action 'nap' is not one of run, dream" in finding.message
+
+
+def test_a_dream_entry_fires_a_logged_consolidation_with_its_trigger(tmp_path: Path) -> None:
+    from vault_agent.ops.daemon import fire
+    from vault_agent.runner import Agent
+
+    folder = _folder(tmp_path)
+    folder.paths.memory.mkdir()
+    for stem in ("tea", "tea-copy"):
+        (folder.paths.memory / f"{stem}.md").write_text(
+            "---\ntype: user\nname: Tea\ndescription: Green tea, no sugar\n---\nMaya drinks green tea "
+            "without sugar, brewed for two minutes at eighty degrees.\n")
+    (folder.root / "schedule.md").write_text("---\nschedule:\n  - id: nightly\n    when: daily at 03:00\n"
+                                             "    action: dream\n---\n")
+    [entry] = sched.load_entries(folder)[0]
+    result, paused = fire(Agent(folder.root, watch=False), entry, pause_after=3, lock_wait_s=5)
+    assert result.status == "ok" and not paused
+    assert [p.name for p in folder.paths.memory.glob("tea*.md")] == ["tea.md"]
+    [record] = [r for r in folder.read_log().records if r.get("kind") == "run"]
+    assert record["trigger"] == "schedule:nightly" and record["notes_written"] == ["memory/tea.md"]

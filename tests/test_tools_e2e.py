@@ -16,7 +16,7 @@ import pytest
 from vault_agent.runner import Agent
 from vault_agent.testing.fakellm import FakeLLMServer, Reply, ToolUse
 
-from security_kit import LocalServer, files_containing, html, servers, store_secret  # noqa: F401
+from security_kit import LocalServer, files_containing, html, store_secret
 
 CANARY = "canary-Vb83-never-written-anywhere"
 GITHUB = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0" * 2

@@ -19,7 +19,7 @@ from vault_agent.security.decision import Refused
 from vault_agent.security.policy import Policy
 from vault_agent.security.urls import UrlRules, address_problem, fetch
 
-from security_kit import LocalServer, call, html, make_agent, redirect, runtime, servers  # noqa: F401
+from security_kit import LocalServer, call, html, make_agent, redirect, runtime
 
 PUBLIC_IN_TEST = "127.0.0.1"
 

@@ -889,8 +889,7 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     import datetime as dt
 
     from .memory import dream
-    from .memory.catalog import Catalog
-    from .vault import runlog
+    from .ops.consolidate import run_dream
 
     folder = _vault(ctx).agent(name)
     planned = dream.plan(folder, today=dt.date.today(), days=days)
@@ -898,20 +897,14 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
         click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
     if dry_run or planned.empty:
         return
-    model_text = None
-    if with_model and planned.summary is not None:
-        result = _agent(ctx, name).run(dream.summary_prompt(planned.summary), trigger="dream")
-        if result.ok:
-            model_text = result.text
-        else:
-            click.echo(f"warning: no model summary ({result.status}: {result.error}); writing the digest only",
-                       err=True)
-    tag = f"dream-{runlog.new_run_id(runlog.now_ts())}"
-    with folder.run_lock(timeout=30.0, run_id=tag):
-        for line in dream.apply(folder, planned, tag=tag, model_text=model_text):
-            click.echo(f"done: {line}")
-    with Catalog(folder.paths) as catalog:
-        catalog.sync()
+    result = run_dream(_agent(ctx, name), days=days, with_model=with_model,
+                       say=lambda line: click.echo(f"warning: {line}", err=True))
+    for line in result.text.splitlines():
+        click.echo(f"done: {line}")
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
+    click.echo(f"— run {result.run_id} · {result.status} (logged, with a journal entry)", err=True)
+    sys.exit(EXIT_FOR_STATUS.get(result.status, 1))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,12 @@ class DaemonOptions:
 
 def fire(agent: Agent, entry: sched.Entry, *, pause_after: int, lock_wait_s: float) -> tuple[RunResult, bool]:
     """Run one entry now, unless the agent is paused; count its outcome. (result, paused by this run)."""
-    result = agent.run(entry.work_item, trigger=entry.trigger, lock_timeout_s=lock_wait_s)
+    if entry.action == "dream":
+        from .consolidate import run_dream
+
+        result = run_dream(agent, trigger=entry.trigger, lock_timeout_s=lock_wait_s)
+    else:
+        result = agent.run(entry.work_item, trigger=entry.trigger, lock_timeout_s=lock_wait_s)
     paused = sched.record_outcome(agent.folder, result.status, result.run_id, result.error, pause_after)
     return result, paused
 

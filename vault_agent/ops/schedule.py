@@ -29,6 +29,9 @@ DEFAULT_PAUSE_AFTER = 3
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 
 
+ACTIONS = ("run", "dream")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One scheduled work item of one agent."""
@@ -40,6 +43,7 @@ class Entry:
     work_item: str
     source: Path  # the file that declares it
     anchor: _dt.datetime  # when that file was last saved: what `in 10m` and `at 16:50` count from
+    action: str = "run"  # "run": the work item goes to the agent; "dream": consolidate its memory
 
     @property
     def trigger(self) -> str:
@@ -106,7 +110,11 @@ def load_entries(folder: AgentFolder) -> tuple[list[Entry], list[Finding]]:
 def _entry(agent: str, path: Path, anchor: _dt.datetime, item: Any, taken: set[str]) -> Entry:
     if not isinstance(item, dict):
         raise ConfigError("must be a mapping with when: and work_item:", fix="see spec/schedule.md")
-    when_text, work_item = item.get("when"), item.get("work_item")
+    when_text, work_item, action = item.get("when"), item.get("work_item"), item.get("action", "run")
+    if action not in ACTIONS:
+        raise ConfigError(f"action {action!r} is not one of {', '.join(ACTIONS)}", fix="see spec/schedule.md")
+    if action == "dream" and work_item is None:
+        work_item = "consolidate memory (dream)"
     if not isinstance(when_text, str) or not isinstance(work_item, str) or not work_item.strip():
         raise ConfigError("needs when: (text) and work_item: (text)", fix="see spec/schedule.md")
     entry_id = item.get("id")
@@ -117,7 +125,8 @@ def _entry(agent: str, path: Path, anchor: _dt.datetime, item: Any, taken: set[s
     if entry_id in taken:
         raise ConfigError(f"id {entry_id!r} is used twice", fix="give each entry its own id:")
     taken.add(entry_id)
-    return Entry(agent, entry_id, when_text.strip(), when_mod.parse(when_text), work_item.strip(), path, anchor)
+    return Entry(agent, entry_id, when_text.strip(), when_mod.parse(when_text), work_item.strip(), path, anchor,
+                 action)
 
 
 def last_runs(folder: AgentFolder, entry_ids: set[str]) -> dict[str, _dt.datetime]:

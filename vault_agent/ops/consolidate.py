@@ -1,0 +1,92 @@
+"""A dream as a logged run: plan, optional model summary, apply under the run lock, one record and one journal entry.
+
+`vault-agent dream` and a schedule entry with `action: dream` both come here,
+so memory consolidation leaves the same audit trail as any other run: a log
+record (trigger `dream` or `schedule:<id>`) listing the notes it wrote, and a
+journal entry saying what it did.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from typing import Callable
+
+from ..errors import AgentBusy, VaultAgentError
+from ..memory import dream
+from ..memory.catalog import Catalog
+from ..models.base import Usage
+from ..runner import Agent, NoteCaptured, RunResult
+from ..vault import journal, runlog
+
+WORK_ITEM = "consolidate memory (dream)"
+
+
+def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY_DAYS, with_model: bool = False,
+              lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None) -> RunResult:
+    """Consolidate the agent's memory now and log it as a run; never raises for a user problem."""
+    folder = agent.folder
+    started = runlog.now_ts()
+    run_id = runlog.new_run_id(started)
+    t0 = time.perf_counter()
+    status, error, done = "ok", None, []
+    written: list[NoteCaptured] = []
+    cost: float | None = 0.0
+    try:
+        planned = dream.plan(folder, today=started.date(), days=days)
+        model_text = None
+        if with_model and planned.summary is not None:
+            # The agent's own run, with its own record, so the summary stays behind the cost caps.
+            summary = agent.run(dream.summary_prompt(planned.summary), trigger=trigger, lock_timeout_s=lock_timeout_s)
+            cost = summary.cost_usd
+            if summary.ok:
+                model_text = summary.text
+            elif say is not None:
+                say(f"no model summary ({summary.status}: {summary.error}); writing the digest only")
+        if not planned.empty:
+            with folder.run_lock(timeout=lock_timeout_s, run_id=run_id):
+                done = dream.apply(folder, planned, tag=run_id, model_text=model_text)
+            with Catalog(folder.paths) as catalog:
+                catalog.sync()
+            written = _notes_written(agent, planned)
+    except AgentBusy as exc:
+        status, error = "busy", exc.one_line()
+    except VaultAgentError as exc:
+        status, error = "error", exc.one_line()
+    result = RunResult(
+        text="\n".join(done) or "nothing to do", run_id=run_id, status=status, usage=Usage(), cost_usd=cost,
+        captures=written, error=error, latency_ms=int((time.perf_counter() - t0) * 1000))
+    _record(agent, result, started, trigger, done)
+    return result
+
+
+def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]:
+    """The notes the dream left written: each merge's kept note and the observation note."""
+    root = agent.folder.root
+    out = [NoteCaptured(m.keep.type, m.keep.name, m.keep.path.relative_to(root).as_posix(), "updated", "dream")
+           for m in planned.merges if m.keep.path.exists()]
+    if planned.summary is not None:
+        note = agent.folder.notes.find("reference", planned.summary.name)
+        if note is not None:
+            out.append(NoteCaptured("reference", note.name, note.path.relative_to(root).as_posix(), "created",
+                                    "dream"))
+    return out
+
+
+def _record(agent: Agent, result: RunResult, started: _dt.datetime, trigger: str, done: list[str]) -> None:
+    folder = agent.folder
+    record = {
+        "ts": runlog.ts_string(runlog.now_ts()), "started": runlog.ts_string(started), "kind": "run",
+        "run_id": result.run_id, "agent": folder.name, "trigger": trigger, "status": result.status,
+        "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "work_item": WORK_ITEM,
+        "notes_written": [c.path for c in result.captures], "tool_calls": 0, "error": result.error,
+        "dream": done,
+    }
+    if result.error:
+        record[runlog.ERROR_TYPE] = result.status
+    folder.append_log([record], day=started.date())
+    folder.append_journal(journal.JournalEntry(
+        ts=started, run_id=result.run_id, status=result.status, trigger=trigger, asked=WORK_ITEM,
+        did="; ".join(done) or "nothing to do", notes=[c.path.rsplit("/", 1)[-1].removesuffix(".md")
+                                                      for c in result.captures],
+        problems=[result.error] if result.error else []))
