@@ -95,3 +95,39 @@ def test_a_saved_chat_never_holds_a_secret_the_person_pasted(tmp_path: Path) -> 
         for path in root.rglob("*"):
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_terminal_sees_the_answer_streamed_without_its_capture_block(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    with FakeLLMServer() as server:
+        root = make_agent(tmp_path, server, "anthropic")
+        answer = ("Here is the plan, streamed piece by piece.\n\n```capture\ntype: user\nname: Likes plans\n"
+                  "description: Wants a plan first\nbody: Plans first.\n```\n")
+        server.script(Reply(answer))
+        master, slave = pty.openpty()
+        env = {**os.environ, "ANTHROPIC_API_KEY": "test-key"}
+        proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(root.parent), "run",
+                                 "tester", "-m", "plan"], stdout=slave, stderr=subprocess.PIPE, env=env)
+        os.close(slave)
+        shown = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        assert proc.wait(timeout=30) == 0
+        text = shown.decode().replace("\r\n", "\n")
+        assert "Here is the plan, streamed piece by piece." in text
+        assert "capture" not in text and "Likes plans" not in text
+        # Streamed through the SDK's streaming API, and the capture was still saved.
+        assert server.requests[0].body.get("stream") is True
+        assert (root / "memory" / "likes-plans.md").exists()
