@@ -74,10 +74,12 @@ def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tm
     assert escape.is_error and "not a Markdown file inside the agent folder" in escape.content[0].text
 
 
-def test_the_fallback_word_search_ranks_name_matches_first(tmp_path: Path) -> None:
-    from vault_agent.ops.search import word_search
+def test_search_memory_ranks_name_matches_first(tmp_path: Path) -> None:
+    from vault_agent.ops.mcp_server import VaultTools
+    from vault_agent.vault.folder import Vault
 
     create_agent(tmp_path / "vault", "sample", "sample")
-    hits = word_search(AgentFolder(tmp_path / "vault" / "sample"), "day rate 2027", limit=2)
+    tools = VaultTools(Vault(tmp_path / "vault"))
+    hits = tools.search_memory("sample", "day rate 2027", limit=2)
     assert [h["path"] for h in hits] == ["memory/day-rate-from-january-2027.md", "memory/day-rate-2026.md"]
-    assert word_search(AgentFolder(tmp_path / "vault" / "sample"), "?!") == []
+    assert tools.search_memory("sample", "?!") == []

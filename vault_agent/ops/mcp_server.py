@@ -9,15 +9,14 @@ outside it or in its hidden derived state.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from ..errors import VaultAgentError
+from ..memory.catalog import Catalog
 from ..runner import Agent
 from ..vault import runlog
 from ..vault.folder import AgentFolder, Vault
 from . import schedule as sched
-from .search import search_memory as _search
 
 MAX_NOTE_CHARS = 200_000
 
@@ -51,12 +50,28 @@ class VaultTools:
                 "notes": [c.path for c in result.captures]}
 
     def search_memory(self, agent: str, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        return _search(self.vault.agent(agent), query, max(1, min(limit, 50)))
+        """The same ranked search as `vault-agent search` and the agent's memory_search tool."""
+        from ..memory.search import search
+
+        folder = self.vault.agent(agent)
+        with Catalog(folder.paths) as catalog:
+            catalog.sync()
+            return [hit.as_dict() for hit in search(catalog, query, limit=max(1, min(limit, 50)))]
 
     def read_note(self, agent: str, path: str) -> str:
+        """A note by path, stem, name or [[wikilink]], resolved as the agent's memory_read tool does."""
+        from ..memory.search import read_note_by_ref
+
         folder = self.vault.agent(agent)
-        target = _note_path(folder.root, path)
-        return target.read_text(encoding="utf-8", errors="replace")[:MAX_NOTE_CHARS]
+        with Catalog(folder.paths) as catalog:
+            catalog.sync()
+            found = read_note_by_ref(folder.paths, catalog, path)
+        if found is None:
+            raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder that its index knows",
+                                  path=folder.root,
+                                  fix="give a path such as memory/day-rate-2026.md, a note's stem or name; "
+                                      "find notes with search_memory")
+        return found.text[:MAX_NOTE_CHARS]
 
     def close(self) -> None:
         for agent in self._agents.values():
@@ -66,21 +81,6 @@ class VaultTools:
 def _newest_day(folder: AgentFolder) -> list[dict[str, Any]]:
     files = runlog.day_files(folder.paths.log)
     return runlog.read_day(files[-1]).records if files else []
-
-
-def _note_path(root: Path, path: str) -> Path:
-    """A Markdown file inside the agent folder: `memory/x.md`, `wiki/y.md`, or a bare note stem."""
-    rel = path.strip().lstrip("/")
-    if "/" not in rel and not rel.endswith(".md"):
-        rel = f"memory/{rel}.md"
-    target = (root / rel).resolve()
-    inside = target.is_relative_to(root) and not any(p.startswith(".") for p in target.relative_to(root).parts)
-    if not inside or target.suffix != ".md":
-        raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder",
-                              fix="give a path such as memory/day-rate-2026.md or a note's file stem")
-    if not target.is_file():
-        raise VaultAgentError(f"no note {rel!r}", path=root, fix="find notes with search_memory")
-    return target
 
 
 def serve(vault: Vault) -> None:
