@@ -111,6 +111,8 @@ class _RunState:
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     iterations: int = 0
+    did: str | None = None  # the journal's "Did" line, when not the reply's first line
+    extra: dict[str, Any] = field(default_factory=dict)  # more keys for the log record
 
     def add_cost(self, cost: float | None) -> None:
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
@@ -417,6 +419,17 @@ class Agent:
                                                result.action, cap.origin))
 
     # --- the record ------------------------------------------------------
+    def record(self, *, started: _dt.datetime, run_id: str, trigger: str, work_item: str, status: str,
+               text: str = "", error: str | None = None, cost_usd: float | None = 0.0,
+               captures: list[NoteCaptured] | None = None, did: str | None = None,
+               extra: dict[str, Any] | None = None) -> RunResult:
+        """Log work done for this agent outside a model run (a dream, say) exactly as a run is logged:
+        one record and one journal entry."""
+        state = _RunState(run_id, started, trigger, work_item, False, status=status, text=text, error=error,
+                          error_type=status if error else None, cost_usd=cost_usd, captured=captures or [],
+                          did=did, extra=extra or {})
+        return self._finish(state)
+
     def _finish(self, state: _RunState) -> RunResult:
         latency_ms = int((time.perf_counter() - state.t0) * 1000)
         result = RunResult(
@@ -431,7 +444,8 @@ class Agent:
         children = [_tool_record(self.name, state.run_id, i, o, ended) for i, o in enumerate(state.outcomes, 1)]
         entry = journal_mod.JournalEntry(
             ts=state.started, run_id=state.run_id, status=state.status, trigger=state.trigger,
-            asked=state.work_item, did=_did(result), notes=[Path(c.path).stem for c in state.captured],
+            asked=state.work_item, did=state.did if state.did is not None else _did(result),
+            notes=[Path(c.path).stem for c in state.captured],
             cost=_cost_line(result, state), problems=[*([state.error] if state.error else []),
                                                       *state.capture_problems])
         try:
@@ -509,6 +523,7 @@ def _run_record(agent: str, state: _RunState, result: RunResult, ended: _dt.date
         record["capture_problems"] = state.capture_problems
     if state.warnings:
         record["warnings"] = state.warnings
+    record.update(state.extra)
     return record
 
 

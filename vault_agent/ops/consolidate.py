@@ -8,16 +8,13 @@ journal entry saying what it did.
 
 from __future__ import annotations
 
-import datetime as _dt
-import time
 from typing import Callable
 
 from ..errors import AgentBusy, VaultAgentError
 from ..memory import dream
 from ..memory.catalog import Catalog
-from ..models.base import Usage
 from ..runner import Agent, NoteCaptured, RunResult
-from ..vault import journal, runlog
+from ..vault import runlog
 
 WORK_ITEM = "consolidate memory (dream)"
 
@@ -28,7 +25,6 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
     folder = agent.folder
     started = runlog.now_ts()
     run_id = runlog.new_run_id(started)
-    t0 = time.perf_counter()
     status, error, done = "ok", None, []
     written: list[NoteCaptured] = []
     cost: float | None = 0.0
@@ -53,11 +49,9 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
         status, error = "busy", exc.one_line()
     except VaultAgentError as exc:
         status, error = "error", exc.one_line()
-    result = RunResult(
-        text="\n".join(done) or "nothing to do", run_id=run_id, status=status, usage=Usage(), cost_usd=cost,
-        captures=written, error=error, latency_ms=int((time.perf_counter() - t0) * 1000))
-    _record(agent, result, started, trigger, done)
-    return result
+    return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
+                        text="\n".join(done) or "nothing to do", error=error, cost_usd=cost, captures=written,
+                        did="; ".join(done) or "nothing to do", extra={"dream": done})
 
 
 def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]:
@@ -71,22 +65,3 @@ def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]
             out.append(NoteCaptured("reference", note.name, note.path.relative_to(root).as_posix(), "created",
                                     "dream"))
     return out
-
-
-def _record(agent: Agent, result: RunResult, started: _dt.datetime, trigger: str, done: list[str]) -> None:
-    folder = agent.folder
-    record = {
-        "ts": runlog.ts_string(runlog.now_ts()), "started": runlog.ts_string(started), "kind": "run",
-        "run_id": result.run_id, "agent": folder.name, "trigger": trigger, "status": result.status,
-        "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "work_item": WORK_ITEM,
-        "notes_written": [c.path for c in result.captures], "tool_calls": 0, "error": result.error,
-        "dream": done,
-    }
-    if result.error:
-        record[runlog.ERROR_TYPE] = result.status
-    folder.append_log([record], day=started.date())
-    folder.append_journal(journal.JournalEntry(
-        ts=started, run_id=result.run_id, status=result.status, trigger=trigger, asked=WORK_ITEM,
-        did="; ".join(done) or "nothing to do", notes=[c.path.rsplit("/", 1)[-1].removesuffix(".md")
-                                                      for c in result.captures],
-        problems=[result.error] if result.error else []))
