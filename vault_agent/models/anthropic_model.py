@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ConfigError
 from ..vault.config import ModelRef
 from .base import (
     Completion,
@@ -31,48 +30,38 @@ from .base import (
     ToolSpec,
     Usage,
 )
-from .retry import map_sdk_error
+from ._sdk import SdkAdapter
 
 _MAX_BREAKPOINTS = 4
 _EPHEMERAL = {"type": "ephemeral"}
 
 
-class AnthropicModel:
+class AnthropicModel(SdkAdapter):
     """One Anthropic model behind the Model protocol; the SDK's own retries are off (RetryingModel retries)."""
 
+    sdk_name = "anthropic"
+    api_name = "an Anthropic API"
+
     def __init__(self, ref: ModelRef, *, api_key: str, timeout_s: float, base_url: str | None = None) -> None:
-        try:
-            import anthropic
-        except ImportError:
-            raise ConfigError(f"{ref.label()} needs the anthropic package", fix="pip install anthropic") from None
-        self._sdk = anthropic
-        self.provider = ref.provider
-        self.model = ref.model
-        self.timeout_s = timeout_s
-        self._key_env = ref.key_env()
-        self._api_key = api_key
+        super().__init__(ref, api_key=api_key, timeout_s=timeout_s)
         # base_url None lets the SDK read ANTHROPIC_BASE_URL itself.
-        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url or ref.base_url or None,
+        self._client = self._sdk.Anthropic(api_key=api_key, base_url=base_url or ref.base_url or None,
                                            max_retries=0, timeout=timeout_s)
 
     def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
         kwargs = self._request(request)
-        try:
+
+        def call() -> tuple[Any, str | None]:
             if on_text is None:
                 message = self._client.messages.create(**kwargs)
-                request_id = getattr(message, "_request_id", None)
-            else:
-                with self._client.messages.stream(**kwargs) as stream:
-                    for event in stream:
-                        if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                            on_text(event.delta.text)
-                    message = stream.get_final_message()
-                    request_id = stream.request_id
-        except Exception as exc:
-            mapped = self._map_error(exc, kwargs["timeout"])
-            if mapped is None:
-                raise
-            raise mapped from exc
+                return message, getattr(message, "_request_id", None)
+            with self._client.messages.stream(**kwargs) as stream:
+                for event in stream:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        on_text(event.delta.text)
+                return stream.get_final_message(), stream.request_id
+
+        message, request_id = self._call(call, kwargs["timeout"])
         return self._completion(message, request_id)
 
     # --- request -------------------------------------------------------------
@@ -117,9 +106,6 @@ class AnthropicModel:
     def _error(self, cls: type[ModelError], what: str, fix: str) -> ModelError:
         return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
-    def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
-        return map_sdk_error(self._sdk, exc, provider=self.provider, model=self.model, api_key=self._api_key,
-                             key_env=self._key_env, timeout_s=timeout_s, api_name="an Anthropic API")
 
 
 def _system(blocks: list[SystemBlock], budget: int) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
 from ..vault.config import ModelRef
 from .base import (
     Completion,
@@ -29,7 +28,7 @@ from .base import (
     ToolSpec,
     Usage,
 )
-from .retry import map_sdk_error
+from ._sdk import SdkAdapter
 
 _STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 _OFFICIAL_HOST = "api.openai.com"
@@ -47,38 +46,27 @@ class _Answer:
     request_id: str | None = None
 
 
-class OpenAIModel:
+class OpenAIModel(SdkAdapter):
     """One Chat Completions model behind the Model protocol; the SDK's own retries are off."""
 
+    sdk_name = "openai"
+    api_name = "an OpenAI-compatible API"
+
     def __init__(self, ref: ModelRef, *, api_key: str | None, timeout_s: float, base_url: str | None = None) -> None:
-        try:
-            import openai
-        except ImportError:
-            raise ConfigError(f"{ref.label()} needs the openai package", fix="pip install openai") from None
-        self._sdk = openai
-        self.provider = ref.provider
-        self.model = ref.model
-        self.timeout_s = timeout_s
-        self._key_env = ref.key_env()
-        self._api_key = api_key
+        super().__init__(ref, api_key=api_key, timeout_s=timeout_s)
         # Local servers need no key, but the SDK insists on one. base_url None lets it read OPENAI_BASE_URL.
-        self._client = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url or ref.base_url or None,
-                                     max_retries=0, timeout=timeout_s)
+        self._client = self._sdk.OpenAI(api_key=api_key or "not-needed", base_url=base_url or ref.base_url or None,
+                                        max_retries=0, timeout=timeout_s)
         official = self._client.base_url.host == _OFFICIAL_HOST
         self._max_tokens_key = "max_completion_tokens" if official else "max_tokens"
 
     def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
         kwargs = self._request(request)
-        try:
-            if on_text is None:
-                answer = _from_response(self._client.chat.completions.create(**kwargs))
-            else:
-                answer = self._stream(kwargs, on_text)
-        except Exception as exc:
-            mapped = self._map_error(exc, kwargs["timeout"])
-            if mapped is None:
-                raise
-            raise mapped from exc
+        if on_text is None:
+            answer = self._call(lambda: _from_response(self._client.chat.completions.create(**kwargs)),
+                                kwargs["timeout"])
+        else:
+            answer = self._call(lambda: self._stream(kwargs, on_text), kwargs["timeout"])
         return self._completion(answer)
 
     def _stream(self, kwargs: dict[str, Any], on_text: OnText) -> _Answer:
@@ -143,9 +131,6 @@ class OpenAIModel:
     def _error(self, cls: type[ModelError], what: str, fix: str) -> ModelError:
         return cls(f"{self.provider}:{self.model} {what}", provider=self.provider, model=self.model, fix=fix)
 
-    def _map_error(self, exc: Exception, timeout_s: float) -> ModelError | None:
-        return map_sdk_error(self._sdk, exc, provider=self.provider, model=self.model, api_key=self._api_key,
-                             key_env=self._key_env, timeout_s=timeout_s, api_name="an OpenAI-compatible API")
 
 
 def _from_response(resp: Any) -> _Answer:
