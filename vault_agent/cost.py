@@ -10,9 +10,13 @@ by a whole run.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .vault import runlog
+from .vault.atomic import atomic_write
 from .vault.config import CostCaps
 from .vault.runlog import iter_runs, record_cost
 
@@ -41,6 +45,62 @@ class Ledger:
             if ts.startswith(day_prefix):
                 ledger.day_usd += cost
         return ledger
+
+    @classmethod
+    def from_log(cls, log_root: Path, today: _dt.date, cache: Path) -> Ledger:
+        """The ledger of this month, re-reading only day files that changed since the last run.
+
+        Every run checks the caps, and parsing a busy month's log costs tens of
+        ms; per day file, the spend by date is kept in `cache` (derived state)
+        under the file's size and mtime, so a run re-reads only today's file.
+        """
+        try:
+            old = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        # The last day of the month before, too: a run that ended after midnight is in its start day's file.
+        first = today.replace(day=1) - _dt.timedelta(days=1)
+        sums: dict[str, Any] = {}
+        for path in runlog.day_files(log_root):
+            try:
+                if _dt.date.fromisoformat(path.stem) < first:
+                    continue
+                st = path.stat()
+            except (ValueError, OSError):
+                continue
+            key = path.relative_to(log_root).as_posix()
+            stamp = [st.st_size, st.st_mtime_ns]
+            entry = old.get(key) if isinstance(old, dict) else None
+            if not (isinstance(entry, dict) and entry.get("stamp") == stamp):
+                entry = {"stamp": stamp, "by_date": _by_date(runlog.read_day(path).records)}
+            sums[key] = entry
+        if sums != old:
+            try:
+                atomic_write(cache, json.dumps(sums, sort_keys=True))
+            except OSError:
+                pass  # only a cache: the next run reads the files again
+        ledger = cls()
+        month, day = f"{today:%Y-%m}", today.isoformat()
+        for entry in sums.values():
+            for date, (cost, unknown) in entry["by_date"].items():
+                if date.startswith(month):
+                    ledger.month_usd += cost
+                    ledger.unknown_runs += unknown
+                    if date == day:
+                        ledger.day_usd += cost
+        return ledger
+
+
+def _by_date(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per date of the runs' end (ts): [spend, runs whose price was unknown]."""
+    out: dict[str, list[float]] = {}
+    for r in iter_runs(records):
+        date = str(r.get("ts", ""))[:10]
+        entry = out.setdefault(date, [0.0, 0])
+        entry[0] += record_cost(r)
+        if r.get("cost_usd") is None and r.get("status") == "ok":
+            entry[1] += 1
+    return out
 
 
 @dataclass

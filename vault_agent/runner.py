@@ -293,8 +293,8 @@ class Agent:
         config = self.folder.load_config()
         state.warnings.extend(f.one_line() for f in config.findings if f.level != "info")
         model = self._model_for(state, config, model_override)
-        records = self.folder.read_log(since=_dt.date.today().replace(day=1)).records
-        guard = CostGuard(config.model.caps, Ledger.from_records(records, _dt.date.today()), critical=state.critical)
+        ledger = Ledger.from_log(self.folder.paths.log, _dt.date.today(), self.folder.paths.state / "ledger.json")
+        guard = CostGuard(config.model.caps, ledger, critical=state.critical)
         catalog = self._synced_catalog()
         tools, tool_warnings = self._tools(config, state.run_id, catalog, (redactor, secret_values))
         state.warnings.extend(tool_warnings)
