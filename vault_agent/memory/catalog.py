@@ -469,7 +469,7 @@ def _read_bytes(path: Path) -> bytes | None:
 
 
 def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
-    """Add rel path -> (inode, size, mtime_ns) of the indexed .md files under `folder` (see sources.kind_of).
+    """Add rel path -> (inode, size, mtime_ns) of the files under `folder` that sources.kind_of indexes.
 
     Plain strings and DirEntry.stat: at 10k notes, Path objects alone would
     cost more than the whole warm sync.
@@ -478,7 +478,6 @@ def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
         entries = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return
-    skills = prefix.startswith("skills/")
     with entries:
         for entry in entries:
             name = entry.name
@@ -486,10 +485,8 @@ def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not skills or prefix == "skills/":
-                        _stat_tree(Path(entry.path), f"{prefix}{name}/", out)
-                elif name.endswith(".md") and not (name == "INDEX.md" and prefix == "memory/") and (
-                        not skills or name == "SKILL.md" and prefix != "skills/"):
+                    _stat_tree(Path(entry.path), f"{prefix}{name}/", out)
+                elif kind_of(prefix + name) is not None:
                     st = entry.stat()
                     out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
             except OSError:
