@@ -185,3 +185,33 @@ def test_two_processes_setting_secrets_at_once_both_land(tmp_path: Path) -> None
     procs = [subprocess.Popen([sys.executable, "-c", script, str(vault), name], env=env) for name in ("A", "B")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert len(SecretStore.open(vault, env).names()) == 30
+
+
+@pytest.mark.parametrize("kind", [k for k, _, _ in __import__("vault_agent.security.redact", fromlist=["x"]).PATTERNS
+                                  if k != "password"])
+def test_every_text_a_pattern_matches_holds_the_literal_that_lets_the_pattern_run(kind: str) -> None:
+    # The scan skips a pattern when its literal is absent; that must never skip a real match.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from vault_agent.security.redact import _HINTS, PATTERNS
+
+    regex = next(p for k, p, _ in PATTERNS if k == kind)
+    literals, folded = _HINTS[kind]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.from_regex(regex, fullmatch=True))
+    def check(text: str) -> None:
+        haystack = text.lower() if folded else text
+        assert any(literal in haystack for literal in literals)
+
+    check()
+
+
+@pytest.mark.parametrize("text", ["password: hunter2222", "DB_PASSWORD='s3cr3t-pass'", "api_key = abc123456",
+                                  "Credentials: 9f8e7d6c", 'secret_access_key: "wJalrXUtnFEMI/K7MDENG"',
+                                  "TOKEN=tok_1234567"])
+def test_password_shaped_text_is_never_skipped_by_the_fast_check(text: str) -> None:
+    from vault_agent.security.redact import _may_hold_password
+
+    assert _may_hold_password(text.lower()) and "[REDACTED:" in Redactor().scrub(text)

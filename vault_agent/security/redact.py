@@ -38,6 +38,41 @@ PATTERNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+# Literals one of which every match of a pattern contains (lower-case ones are checked against the
+# lower-cased text). A pattern runs only where its literal occurs: most text has none, and thirteen
+# regex passes over a 60 KB prompt cost ~20 ms on every model request.
+_HINTS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "private-key": (("PRIVATE KEY",), False),
+    "anthropic-key": (("sk-ant-",), False),
+    "openai-key": (("sk-",), False),
+    "github-token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), False),
+    "slack-token": (("xox",), False),
+    "slack-webhook": (("hooks.slack.com",), False),
+    "aws-access-key": (("AKIA", "ASIA", "ABIA", "ACCA"), False),
+    "google-api-key": (("AIza",), False),
+    "stripe-key": (("k_live_", "k_test_"), False),
+    "jwt": (("eyJ",), False),
+    "bearer-token": (("bearer",), True),
+    "aws-secret-key": (("aws",), True),
+}
+_PASSWORD_WORDS = ("password", "passwd", "passphrase", "secret", "token", "key", "credential")
+
+
+def _may_hold_password(low: str) -> bool:
+    """A password-like keyword followed (after at most an s, a quote and spaces) by ':' or '='."""
+    for word in _PASSWORD_WORDS:
+        i = low.find(word)
+        while i != -1:
+            j = i + len(word)
+            end = min(len(low), j + 8)
+            while j < end and low[j] in "s\"' \t":
+                j += 1
+            if j < len(low) and low[j] in ":=":
+                return True
+            i = low.find(word, i + 1)
+    return False
+
+
 def _password_like(value: str) -> bool:
     """A value after `password:` that looks like one (a digit or symbol, or long), not a word like "changed"."""
     return len(value) >= 16 or any(not c.isalpha() for c in value)
@@ -71,7 +106,17 @@ class Redactor:
                 found[label] = None
                 return f"[REDACTED:{label}]"
             text = self._exact.sub(exact, text)
+        low = text.lower()
         for kind, pattern, group in self._patterns:
+            if kind == "password":
+                if not _may_hold_password(low):
+                    continue
+            else:
+                literals, folded = _HINTS[kind]
+                haystack = low if folded else text
+                if not any(literal in haystack for literal in literals):
+                    continue
+
             def swap(m: re.Match[str], kind: str = kind, group: int = group) -> str:
                 value = m.group(group)
                 if "[REDACTED:" in value or (kind == "password" and not _password_like(value)):
