@@ -1,4 +1,5 @@
-"""`vault-agent dream`: duplicates merged with versions kept, expired notes archived, journal days summarized."""
+"""`vault-agent dream`: duplicates merged with versions kept, expired notes archived, journal days summarized;
+with a model, near-duplicate merges and the summary written by one capped run, the deterministic merge as fallback."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from memory_helpers import agent, files_snapshot, journal_entry, note
+from security_kit import files_containing, store_secret
 
 from vault_agent.cli import main
-from vault_agent.memory import dream
+from vault_agent.memory import dream, dream_model
 from vault_agent.memory.catalog import Catalog
 from vault_agent.memory.search import read_note_by_ref
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
@@ -107,19 +109,154 @@ def test_a_note_edited_after_the_plan_is_left_as_the_person_wrote_it(paths: Agen
     assert (paths.memory / "tea-copy.md").read_text().endswith("Edited by Maya.\n")
 
 
-def test_with_model_the_agent_writes_a_summary_within_its_cost_caps(paths: AgentPaths) -> None:
+INVOICE = ("Invoice OS-2026-041 for €4,680 goes to maya@cafe-lumiere.example by 2026-12-01, after the logo phase "
+           "is signed off by Maya and her partner. It covers the logo, the colour palette, the menu layout and two "
+           "rounds of changes. The brief is at https://cafe-lumiere.example/brief and the project is "
+           "[[café-lumière-rebrand]].")
+INVOICE_AGAIN = INVOICE.replace("The brief is at", "Maya keeps the brief at")
+MERGED_INVOICE = ("Invoice OS-2026-041 (€4,680: logo, colour palette, menu layout, two rounds of changes) goes to "
+                  "maya@cafe-lumiere.example by 2026-12-01, once Maya and her partner sign off the logo phase. Maya "
+                  "keeps the brief at https://cafe-lumiere.example/brief. Project: [[café-lumière-rebrand]].")
+MERGED_TEA = "Maya drinks loose green tea from the Tea Company in the afternoon: no sugar, never after six."
+
+
+def with_invoices(paths: AgentPaths) -> None:
+    """Add a second near-duplicate group, full of facts; merge 1 is the invoice, merge 2 the tea."""
+    note(paths, "invoice", "Café Lumière invoice", INVOICE, type="project", extra="updated: 2026-03-01\n")
+    note(paths, "invoice-again", "Invoice for Café Lumière", INVOICE_AGAIN, type="project",
+         extra="updated: 2026-02-01\n")
+
+
+def model_reply(invoice: str = MERGED_INVOICE, tea: str = MERGED_TEA) -> Reply:
+    return Reply(f"=== summary ===\nA quiet week: planning went fine, the rate change failed once.\n"
+                 f"=== merge 1 ===\ndescription: Café Lumière invoice OS-2026-041\n\n{invoice}\n"
+                 f"=== merge 2 ===\ndescription: Green tea habits\n\n{tea}\n=== end ===\n")
+
+
+def dream_with_model(paths: AgentPaths, server: FakeLLMServer, *args: str, cost: str = "",
+                     env: dict[str, str] | None = None) -> Result:
+    """`vault-agent dream a --with-model` against the fake server, priced so the caps can be checked."""
+    paths.model_md.write_text(f"---\nprovider: anthropic\nmodel: claude-sonnet-5\nbase_url: {server.anthropic_base_url}"
+                              "\nmax_retries: 0\nprices:\n  claude-sonnet-5: {input: 3.0, output: 15.0}\n"
+                              f"{cost}---\n")
+    return CliRunner(env={"ANTHROPIC_API_KEY": "k", **(env or {})}).invoke(
+        main, ["--vault", str(paths.root.parent), "dream", "a", "--with-model", *args])
+
+
+def run_records(paths: AgentPaths) -> list[dict]:
+    return [r for p in sorted(paths.log.rglob("*.jsonl")) for line in p.read_text().splitlines()
+            if (r := json.loads(line))["kind"] == "run"]
+
+
+def test_with_model_one_run_writes_the_near_duplicate_merges_and_the_summary_and_old_versions_are_kept(
+        paths: AgentPaths) -> None:
+    with_invoices(paths)
+    before = {stem: (paths.memory / f"{stem}.md").read_bytes() for stem in ("invoice", "invoice-again", "tea")}
     with FakeLLMServer() as server:
-        (paths.model_md).write_text(f"---\nprovider: anthropic\nmodel: claude-sonnet-5\n"
-                                    f"base_url: {server.anthropic_base_url}\nmax_retries: 0\n---\n")
-        server.script(Reply("A quiet week: planning went fine, the rate change failed once."))
-        out = CliRunner(env={"ANTHROPIC_API_KEY": "k"}).invoke(
-            main, ["--vault", str(paths.root.parent), "dream", "a", "--with-model"])
+        server.script(model_reply())
+        out = dream_with_model(paths, server)
+        requests = server.requests
     assert out.exit_code == 0, out.output
+    # One model call for both merges and the summary.
+    [request] = requests
+    assert "=== merge 1 ===" in json.dumps(request.body) and "=== summary ===" in json.dumps(request.body)
+    invoice, _ = read_note(paths.memory / "invoice.md")
+    assert (invoice.description, invoice.body) == ("Café Lumière invoice OS-2026-041", MERGED_INVOICE + "\n")
+    assert invoice.supersedes == ["invoice-again"]
+    tea, _ = read_note(paths.memory / "tea.md")
+    assert tea.body == MERGED_TEA + "\n" and tea.supersedes == ["tea-again", "tea-copy"]
     [obs] = paths.memory.glob("journal-*.md")
     assert "## Summary (written by the model)\n\nA quiet week" in obs.read_text()
-    records = [json.loads(line) for p in paths.log.rglob("*.jsonl") for line in p.read_text().splitlines()]
-    # Two runs: the model's summary (behind the caps) and the dream itself, each logged and journaled.
-    summary_run, dream_run = [r for r in records if r["kind"] == "run"]
-    assert (summary_run["trigger"], dream_run["trigger"]) == ("dream", "dream")
+    model_run, dream_run = run_records(paths)
+    assert (model_run["trigger"], dream_run["trigger"]) == ("dream", "dream")
     assert dream_run["work_item"] == "consolidate memory (dream)" and dream_run["status"] == "ok"
+    assert "merged into memory/invoice.md (updated, written by the model)" in dream_run["dream"]
     assert obs.relative_to(paths.root).as_posix() in dream_run["notes_written"]
+    # The spend is in the model run's record, behind its caps; the dream's record points to it, not repeats it.
+    assert model_run["cost_usd"] > 0 and dream_run["cost_usd"] == 0 and dream_run["model_run"] == model_run["run_id"]
+    tag = dream_run["run_id"]
+    assert not (paths.memory / "invoice-again.md").exists()
+    for stem, old in before.items():
+        assert (paths.versions / stem / f"{tag}.md").read_bytes() == old
+
+
+@pytest.mark.parametrize("dropped, kept_as", [("2026-12-01", "early December"), ("€4,680", "the agreed amount")])
+def test_a_merge_whose_model_text_drops_a_date_or_number_falls_back_to_the_deterministic_merge(
+        paths: AgentPaths, dropped: str, kept_as: str) -> None:
+    with_invoices(paths)
+    folder = AgentFolder(paths.root)
+    [invoice_merge, _] = dream.plan(folder, today=TODAY).merges
+    deterministic = dream.merged_body(invoice_merge.keep, invoice_merge.drop)
+    with FakeLLMServer() as server:
+        server.script(model_reply(invoice=MERGED_INVOICE.replace(dropped, kept_as)))
+        out = dream_with_model(paths, server)
+    assert out.exit_code == 0, out.output
+    invoice, _ = read_note(paths.memory / "invoice.md")
+    assert (invoice.description, invoice.body) == (invoice_merge.keep.description, deterministic)
+    assert (f"done: merged into memory/invoice.md (updated; deterministic merge: the model's text drops "
+            f"{dropped.lstrip('€')})") in out.output
+    tea, _ = read_note(paths.memory / "tea.md")
+    assert tea.body == MERGED_TEA + "\n"  # the other merge kept every fact: the model's text stands
+
+
+def test_when_the_caps_refuse_the_model_run_every_merge_is_deterministic_and_says_why(paths: AgentPaths) -> None:
+    with_invoices(paths)
+    with FakeLLMServer() as server:
+        server.script(model_reply())
+        out = dream_with_model(paths, server, cost="cost:\n  per_run_usd: 0.000001\n")
+        requests = server.requests
+    assert out.exit_code == 0, out.output
+    assert requests == []  # refused before any spend
+    assert "warning: no model text: refused: per_run cost cap" in out.output
+    assert "done: merged into memory/tea.md (updated; deterministic merge: no model text: refused: " in out.output
+    tea, _ = read_note(paths.memory / "tea.md")
+    assert tea.body == f"{TEA}\n\n{TEA_AGAIN.split('. ')[1]}\n"
+    [obs] = paths.memory.glob("journal-*.md")
+    assert "written by the model" not in obs.read_text()
+    model_run, dream_run = run_records(paths)
+    assert (model_run["status"], model_run["error.type"], dream_run["status"]) == ("refused", "cap_per_run", "ok")
+
+
+def test_dry_run_with_model_makes_no_model_call_and_says_which_merges_the_model_would_write(
+        paths: AgentPaths) -> None:
+    hours = "Studio hours are Monday to Thursday from nine to five, Friday mornings only, closed for the holidays."
+    note(paths, "hours", "Studio hours", hours)
+    note(paths, "hours-copy", "Studio hours", hours)
+    before = files_snapshot(paths.root)
+    with FakeLLMServer() as server:
+        server.script(model_reply())
+        out = dream_with_model(paths, server, "--dry-run")
+        requests = server.requests
+    assert out.exit_code == 0, out.output
+    assert requests == []
+    assert ("plan: merge into memory/tea.md: memory/tea-again.md (near-duplicate, 0.85), memory/tea-copy.md "
+            "(duplicate) — written by the model") in out.output
+    assert ("plan: merge into memory/hours.md: memory/hours-copy.md (duplicate) — deterministic (exact duplicates "
+            "need no rewrite)") in out.output
+    assert "with a model-written summary" in out.output
+    del before["model.md"]  # the test's own edit, pointing the agent at the fake server
+    after = files_snapshot(paths.root)
+    del after["model.md"]
+    assert after == before and not paths.state.exists()
+
+
+def test_a_secret_the_model_echoes_into_a_merge_is_redacted_before_the_note_is_written(paths: AgentPaths) -> None:
+    value = "hunter2-Zq7pV9wX3"
+    env = store_secret(paths.root.parent, "WIFI", value)
+    with_invoices(paths)
+    with FakeLLMServer() as server:
+        server.script(model_reply(tea=f"{MERGED_TEA} The studio wifi key is {value}."))
+        out = dream_with_model(paths, server, env=env)
+    assert out.exit_code == 0, out.output
+    tea, _ = read_note(paths.memory / "tea.md")
+    assert tea.body.endswith("The studio wifi key is [REDACTED:secret:WIFI].\n")
+    assert files_containing(paths.root, value.encode()) == []
+
+
+def test_a_reply_cut_off_before_its_end_marker_loses_only_its_last_section(paths: AgentPaths) -> None:
+    with_invoices(paths)
+    planned = dream.plan(AgentFolder(paths.root), today=TODAY)
+    cut = model_reply().text.split("=== end ===")[0]
+    written = dream_model.read_reply(planned, cut, str)
+    assert written.summary and list(written.merges) == [1]
+    assert written.fallbacks == {2: "the model's reply has no complete section for it, or an empty one"}

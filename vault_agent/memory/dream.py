@@ -4,10 +4,10 @@ Every step is deterministic and needs no model; spec/dream.md describes them.
 `plan()` only reads files (a dry run changes nothing, not even the derived
 index); `apply()` carries a plan out under the agent's write lock, keeping
 every replaced or removed note under .vault-agent/versions/ and never
-overwriting a file a person changed after the plan read it. A model-written
-summary is optional: the caller gets it (the CLI runs the agent
-itself with `summary_prompt`, so the agent's cost caps apply, and hands the
-reply to `apply`).
+overwriting a file a person changed after the plan read it. Model text is
+optional: the caller gets it (ops/consolidate.py runs the agent itself on
+`dream_model.prompt`, so the agent's cost caps apply), checks it with
+`dream_model.read_reply` and hands the resulting `ModelText` to `apply`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,29 @@ class Merge:
     drop: list[Note]
     similarity: list[float]  # per absorbed note: Jaccard with the kept one (1.0: a duplicate)
 
+    @property
+    def near_duplicate(self) -> bool:
+        """Whether an absorbed note says something differently: only such a merge is worth a model rewrite."""
+        return any(sim < 1 for sim in self.similarity)
+
+
+@dataclass
+class MergeText:
+    """A merged note as the model wrote it (already leak-scanned and checked to keep every fact)."""
+
+    description: str  # "" when the model wrote none: the kept note's description stays
+    body: str
+
+
+@dataclass
+class ModelText:
+    """What the model wrote for a dream, and why any part of it is not used (see dream_model.py)."""
+
+    summary: str | None = None
+    summary_missing: str | None = None  # why the observation note has no model summary
+    merges: dict[int, MergeText] = field(default_factory=dict)  # by merge number (1-based, plan order)
+    fallbacks: dict[int, str] = field(default_factory=dict)  # merge number -> why the deterministic merge stands
+
 
 @dataclass
 class Summary:
@@ -58,20 +81,25 @@ class DreamPlan:
     def empty(self) -> bool:
         return not (self.merges or self.expired or self.summary)
 
-    def lines(self, root: Path) -> list[str]:
-        """The plan as a person reads it, one step a line."""
+    def lines(self, root: Path, *, with_model: bool = False) -> list[str]:
+        """The plan as a person reads it, one step a line; `with_model` says which merges the model would write."""
         out = []
         for m in self.merges:
             dropped = ", ".join(f"{_rel(n.path, root)} ({'duplicate' if sim >= 1 else f'near-duplicate, {sim:.2f}'})"
                                 for n, sim in zip(m.drop, m.similarity))
-            out.append(f"merge into {_rel(m.keep.path, root)}: {dropped}")
+            by = ""
+            if with_model:
+                by = (" — written by the model (deterministic if its text is unusable)" if m.near_duplicate
+                      else " — deterministic (exact duplicates need no rewrite)")
+            out.append(f"merge into {_rel(m.keep.path, root)}: {dropped}{by}")
         for n in self.expired:
             out.append(f"archive expired ({n.expires}): {_rel(n.path, root)} -> {_rel(archive_path(root, n), root)}")
         if self.merges or self.expired:
             out.append("rewrite memory/INDEX.md")
         if self.summary:
             days = ", ".join(d.isoformat() for d in self.summary.days)
-            out.append(f"write observation note {self.summary.name!r} summarizing journal days {days}")
+            model = " with a model-written summary" if with_model else ""
+            out.append(f"write observation note {self.summary.name!r} summarizing journal days {days}{model}")
         return out or ["nothing to do"]
 
 
@@ -182,16 +210,18 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
     return Summary(name, [d for d, _ in chosen], sources, description, "\n".join(lines).rstrip() + "\n")
 
 
-def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model_text: str | None = None) -> list[str]:
+def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None) -> list[str]:
     """Carry out the plan; returns what was done (and what was skipped because a person changed a file).
 
-    `model_text`: a model-written summary of the journal days, added to the
-    observation note under its own heading (see `summary_prompt`).
+    `model`: what the model wrote, if it was asked: merged notes replace the
+    deterministic merge, a summary is added to the observation note under its
+    own heading; where it wrote nothing usable, the line done says why.
     """
     done: list[str] = []
     root = folder.root
-    for m in dream.merges:
-        done += _merge(folder, m, dream.today, tag)
+    model = model or ModelText()
+    for number, m in enumerate(dream.merges, 1):
+        done += _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number))
     for note in dream.expired:
         target = _unique(archive_path(root, note))
         with folder.write_lock():
@@ -206,39 +236,41 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model_text: str | 
             done.append("rewrote memory/INDEX.md")
     if dream.summary:
         s = dream.summary
-        body = s.body + (f"\n## Summary (written by the model)\n\n{model_text.strip()}\n" if model_text else "")
+        body = s.body + (f"\n## Summary (written by the model)\n\n{model.summary.strip()}\n" if model.summary else "")
         meta = {"type": "reference", "name": s.name, "description": s.description,
                 "tags": [OBSERVATION_TAG, "journal"], "created": dream.today, "updated": dream.today,
                 "sources": s.sources}
         result = folder.save_note(meta, body, version_tag=tag, notes=folder.notes.scan())
-        done.append(f"{result.action} observation note {_rel(result.note.path, root)}")
+        missing = f" (digest only: {model.summary_missing})" if model.summary_missing else ""
+        done.append(f"{result.action} observation note {_rel(result.note.path, root)}{missing}")
     return done
 
 
-def summary_prompt(summary: Summary) -> str:
-    """The work item that asks the agent for a prose summary of the journal days in `summary`."""
-    return ("Write a short summary (at most eight sentences) of what happened over these journal days: what was "
-            "asked, what got done, what is still open, anything that went wrong. Plain prose, no capture "
-            f"blocks.\n\n# {summary.name}\n\n{summary.body}")
-
-
-def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str) -> list[str]:
+def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,
+           fallback: str | None) -> list[str]:
+    """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge."""
     root = folder.root
     keep = m.keep
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
     supersedes = list(dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]))
     meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {})}
+    body = merged_body(keep, m.drop)
+    how = f"; deterministic merge: {fallback}" if fallback else ""
+    if written is not None:
+        body, how = written.body, ", written by the model"
+        if written.description:
+            meta["description"] = written.description
     out: list[str] = []
     with folder.write_lock():
         if any(_changed(n) for n in (keep, *m.drop)):
             return [f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made"]
         # Straight to the store, not save_note: two duplicates may share a type and name, and the
         # note to update is the one the plan chose. INDEX is rewritten once, after all merges.
-        result = folder.notes.update(keep, meta, merged_body(keep, m.drop), version_tag=tag)
+        result = folder.notes.update(keep, meta, body, version_tag=tag)
         if result.action == "conflict":  # a person saved it this very moment: their edit stays
             return [f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile"]
-        out.append(f"merged into {_rel(keep.path, root)} ({result.action})")
+        out.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
         for note in m.drop:
             atomic_write(folder.paths.versions / note.stem / f"{tag}.md", note.path.read_bytes())
             note.path.unlink()

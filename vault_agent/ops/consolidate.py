@@ -1,9 +1,12 @@
-"""A dream as a logged run: plan, optional model summary, apply under the run lock, one record and one journal entry.
+"""A dream as a logged run: plan, optional model text, apply under the run lock, one record and one journal entry.
 
 `vault-agent dream` and a schedule entry with `action: dream` both come here,
 so memory consolidation leaves the same audit trail as any other run: a log
 record (trigger `dream` or `schedule:<id>`) listing the notes it wrote, and a
-journal entry saying what it did.
+journal entry saying what it did. With a model, the merged notes and the
+journal summary come from one agent run of their own (cost caps, fallback,
+leak scan and its own log record apply); the dream's record names that run
+instead of counting its spend a second time.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import AgentBusy, VaultAgentError
-from ..memory import dream
+from ..memory import dream, dream_model
 from ..memory.catalog import Catalog
 from ..runner import Agent, NoteCaptured, RunResult
 from ..vault import runlog
@@ -27,21 +30,19 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
     run_id = runlog.new_run_id(started)
     status, error, done = "ok", None, []
     written: list[NoteCaptured] = []
-    cost: float | None = 0.0
+    extra: dict[str, object] = {}
     try:
         planned = dream.plan(folder, today=started.date(), days=days)
-        model_text = None
-        if with_model and planned.summary is not None:
-            # The agent's own run, with its own record, so the summary stays behind the cost caps.
-            summary = agent.run(dream.summary_prompt(planned.summary), trigger=trigger, lock_timeout_s=lock_timeout_s)
-            cost = summary.cost_usd
-            if summary.ok:
-                model_text = summary.text
-            elif say is not None:
-                say(f"no model summary ({summary.status}: {summary.error}); writing the digest only")
+        model = None
+        work = dream_model.prompt(planned) if with_model else None
+        if work is not None:
+            # The agent's own run, with its own record, so the model's part stays behind the cost caps.
+            answer = agent.run(work, trigger=trigger, lock_timeout_s=lock_timeout_s)
+            extra["model_run"] = answer.run_id  # its record holds the spend; counting it here too would double it
+            model = _model_text(agent, planned, answer, say)
         if not planned.empty:
             with folder.run_lock(timeout=lock_timeout_s, run_id=run_id):
-                done = dream.apply(folder, planned, tag=run_id, model_text=model_text)
+                done = dream.apply(folder, planned, tag=run_id, model=model)
             with Catalog(folder.paths) as catalog:
                 catalog.sync()
             written = _notes_written(agent, planned)
@@ -50,8 +51,20 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
     except VaultAgentError as exc:
         status, error = "error", exc.one_line()
     return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
-                        text="\n".join(done) or "nothing to do", error=error, cost_usd=cost, captures=written,
-                        did="; ".join(done) or "nothing to do", extra={"dream": done})
+                        text="\n".join(done) or "nothing to do", error=error, cost_usd=0.0, captures=written,
+                        did="; ".join(done) or "nothing to do", extra={**extra, "dream": done})
+
+
+def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,
+                say: Callable[[str], None] | None) -> dream.ModelText:
+    """What the model's run wrote for the plan, checked; when the run did not end ok, why nothing of it is used."""
+    if answer.ok:
+        # The run left its leak scan (stored secret values included) on the folder: the reply goes through it.
+        return dream_model.read_reply(planned, answer.text, agent.folder.redact or str)
+    why = f"no model text: {answer.error or answer.status}"
+    if say is not None:
+        say(f"{why}; deterministic merges and the digest only")
+    return dream_model.not_written(planned, why)
 
 
 def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]:
