@@ -12,9 +12,11 @@ phrased) is generated, then:
   pass (no cached term statistics) and repeated;
 - prompt tokens: `Agent.context()` for the same work items (must stay flat);
 - recall@5: is the labelled note among the first five notes recall ranks
-  (`relevant()`), on the dev questions (used while building the search) and
-  the held-out ones (written after it was frozen), and for comparison plain
-  BM25 on the question's own words (no related terms; the same boosts).
+  (`relevant()`), on the dev questions (used while building the search),
+  the held-out ones (written after it was frozen) and the blind ones
+  (HELDOUT2: written by someone who never read the search code), and for
+  comparison plain BM25 on the question's own words (no related terms; the
+  same boosts).
 
 Targets (issue 5): build < 3 s at 10k and < 40 s at 100k; no-change sync <
 100 ms at 10k; search p95 < 20 ms at 100k; recall@5 >= 0.9 without
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_recall_set import check_overlap, generate_set  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT  # noqa: E402
+from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2  # noqa: E402
 
 from vault_agent.memory.catalog import Catalog  # noqa: E402
 from vault_agent.memory.search import relevant, search  # noqa: E402
@@ -44,6 +46,7 @@ from vault_agent.runner import Agent  # noqa: E402
 from vault_agent.vault.layout import AgentPaths  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
+SETS = ("dev", "heldout", "heldout2")
 WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café Lumière logo phase.",
               "Who looks after my teeth?"]
 
@@ -51,6 +54,10 @@ WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def per_set(result: dict[str, float], prefix: str) -> str:
+    return "/".join(f"{result[f'{prefix}_{s}']:.2f}" for s in SETS)
 
 
 def recall_at_5(catalog: Catalog, labels: list[dict[str, str]], which: str, plain: bool) -> float:
@@ -115,8 +122,8 @@ def bench_size(out: Path, n: int) -> dict[str, float]:
         "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
         "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
-        "r5_dev": recall_at_5(cat, labels, "dev", False), "r5_heldout": recall_at_5(cat, labels, "heldout", False),
-        "bm25_dev": recall_at_5(cat, labels, "dev", True), "bm25_heldout": recall_at_5(cat, labels, "heldout", True),
+        **{f"r5_{s}": recall_at_5(cat, labels, s, False) for s in SETS},
+        **{f"bm25_{s}": recall_at_5(cat, labels, s, True) for s in SETS},
     }
     cat.close()
     return result
@@ -127,11 +134,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / ".out" / "memory")
     args = ap.parse_args()
-    shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT)
-    print(f"labelled questions: {len(DEV) + len(DEV2) + len(DEV3)} dev + {len(HELDOUT)} held-out; "
+    shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT + HELDOUT2)
+    print(f"labelled questions: {len(DEV) + len(DEV2) + len(DEV3)} dev + {len(HELDOUT)} held-out + "
+          f"{len(HELDOUT2)} blind; "
           f"{shared.count(0)} share no stemmed word with their note, {shared.count(1)} share one")
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
-          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/held':>13} {'BM25-only R@5':>14}")
+          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/held/blind':>18} {'BM25-only R@5':>16}")
     base_tokens = None
     for n in [int(s) for s in args.sizes.split(",")]:
         r = bench_size(args.out, n)
@@ -140,7 +148,7 @@ def main() -> None:
               f"{r['sync_one'] * 1e3:>5.1f}ms {r['search_p50'] * 1e3:>6.1f}/{r['search_p95'] * 1e3:<5.1f}ms "
               f"{r['search_rep_p50'] * 1e3:>6.1f}/{r['search_rep_p95'] * 1e3:<5.1f}ms "
               f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
-              f"{r['r5_dev']:>5.2f}/{r['r5_heldout']:<5.2f} {r['bm25_dev']:>6.2f}/{r['bm25_heldout']:<5.2f}",
+              f"{per_set(r, 'r5'):>18} {per_set(r, 'bm25'):>16}",
               flush=True)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_agent import generate  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT, Fact  # noqa: E402
+from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, Fact  # noqa: E402
 
 SENTENCES = """\
 Water the plants before leaving on Thursday.
@@ -103,7 +103,7 @@ def fact_text(fact: Fact, updated: dt.date) -> str:
 
 
 def generate_set(vault: Path, name: str, n: int, seed: int = 11) -> tuple[Path, list[dict[str, str]]]:
-    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout)."""
+    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout | heldout2)."""
     from vault_agent.vault.notes import slugify
 
     root = generate(vault, name, n, seed=seed)
@@ -115,7 +115,7 @@ def generate_set(vault: Path, name: str, n: int, seed: int = 11) -> tuple[Path, 
             body = " ".join(rng.sample(SENTENCES, rng.randrange(3, 7)))
             path.write_text(f"{head}\n---\n{body}\n", encoding="utf-8")
     labels = []
-    for label, facts in (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT)):
+    for label, facts in (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2)):
         for fact in facts:
             stem = slugify(fact[1], fact[0])
             updated = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(300))
@@ -130,7 +130,7 @@ if __name__ == "__main__":
     ap.add_argument("name")
     ap.add_argument("n", type=int)
     args = ap.parse_args()
-    shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT)
+    shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT + HELDOUT2)
     root, labels = generate_set(args.vault, args.name, args.n)
     (root.parent / f"{args.name}.labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     print(f"{root}: {args.n} distractors, {len(labels)} labelled questions "
