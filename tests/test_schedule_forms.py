@@ -141,9 +141,11 @@ def test_the_spec_example_schedule_loads_with_ids_and_next_runs(tmp_path: Path) 
     (folder.root / "schedule.md").write_text(_spec_blocks()[0], encoding="utf-8")
     entries, findings = sched.load_entries(folder)
     assert findings == []
-    assert [(e.id, e.when_text, e.action) for e in entries] == [
-        ("morning-brief", "weekdays at 8:00", "run"), ("check-the-shared-briefs-folder", "every 30m", "run"),
-        ("draft-the-weekly-status-update", "0 17 * * fri", "run"), ("nightly-dream", "daily at 03:00", "dream")]
+    assert [(e.id, e.when_text, e.action, e.with_model) for e in entries] == [
+        ("morning-brief", "weekdays at 8:00", "run", False),
+        ("check-the-shared-briefs-folder", "every 30m", "run", False),
+        ("draft-the-weekly-status-update", "0 17 * * fri", "run", False),
+        ("nightly-dream", "daily at 03:00", "dream", True)]
     assert entries[0].trigger == "schedule:morning-brief"
     assert entries[2].when.next_run(None, NOW, UTC) == utc(2026, 11, 27, 17, 0)
 
@@ -221,6 +223,49 @@ def test_an_unknown_action_is_a_one_line_error_naming_the_choices(tmp_path: Path
     (folder.root / "schedule.md").write_text("---\nschedule:\n  - when: hourly\n    action: nap\n---\n")
     entries, [finding] = sched.load_entries(folder)
     assert entries == [] and "action 'nap' is not one of run, dream" in finding.message
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("    with_model: true\n    work_item: x\n", "with_model applies to action: dream only"),
+    ("    action: dream\n    with_model: nightly\n", "with_model must be true or false"),
+])
+def test_a_misplaced_or_misspelt_with_model_is_a_one_line_error(tmp_path: Path, extra: str, message: str) -> None:
+    folder = _folder(tmp_path)
+    (folder.root / "schedule.md").write_text(f"---\nschedule:\n  - when: hourly\n{extra}---\n")
+    entries, [finding] = sched.load_entries(folder)
+    assert entries == [] and message in finding.message and "\n" not in finding.message
+
+
+def test_a_dream_entry_with_model_fires_one_model_run_that_writes_the_merge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.ops.daemon import fire
+    from vault_agent.runner import Agent
+    from vault_agent.testing.fakellm import FakeLLMServer, Reply
+
+    folder = _folder(tmp_path)
+    folder.paths.memory.mkdir()
+    usual = ("Maya drinks green tea without sugar, brewed for two minutes at 80 degrees, in the blue pot on "
+             "her desk, every afternoon around three while she sketches the day's layouts.")
+    for stem, body in (("tea", usual), ("tea-copy", usual + " Sencha, from the corner shop.")):
+        (folder.paths.memory / f"{stem}.md").write_text(
+            f"---\ntype: user\nname: Tea\ndescription: Green tea, no sugar\n---\n{body}\n")
+    (folder.root / "schedule.md").write_text("---\nschedule:\n  - id: nightly\n    when: daily at 03:00\n"
+                                             "    action: dream\n    with_model: true\n---\n")
+    [entry] = sched.load_entries(folder)[0]
+    merged = "Maya drinks green tea (sencha from the corner shop), no sugar, two minutes at 80 degrees, around 3."
+    with FakeLLMServer() as server:
+        (folder.root / "model.md").write_text(f"---\nprovider: anthropic\nmodel: claude-sonnet-5\n"
+                                              f"base_url: {server.anthropic_base_url}\nmax_retries: 0\n---\n")
+        server.script(Reply(f"=== merge 1 ===\ndescription: Green tea, no sugar\n\n{merged}\n=== end ===\n"))
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+        result, paused = fire(Agent(folder.root, watch=False), entry, pause_after=3, lock_wait_s=5)
+        requests = server.requests
+    assert result.status == "ok" and not paused and len(requests) == 1
+    [kept] = folder.paths.memory.glob("tea*.md")
+    assert kept.read_text().endswith(merged + "\n")
+    model_run, dream_run = [r for r in folder.read_log().records if r.get("kind") == "run"]
+    assert model_run["trigger"] == dream_run["trigger"] == "schedule:nightly"
+    assert dream_run["model_run"] == model_run["run_id"]
 
 
 def test_a_dream_entry_fires_a_logged_consolidation_with_its_trigger(tmp_path: Path) -> None:

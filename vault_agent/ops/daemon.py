@@ -45,7 +45,7 @@ def fire(agent: Agent, entry: sched.Entry, *, pause_after: int, lock_wait_s: flo
     if entry.action == "dream":
         from .consolidate import run_dream
 
-        result = run_dream(agent, trigger=entry.trigger, lock_timeout_s=lock_wait_s)
+        result = run_dream(agent, trigger=entry.trigger, with_model=entry.with_model, lock_timeout_s=lock_wait_s)
     else:
         result = agent.run(entry.work_item, trigger=entry.trigger, lock_timeout_s=lock_wait_s)
     paused = sched.record_outcome(agent.folder, result.status, result.run_id, result.error, pause_after)

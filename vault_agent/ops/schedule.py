@@ -44,6 +44,7 @@ class Entry:
     source: Path  # the file that declares it
     anchor: _dt.datetime  # when that file was last saved: what `in 10m` and `at 16:50` count from
     action: str = "run"  # "run": the work item goes to the agent; "dream": consolidate its memory
+    with_model: bool = False  # a dream only: the model writes merges and the summary (`vault-agent dream --with-model`)
 
     @property
     def trigger(self) -> str:
@@ -115,6 +116,11 @@ def _entry(agent: str, path: Path, anchor: _dt.datetime, item: Any, taken: set[s
         raise ConfigError(f"action {action!r} is not one of {', '.join(ACTIONS)}", fix="see spec/schedule.md")
     if action == "dream" and work_item is None:
         work_item = "consolidate memory (dream)"
+    with_model = item.get("with_model", False)
+    if not isinstance(with_model, bool):
+        raise ConfigError(f"with_model must be true or false, not {with_model!r}", fix="see spec/schedule.md")
+    if with_model and action != "dream":
+        raise ConfigError("with_model applies to action: dream only", fix="remove with_model, or add action: dream")
     if not isinstance(when_text, str) or not isinstance(work_item, str) or not work_item.strip():
         raise ConfigError("needs when: (text) and work_item: (text)", fix="see spec/schedule.md")
     entry_id = item.get("id")
@@ -126,7 +132,7 @@ def _entry(agent: str, path: Path, anchor: _dt.datetime, item: Any, taken: set[s
         raise ConfigError(f"id {entry_id!r} is used twice", fix="give each entry its own id:")
     taken.add(entry_id)
     return Entry(agent, entry_id, when_text.strip(), when_mod.parse(when_text), work_item.strip(), path, anchor,
-                 action)
+                 action, with_model)
 
 
 def last_runs(folder: AgentFolder, entry_ids: set[str]) -> dict[str, _dt.datetime]:
