@@ -78,7 +78,7 @@ def test_doctor_fix_writes_a_missing_index(tmp_path: Path) -> None:
     assert "INDEX" not in fixed.stdout.split("fixed:")[-1].split("\n", 1)[1]
 
 
-@pytest.mark.parametrize("module", ["anthropic", "openai", "jinja2", "markdown_it"])
+@pytest.mark.parametrize("module", ["anthropic", "openai", "jinja2", "markdown_it", "numpy", "torch"])
 def test_help_imports_no_heavy_package(module: str) -> None:
     code = ("import sys, runpy; sys.argv=['vault-agent','--help']\n"
             "try:\n runpy.run_module('vault_agent.cli', run_name='__main__')\n"

@@ -801,8 +801,8 @@ def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None
 
             embedder = embedder_for(folder.paths)
             if embedder is None:
-                raise click.UsageError("model.md has no usable `embeddings:` (model, and base_url or provider); "
-                                       "see spec/index-db.md")
+                raise click.UsageError("model.md has no usable `embeddings:` (model, and base_url or provider: "
+                                       "ollama | openai | local); see spec/index-db.md")
             try:
                 count = embed_missing(catalog, embedder)
             except EmbeddingError as exc:

