@@ -163,3 +163,13 @@ def test_recall_without_vectors_never_imports_torch(tmp_path: Path) -> None:
             "print(got[0].stem, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["garden", "False", "False"], out.stderr
+
+
+@needs_model
+def test_loading_the_model_prints_nothing_around_the_commands_own_output(tmp_path: Path) -> None:
+    paths = local_agent(tmp_path, str(model_folder()))
+    cli = [sys.executable, "-m", "vault_agent.cli", "--vault", str(paths.root.parent), "index", paths.root.name,
+           "--embed"]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "" and "Loading" not in out.stdout, out.stderr

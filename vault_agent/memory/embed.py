@@ -108,6 +108,9 @@ def _sentence_transformer(model: str) -> Any:
     except ImportError:
         raise EmbeddingError("model.md `embeddings: provider: local` needs sentence-transformers: install a CPU "
                              "build of torch, then pip install 'vault-agent[local-embeddings]' (README)") from None
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar would land in a run's output
     try:
         return SentenceTransformer(os.path.expanduser(model), local_files_only=True)
     except (OSError, ValueError):
