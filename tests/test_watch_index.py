@@ -106,3 +106,32 @@ def test_watch_without_a_name_picks_up_an_agent_created_while_it_runs(tmp_path: 
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+
+
+def test_a_tracker_stopped_from_its_own_observer_thread_ends_without_error(tmp_path: Path) -> None:
+    # What happens when the garbage collector finalizes an Agent while the observer thread runs a handler.
+    from watchdog.events import FileSystemEventHandler
+
+    from vault_agent.memory.watch import ChangeTracker
+
+    paths = agent(tmp_path)
+    tracker = ChangeTracker(paths.root, paths.root)
+    assert tracker.start()
+    observer = tracker._observer
+    errors: list[BaseException] = []
+    stopped = threading.Event()
+
+    class StopFromInside(FileSystemEventHandler):
+        def on_any_event(self, event: object) -> None:
+            if not stopped.is_set():
+                try:
+                    tracker.stop()
+                except BaseException as exc:  # the failure under test, reported to the main thread
+                    errors.append(exc)
+                stopped.set()
+
+    observer.schedule(StopFromInside(), str(paths.root), recursive=True)
+    note(paths, "tea", "Tea", "Green tea, no sugar.")
+    assert stopped.wait(8) and errors == []
+    observer.join(timeout=5)
+    assert not observer.is_alive() and tracker.take() is None

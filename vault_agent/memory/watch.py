@@ -106,10 +106,13 @@ class ChangeTracker:
             return dirty
 
     def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=2)
-            self._observer = None
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            # An Agent collected by the garbage collector while the observer thread runs a handler is finalized
+            # in that thread: it cannot join itself, and stop() already tells it to end.
+            if observer is not threading.current_thread():
+                observer.join(timeout=2)
 
 
 POLL_S = 2.0
