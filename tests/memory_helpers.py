@@ -1,4 +1,4 @@
-"""Helpers for the memory tests: write notes, wiki pages, journal days and skills into an agent folder."""
+"""Helpers for tests: minimal agent folders, and notes, wiki pages, journal days and skills written into them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.journal import JournalEntry, append_entry
 from vault_agent.vault.layout import AgentPaths
 
@@ -16,6 +17,14 @@ def agent(tmp_path: Path, name: str = "a") -> AgentPaths:
     (root / "persona").mkdir()
     (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
     return AgentPaths(root)
+
+
+def bare_folder(tmp_path: Path, name: str) -> AgentFolder:
+    """An agent folder at tmp_path/vault/NAME with only persona/ and a model.md."""
+    root = tmp_path / "vault" / name
+    (root / "persona").mkdir(parents=True)
+    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
+    return AgentFolder(root)
 
 
 def note(paths: AgentPaths, stem: str, name: str, body: str, *, type: str = "reference", description: str = "",

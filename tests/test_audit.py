@@ -16,19 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from memory_helpers import bare_folder
+from test_cli import cli
 
 from vault_agent.vault import chain, runlog
 from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.templates import create_agent
-
-from test_cli import cli
-
-
-def _folder(tmp_path: Path, name: str = "auditor") -> AgentFolder:
-    root = tmp_path / "vault" / name
-    (root / "persona").mkdir(parents=True)
-    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
-    return AgentFolder(root)
 
 
 def _ten_runs(folder: AgentFolder) -> None:
@@ -53,7 +46,7 @@ def _verify(folder: AgentFolder) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_appended_line_chains_to_the_one_before_across_day_files(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     _ten_runs(folder)
     raw = [line for p in runlog.day_files(folder.paths.log) for line in p.read_bytes().splitlines()]
     records = [json.loads(line) for line in raw]
@@ -67,7 +60,7 @@ def test_every_appended_line_chains_to_the_one_before_across_day_files(tmp_path:
 
 
 def test_two_writers_in_one_process_and_a_second_process_keep_one_chain(tmp_path: Path) -> None:
-    first, second = _folder(tmp_path), AgentFolder(tmp_path / "vault" / "auditor")
+    first, second = bare_folder(tmp_path, "auditor"), AgentFolder(tmp_path / "vault" / "auditor")
     for i in range(3):
         first.append_log([{"run_id": f"a{i}"}])
         second.append_log([{"run_id": f"b{i}"}])
@@ -79,7 +72,7 @@ def test_two_writers_in_one_process_and_a_second_process_keep_one_chain(tmp_path
 
 
 def test_a_record_never_goes_into_a_day_file_older_than_the_newest(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     folder.append_log([{"run_id": "after-midnight"}], day=dt.date(2026, 11, 22))
     # A run that started before midnight ends later: its record follows, in the newer file.
     path = folder.append_log([{"run_id": "started-before-midnight"}], day=dt.date(2026, 11, 21))
@@ -93,7 +86,7 @@ def test_the_sample_agents_log_verifies(tmp_path: Path) -> None:
 
 
 def test_an_edited_line_is_named_with_file_and_line(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     _ten_runs(folder)
     _edit(_day(folder, 1), lambda lines: lines.__setitem__(2, lines[2].replace('"cost_usd":0.01', '"cost_usd":0.001')))
     result = _verify(folder)
@@ -103,7 +96,7 @@ def test_an_edited_line_is_named_with_file_and_line(tmp_path: Path) -> None:
 
 
 def test_a_removed_line_is_named_with_how_many_are_missing(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     _ten_runs(folder)
     _edit(_day(folder, 2), lambda lines: lines.pop(3))
     result = _verify(folder)
@@ -113,7 +106,7 @@ def test_a_removed_line_is_named_with_how_many_are_missing(tmp_path: Path) -> No
 
 
 def test_swapped_lines_are_both_named_as_out_of_order(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     _ten_runs(folder)
 
     def swap(lines: list[str]) -> None:
@@ -128,7 +121,7 @@ def test_swapped_lines_are_both_named_as_out_of_order(tmp_path: Path) -> None:
 
 
 def test_an_inserted_line_and_a_deleted_day_file_are_caught(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     _ten_runs(folder)
     _edit(_day(folder, 1), lambda lines: lines.insert(2, json.dumps({"kind": "run", "run_id": "forged"})))
     _day(folder, 2).unlink()
@@ -139,7 +132,7 @@ def test_an_inserted_line_and_a_deleted_day_file_are_caught(tmp_path: Path) -> N
 
 
 def test_a_log_older_than_the_chain_is_reported_where_the_chain_starts_not_as_tampering(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     legacy = folder.paths.log_day(dt.date(2026, 5, 6))
     legacy.parent.mkdir(parents=True)
     # An atomic-agents-stack record: no prev_hash, no seq.
@@ -152,7 +145,7 @@ def test_a_log_older_than_the_chain_is_reported_where_the_chain_starts_not_as_ta
     assert "INFO    log/2026-11/" in result.stdout and "the hash chain starts here; the 1 line(s) before" \
         in result.stdout
     # Lines slipped in before the first line of a chain that began on an empty log are insertions.
-    fresh = _folder(tmp_path, "fresh")
+    fresh = bare_folder(tmp_path, "fresh")
     fresh.append_log([{"run_id": "first"}], day=dt.date(2026, 11, 1))
     _edit(_day(fresh, 1), lambda lines: lines.insert(0, '{"run_id": "backdated"}'))
     [problem] = chain.verify(runlog.day_files(fresh.paths.log)).problems
@@ -160,7 +153,7 @@ def test_a_log_older_than_the_chain_is_reported_where_the_chain_starts_not_as_ta
 
 
 def test_a_new_day_file_holding_only_a_torn_line_keeps_the_seq_of_the_day_before(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     folder.append_log([{"run_id": "a"}, {"run_id": "b"}], day=dt.date(2026, 11, 20))
     _day(folder, 21).parent.mkdir(parents=True, exist_ok=True)
     _day(folder, 21).write_bytes(b'{"run_id": "killed mid-wri')  # the first line of a new day, torn
@@ -186,7 +179,7 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_writers_killed_at_random_moments_leave_a_chain_that_verifies(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "auditor")
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     rng = random.Random(99)

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from memory_helpers import bare_folder
 
 from vault_agent.errors import ConfigError
 from vault_agent.ops import schedule as sched
@@ -129,15 +130,8 @@ def _spec_blocks() -> list[str]:
     return re.findall(r"^```markdown\n(.*?)^```", text, re.M | re.S)
 
 
-def _folder(tmp_path: Path, name: str = "juniper") -> AgentFolder:
-    root = tmp_path / "vault" / name
-    (root / "persona").mkdir(parents=True)
-    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\n---\n")
-    return AgentFolder(root)
-
-
 def test_the_spec_example_schedule_loads_with_ids_and_next_runs(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text(_spec_blocks()[0], encoding="utf-8")
     entries, findings = sched.load_entries(folder)
     assert findings == []
@@ -151,7 +145,7 @@ def test_the_spec_example_schedule_loads_with_ids_and_next_runs(tmp_path: Path) 
 
 
 def test_the_spec_paused_md_is_exactly_what_the_scheduler_writes(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     sched.pause(folder, failures=3, last_run_id="20261121T083000-a1b2c3",
                 last_error="model error: authentication_error: invalid x-api-key",
                 now=dt.datetime.fromisoformat("2026-11-21T08:30:02.120+01:00"))
@@ -161,7 +155,7 @@ def test_the_spec_paused_md_is_exactly_what_the_scheduler_writes(tmp_path: Path)
 
 
 def test_paused_md_pauses_until_deleted_or_set_false_and_resume_resets_the_count(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     assert not sched.record_outcome(folder, "error", "r1", "boom", pause_after=2)
     assert not sched.record_outcome(folder, "refused", "r2", "cap", pause_after=2)  # not a failure
     assert sched.record_outcome(folder, "error", "r3", "boom", pause_after=2)
@@ -176,7 +170,7 @@ def test_paused_md_pauses_until_deleted_or_set_false_and_resume_resets_the_count
 
 
 def test_bad_entries_become_findings_and_the_good_ones_still_load(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text(
         "---\nschedule:\n  - when: every 5 parsecs\n    work_item: x\n  - when: hourly\n    work_item: Tidy up\n"
         "  - when: hourly\n    id: Bad Id\n    work_item: y\n  - just a string\n---\n")
@@ -190,7 +184,7 @@ def test_bad_entries_become_findings_and_the_good_ones_still_load(tmp_path: Path
 
 
 def test_the_daemon_takes_the_last_run_from_the_log_and_runs_a_missed_slot_once(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text(
         "---\nschedule:\n  - id: brief\n    when: daily at 08:00\n    work_item: Brief me\n"
         "  - id: later\n    when: daily at 23:00\n    work_item: Wrap up\n---\n")
@@ -209,7 +203,7 @@ def test_the_daemon_takes_the_last_run_from_the_log_and_runs_a_missed_slot_once(
 def test_doctor_reports_bad_entries_and_a_paused_agent_with_the_fix(tmp_path: Path) -> None:
     from vault_agent.ops.doctor import check_agent
 
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text("---\nschedule:\n  - when: every 5 parsecs\n    work_item: x\n---\n")
     sched.pause(folder, failures=3, last_run_id="r1", last_error="boom")
     found = {f.message.split(":")[0]: f for f in check_agent(folder)}
@@ -219,7 +213,7 @@ def test_doctor_reports_bad_entries_and_a_paused_agent_with_the_fix(tmp_path: Pa
 
 
 def test_an_unknown_action_is_a_one_line_error_naming_the_choices(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text("---\nschedule:\n  - when: hourly\n    action: nap\n---\n")
     entries, [finding] = sched.load_entries(folder)
     assert entries == [] and "action 'nap' is not one of run, dream" in finding.message
@@ -230,7 +224,7 @@ def test_an_unknown_action_is_a_one_line_error_naming_the_choices(tmp_path: Path
     ("    action: dream\n    with_model: nightly\n", "with_model must be true or false"),
 ])
 def test_a_misplaced_or_misspelt_with_model_is_a_one_line_error(tmp_path: Path, extra: str, message: str) -> None:
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     (folder.root / "schedule.md").write_text(f"---\nschedule:\n  - when: hourly\n{extra}---\n")
     entries, [finding] = sched.load_entries(folder)
     assert entries == [] and message in finding.message and "\n" not in finding.message
@@ -242,7 +236,7 @@ def test_a_dream_entry_with_model_fires_one_model_run_that_writes_the_merge(
     from vault_agent.runner import Agent
     from vault_agent.testing.fakellm import FakeLLMServer, Reply
 
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     folder.paths.memory.mkdir()
     usual = ("Maya drinks green tea without sugar, brewed for two minutes at 80 degrees, in the blue pot on "
              "her desk, every afternoon around three while she sketches the day's layouts.")
@@ -272,7 +266,7 @@ def test_a_dream_entry_fires_a_logged_consolidation_with_its_trigger(tmp_path: P
     from vault_agent.ops.daemon import fire
     from vault_agent.runner import Agent
 
-    folder = _folder(tmp_path)
+    folder = bare_folder(tmp_path, "juniper")
     folder.paths.memory.mkdir()
     for stem in ("tea", "tea-copy"):
         (folder.paths.memory / f"{stem}.md").write_text(
