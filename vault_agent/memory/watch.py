@@ -107,12 +107,21 @@ class ChangeTracker:
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            # An Agent collected by the garbage collector while the observer thread runs a handler is finalized
-            # in that thread: it cannot join itself, and stop() already tells it to end.
-            if observer is not threading.current_thread():
-                observer.join(timeout=2)
+        if observer is None:
+            return
+        from watchdog.utils import BaseThread
+
+        if isinstance(threading.current_thread(), BaseThread):
+            # The garbage collector can finalize an Agent in any thread, watchdog's own among them; stopping
+            # the observer joins those threads, and a thread cannot join itself: leave it to another thread.
+            threading.Thread(target=_halt, args=(observer,), daemon=True).start()
+        else:
+            _halt(observer)
+
+
+def _halt(observer: Any) -> None:
+    observer.stop()
+    observer.join(timeout=2)
 
 
 POLL_S = 2.0
