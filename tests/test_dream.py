@@ -174,6 +174,9 @@ def test_with_model_one_run_writes_the_near_duplicate_merges_and_the_summary_and
     assert obs.relative_to(paths.root).as_posix() in dream_run["notes_written"]
     # The spend is in the model run's record, behind its caps; the dream's record points to it, not repeats it.
     assert model_run["cost_usd"] > 0 and dream_run["cost_usd"] == 0 and dream_run["model_run"] == model_run["run_id"]
+    # The journal says what the model run did in words, not with the reply's opening marker.
+    today = paths.journal_day(dt.date.today()).read_text()
+    assert "- **Did:** A quiet week: planning went fine" in today and "**Did:** ===" not in today
     tag = dream_run["run_id"]
     assert not (paths.memory / "invoice-again.md").exists()
     for stem, old in before.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import re
 import threading
 import time
 import weakref
@@ -455,11 +456,16 @@ class Agent:
         return result
 
 
+# A reply that opens with a section marker ("=== summary ===", "---") is described by its first line of text.
+_MARKER_LINE = re.compile(r"^\s*(?:(?:=|-){3,}.*(?:=|-){3,}|(?:=|-|`){3,}\w*)?\s*$")
+
+
 def _did(result: RunResult) -> str:
     if result.status != "ok":
         return ""
     tools = f"{len(result.tool_calls)} tool call(s); " if result.tool_calls else ""
-    return tools + (result.text.strip().splitlines() or [""])[0][:300]
+    lines = [line for line in result.text.strip().splitlines() if not _MARKER_LINE.match(line)]
+    return tools + (lines or [""])[0][:300]
 
 
 def _cost_line(result: RunResult, state: _RunState) -> str:
