@@ -33,7 +33,7 @@ def paths(tmp_path: Path) -> AgentPaths:
     note(paths, "tea", "Prefers green tea", TEA, type="user", extra="updated: 2026-03-01\ntags: [drinks]\n")
     note(paths, "tea-copy", "Tea", TEA, type="user", extra="updated: 2026-01-01\n")
     note(paths, "tea-again", "Tea habit", TEA_AGAIN, type="user",
-         extra="updated: 2025-12-01\n")
+         extra="updated: 2025-12-01\naliases: [sencha]\n")
     note(paths, "tea-project", "Tea packaging", TEA, type="project")  # same words, another type: not merged
     note(paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
     note(paths, "rate", "Day rate", "€780 a day.", type="decision")
@@ -67,6 +67,8 @@ def test_duplicates_merge_into_one_note_and_the_old_versions_are_kept(paths: Age
     kept, _ = read_note(paths.memory / "tea.md")
     assert kept.body == f"{TEA}\n\n{TEA_AGAIN.split('. ')[1]}\n"  # only the sentence that differs
     assert kept.supersedes == ["tea-again", "tea-copy"] and "dream dream-t1" in kept.sources
+    # Still found by what the merged notes were called and by their aliases.
+    assert kept.aliases == ["Tea habit", "sencha", "Tea"] and kept.tags == ["drinks"]
     assert not (paths.memory / "tea-copy.md").exists() and not (paths.memory / "tea-again.md").exists()
     assert (paths.versions / "tea-copy" / "dream-t1.md").read_text().endswith(f"{TEA}\n")
     assert (paths.versions / "tea" / "dream-t1.md").exists()  # the kept note's previous version

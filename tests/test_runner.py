@@ -145,6 +145,31 @@ def test_a_capture_copied_from_a_recalled_note_is_refused(tmp_path: Path, server
     assert not (root / "memory" / "owner.md").exists()
 
 
+def test_aliases_the_model_writes_let_a_later_work_item_in_other_words_recall_the_note(tmp_path: Path,
+                                                                                         server: FakeLLMServer) -> None:
+    root = make_agent(tmp_path, server, "anthropic")
+    for stem, text in (("dinner", "Pasta on Mondays."), ("books", "The book club reads Middlemarch.")):
+        (root / "memory" / f"{stem}.md").write_text(f"---\ntype: user\nname: {stem}\n---\n{text}\n")
+    server.script(
+        Reply("Saving.", tool_calls=[ToolUse("remember", {
+            "type": "user", "name": "Dentist", "description": "Check-ups twice a year",
+            "body": "Dr. Alvarez at Smile Clinic, Prinsengracht 12.", "aliases": ["tandarts", "Tandarts", "molars"]})]),
+        Reply("Saved."), Reply("Booked."), Reply("Pasta."),
+        Reply("```capture\ntype: user\nname: Too many\nbody: x\naliases: [" + ", ".join("abcdefghijklm") + "]\n```"))
+    agent = agent_for(root)
+    assert agent.run("Remember my dentist").status == "ok"
+    # The instructions ask for aliases, saying why; the same word twice is written once.
+    assert "aliases are how a later question in other words finds the note" in json.dumps(server.requests[0].body)
+    assert "aliases:\n- tandarts\n- molars\n" in (root / "memory" / "dentist.md").read_text()
+    agent.run("Book my tandarts for next week")
+    agent.run("What's for dinner?")
+    # Both work items find a note by a word of their own, so only the alias can bring the dentist in.
+    assert "Prinsengracht 12" in json.dumps(server.requests[2].body)
+    assert "Prinsengracht 12" not in json.dumps(server.requests[3].body)
+    too_many = agent.run("go")
+    assert too_many.captures == [] and "'aliases' has more than 12 entries" in too_many.capture_problems[0]
+
+
 @pytest.mark.parametrize("wire", WIRES)
 def test_429_with_retry_after_is_waited_out_then_succeeds(tmp_path: Path, server: FakeLLMServer, wire: str) -> None:
     root = make_agent(tmp_path, server, wire)

@@ -64,6 +64,19 @@ def test_a_name_match_outranks_a_passing_mention(paths: AgentPaths) -> None:
         assert [h.stem for h in search(cat, "car", limit=2, today=TODAY)] == ["car-lease", "mention"]
 
 
+@pytest.mark.parametrize("aliases", ["aliases: aangifte, Belastingdienst\n",
+                                     "aliases:\n  - aangifte\n  - Belastingdienst\n"])
+def test_a_notes_aliases_find_it_by_words_it_does_not_contain(paths: AgentPaths, aliases: str) -> None:
+    tax = note(paths, "tax", "Tax adviser", "Henk de Vries at Fiscaal Partners.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert search(cat, "who files my aangifte", today=TODAY) == []
+        tax.write_text(tax.read_text().replace("---\n", f"---\n{aliases}", 1))  # as a person adds them in Obsidian
+        cat.sync()
+        assert [h.stem for h in search(cat, "who files my aangifte", limit=1, today=TODAY)] == ["tax"]
+        assert [h.stem for h in search(cat, "belastingdienst", limit=1, today=TODAY)] == ["tax"]
+
+
 def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
     journal_entry(paths, dt.datetime(2026, 11, 18, 9, 0), "r1", "Ask the dentist to move the check-up")
     with Catalog(paths) as cat:

@@ -168,6 +168,7 @@ def test_note_example_parses_cleanly_and_round_trips() -> None:
     assert findings == [] and note is not None
     assert (note.type, note.name, note.stem) == ("decision", "Day rate from January 2027", "day-rate-from-january-2027")
     assert note.supersedes == ["day-rate-2026"] and note.tags == ["money", "rates"]
+    assert note.aliases == ["what I charge", "consulting fee"]
     assert note.expires == _dt.date(2027, 12, 31) and note.confidence == 1.0
     assert note.render() == text
     again, _ = parse_note(path, note.render().encode("utf-8"))
@@ -312,6 +313,7 @@ def test_capture_example_yields_one_valid_capture_and_a_clean_reply() -> None:
     [c] = captures
     assert (c.type, c.name, c.tags, c.confidence) == ("decision", "Ship the newsletter on Tuesdays",
                                                       ["newsletter", "schedule"], 0.8)
+    assert c.aliases == ["mailing", "weekly email", "subscribers"]
 
 
 def test_capture_field_table_matches_the_tool_schema() -> None:

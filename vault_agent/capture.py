@@ -21,11 +21,17 @@ import yaml
 from .vault.layout import NOTE_TYPES
 
 CAPTURE_INFOS = ("capture", "atomic_capture")
+# What the model is told `aliases` are for: words a later question may use that the note does not (doc2query).
+ALIASES_HINT = ("other words a person might use when they ask for this later: synonyms, the everyday word for the "
+                "thing, the person or place it involves, what it is for; 3 to 8 short words or phrases that the "
+                "note itself does not use")
 MAX_NAME = 200
 MAX_DESCRIPTION = 400
 MAX_BODY = 20_000
-_FIELDS = ("type", "name", "description", "body", "tags", "confidence", "sources", "pinned", "supersedes",
-           "expires")
+MAX_ALIASES = 12
+MAX_ALIAS = 100
+_FIELDS = ("type", "name", "description", "body", "tags", "aliases", "confidence", "sources", "pinned",
+           "supersedes", "expires")
 # atomic-agents-stack spellings accepted in captures.
 _ALIASES = {"content": "body", "text": "body", "expires_at": "expires"}
 _CONFIDENCE_WORDS = ("low", "medium", "high")
@@ -40,6 +46,7 @@ class Capture:
     description: str
     body: str
     tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
     confidence: float | str | None = None
     sources: list[str] = field(default_factory=list)
     pinned: bool | None = None
@@ -52,6 +59,8 @@ class Capture:
         meta: dict[str, Any] = {"type": self.type, "name": self.name, "description": self.description}
         if self.tags:
             meta["tags"] = self.tags
+        if self.aliases:
+            meta["aliases"] = self.aliases
         if self.confidence is not None:
             meta["confidence"] = self.confidence
         if self.sources:
@@ -91,6 +100,19 @@ def _str_list(value: Any, key: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return [str(v).strip() for v in value if str(v).strip()]
     raise ValueError(f"'{key}' must be a list of strings")
+
+
+def _aliases(value: Any) -> list[str]:
+    """Other words for the note, each once (ignoring case), within the limits."""
+    seen: dict[str, str] = {}
+    for alias in _str_list(value, "aliases"):
+        seen.setdefault(" ".join(alias.split()).casefold(), " ".join(alias.split()))
+    aliases = list(seen.values())
+    if len(aliases) > MAX_ALIASES:
+        raise ValueError(f"'aliases' has more than {MAX_ALIASES} entries")
+    if any(len(a) > MAX_ALIAS for a in aliases):
+        raise ValueError(f"each of 'aliases' must be at most {MAX_ALIAS} characters")
+    return aliases
 
 
 def validate(data: Any, origin: str) -> Capture | CaptureProblem:
@@ -141,7 +163,7 @@ def validate(data: Any, origin: str) -> Capture | CaptureProblem:
         supersedes = [s.strip().strip("[]").split("|")[0] for s in _str_list(data.get("supersedes"), "supersedes")]
         return Capture(
             type=note_type, name=name, description=description, body=body,
-            tags=[t.lstrip("#") for t in _str_list(data.get("tags"), "tags")],
+            tags=[t.lstrip("#") for t in _str_list(data.get("tags"), "tags")], aliases=_aliases(data.get("aliases")),
             confidence=confidence, sources=_str_list(data.get("sources"), "sources"), pinned=pinned,
             supersedes=[s for s in supersedes if s], expires=expires, origin=origin,
         )
@@ -222,6 +244,8 @@ REMEMBER_SCHEMA: dict[str, Any] = {
         "description": {"type": "string", "description": "One line: what this note is for (shown in INDEX)"},
         "body": {"type": "string", "description": "The note itself, in Markdown"},
         "tags": {"type": "array", "items": {"type": "string"}},
+        "aliases": {"type": "array", "items": {"type": "string", "maxLength": MAX_ALIAS}, "maxItems": MAX_ALIASES,
+                    "description": ALIASES_HINT},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "sources": {"type": "array", "items": {"type": "string"}},
         "pinned": {"type": "boolean", "description": "Always recall this note"},

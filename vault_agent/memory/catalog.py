@@ -28,7 +28,7 @@ from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
 from .sources import SOURCE_FOLDERS, Doc, journal_docs, kind_of, note_doc, page_doc, stem_key
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 _SCHEMA = """
@@ -321,7 +321,7 @@ class Catalog:
             rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, stem_key(d.stem), d.name, d.description,
                          int(d.pinned), d.updated, d.expires,
                          json.dumps(d.links, ensure_ascii=False) if d.links else "[]", digest))
-            fts.append((i, d.name, d.description, " ".join(d.tags), d.body, d.type,
+            fts.append((i, d.name, d.description, " ".join(d.tags + d.aliases), d.body, d.type,
                         " ".join(d.links), " ".join(d.dates)))
         self.conn.executemany("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany(f"INSERT INTO docs_fts(rowid, {', '.join(FTS_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)", fts)

@@ -246,6 +246,15 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
     return done
 
 
+def _merged_aliases(keep: Note, drop: list[Note]) -> list[str]:
+    """Every note's aliases, and the merged-away notes' names: the merged note stays findable by all of them."""
+    out: dict[str, str] = {}
+    for alias in [*keep.aliases, *(a for n in drop for a in (n.name, *n.aliases))]:
+        if alias.casefold() != keep.name.casefold():
+            out.setdefault(alias.casefold(), alias)
+    return list(out.values())
+
+
 def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,
            fallback: str | None) -> list[str]:
     """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge."""
@@ -254,7 +263,9 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
     supersedes = list(dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]))
-    meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {})}
+    aliases = _merged_aliases(keep, m.drop)
+    meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {}),
+            **({"aliases": aliases} if aliases else {})}
     body = merged_body(keep, m.drop)
     how = f"; deterministic merge: {fallback}" if fallback else ""
     if written is not None:

@@ -35,6 +35,7 @@ class Doc:
     body: str
     anchor: str = ""  # which part of the file: a journal entry's run id; "" for a whole file
     tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # other words for it: indexed with the tags
     links: list[str] = field(default_factory=list)  # stems this document links to with [[...]]
     dates: list[str] = field(default_factory=list)  # ISO dates: created, updated, expires, the journal day
     updated: str | None = None
@@ -79,7 +80,7 @@ def note_doc(note: Note, kind: str = "memory", summary: dict[str, Any] | None = 
     info = summary if summary is not None else note.summary()
     dates = [d for d in (info["created"], info["updated"], info["expires"]) if d]
     return Doc(kind=kind, type=info["type"] if kind == "memory" else kind, stem=note.stem, name=info["name"],
-               description=info["description"], body=note.body, tags=info["tags"], links=wikilinks(note.body),
+               description=info["description"], body=note.body, tags=info["tags"], aliases=info["aliases"], links=wikilinks(note.body),
                dates=list(dict.fromkeys(dates)), updated=info["updated"] or info["created"],
                expires=info["expires"], pinned=info["pinned"])
 

@@ -23,7 +23,7 @@ from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
 
 MAX_NOTE_BYTES = 1024 * 1024
-CANONICAL_KEYS = ("type", "name", "description", "tags", "created", "updated", "confidence",
+CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
                   "sources", "pinned", "supersedes", "expires")
 # atomic-agents-stack spellings of the same properties (spec/compat-atomic-agents-stack.md).
 ALIASES = {"created": ("captured",), "updated": ("last_seen",), "expires": ("expires_at",)}
@@ -78,6 +78,14 @@ class Note:
         return _str_list(self.meta.get("tags"), split_words=True)
 
     @property
+    def aliases(self) -> list[str]:
+        """Other words for the note (Obsidian's `aliases`); a text value is split on commas, as Obsidian did."""
+        value = self.meta.get("aliases")
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return [a for a in _str_list(value) if a]
+
+    @property
     def sources(self) -> list[str]:
         return _str_list(self.meta.get("sources"))
 
@@ -129,6 +137,7 @@ class Note:
             "name": self.name,
             "description": self.description,
             "tags": self.tags,
+            "aliases": self.aliases,
             "created": _iso(self.created),
             "updated": _iso(self.updated),
             "confidence": self.confidence if isinstance(self.confidence, (int, float, str)) else None,
