@@ -11,7 +11,12 @@ bench/gen_agent.py's notes; every third gets a body of everyday sentences
 (SENTENCES) so the questions' vocabulary also turns up in notes that do not
 answer them.
 
-    python bench/gen_recall_set.py VAULT NAME N
+With `aliases=True` every fact note carries its aliases from
+recall_aliases.json (what the agent adds when it remembers a note), and every
+distractor 3 to 8 aliases drawn at random from the same pool, so aliases alone
+do not single out the facts.
+
+    python bench/gen_recall_set.py VAULT NAME N [--aliases]
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_agent import generate  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, Fact  # noqa: E402
+from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, HELDOUT3, Fact  # noqa: E402
+
+SETS = (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2), ("heldout3", HELDOUT3))
+ALL = [fact for _, facts in SETS for fact in facts]
+ALIASES: dict[str, list[str]] = json.loads((Path(__file__).resolve().parent / "recall_aliases.json").read_text("utf-8"))
 
 SENTENCES = """\
 Water the plants before leaving on Thursday.
@@ -96,30 +105,39 @@ def check_overlap(facts: list[Fact]) -> list[int]:
     return shared
 
 
-def fact_text(fact: Fact, updated: dt.date) -> str:
+def fact_text(fact: Fact, updated: dt.date, aliases: list[str] | None = None) -> str:
     note_type, name, description, body, _ = fact
-    return (f"---\ntype: {note_type}\nname: {name}\ndescription: {description}\ncreated: {updated}\n"
+    also = f"aliases: {json.dumps(aliases, ensure_ascii=False)}\n" if aliases else ""
+    return (f"---\ntype: {note_type}\nname: {name}\ndescription: {description}\n{also}created: {updated}\n"
             f"updated: {updated}\n---\n{body}\n")
 
 
-def generate_set(vault: Path, name: str, n: int, seed: int = 11) -> tuple[Path, list[dict[str, str]]]:
-    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout | heldout2)."""
+def generate_set(vault: Path, name: str, n: int, seed: int = 11,
+                 aliases: bool = False) -> tuple[Path, list[dict[str, str]]]:
+    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout | heldout2 | heldout3)."""
     from vault_agent.vault.notes import slugify
 
     root = generate(vault, name, n, seed=seed)
     rng = random.Random(seed)
+    pool = [a for fact in ALL for a in ALIASES[f"{fact[0]}/{fact[1]}"]]
+    pick = random.Random(seed + 1)  # its own stream: with or without aliases, the notes are otherwise the same
     memory = root / "memory"
     for path in sorted(memory.glob("*-note-*.md")):
-        if int(path.stem.rsplit("-", 1)[1]) % 3 == 0:
-            head, _, _ = path.read_text(encoding="utf-8").partition("\n---\n")
-            body = " ".join(rng.sample(SENTENCES, rng.randrange(3, 7)))
-            path.write_text(f"{head}\n---\n{body}\n", encoding="utf-8")
+        rewrite = int(path.stem.rsplit("-", 1)[1]) % 3 == 0
+        if rewrite or aliases:
+            head, _, body = path.read_text(encoding="utf-8").partition("\n---\n")
+            if rewrite:
+                body = " ".join(rng.sample(SENTENCES, rng.randrange(3, 7))) + "\n"
+            if aliases:
+                head += f"\naliases: {json.dumps(pick.sample(pool, pick.randrange(3, 9)), ensure_ascii=False)}"
+            path.write_text(f"{head}\n---\n{body}", encoding="utf-8")
     labels = []
-    for label, facts in (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2)):
+    for label, facts in SETS:
         for fact in facts:
             stem = slugify(fact[1], fact[0])
             updated = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(300))
-            (memory / f"{stem}.md").write_text(fact_text(fact, updated), encoding="utf-8")
+            given = ALIASES[f"{fact[0]}/{fact[1]}"] if aliases else None
+            (memory / f"{stem}.md").write_text(fact_text(fact, updated, given), encoding="utf-8")
             labels.append({"question": fact[4], "stem": stem, "set": label})
     return root, labels
 
@@ -129,9 +147,10 @@ if __name__ == "__main__":
     ap.add_argument("vault", type=Path)
     ap.add_argument("name")
     ap.add_argument("n", type=int)
+    ap.add_argument("--aliases", action="store_true", help="notes carry aliases (recall_aliases.json)")
     args = ap.parse_args()
-    shared = check_overlap(DEV + DEV2 + DEV3 + HELDOUT + HELDOUT2)
-    root, labels = generate_set(args.vault, args.name, args.n)
+    shared = check_overlap(ALL)
+    root, labels = generate_set(args.vault, args.name, args.n, aliases=args.aliases)
     (root.parent / f"{args.name}.labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     print(f"{root}: {args.n} distractors, {len(labels)} labelled questions "
           f"({shared.count(0)} share no stemmed word with their note, {shared.count(1)} share one)")

@@ -10,10 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gen_recall_set import check_overlap, generate_set  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2  # noqa: E402
-
-ALL = DEV + DEV2 + DEV3 + HELDOUT + HELDOUT2
+from gen_recall_set import ALIASES, ALL, check_overlap, generate_set  # noqa: E402
 
 
 def test_every_question_shares_at_most_one_stemmed_word_with_its_note():
@@ -32,5 +29,19 @@ def test_each_fact_becomes_its_own_note_with_one_label(tmp_path):
     root, labels = generate_set(tmp_path, "mem", 30)
     stems = [lab["stem"] for lab in labels]
     assert len(labels) == len(ALL) and len(set(stems)) == len(stems)
-    assert {lab["set"] for lab in labels} == {"dev", "heldout", "heldout2"}
+    assert {lab["set"] for lab in labels} == {"dev", "heldout", "heldout2", "heldout3"}
     assert all((root / "memory" / f"{s}.md").is_file() for s in stems)
+
+
+def test_every_fact_has_its_capture_time_aliases_and_the_vault_with_aliases_differs_only_by_them(tmp_path):
+    assert set(ALIASES) == {f"{f[0]}/{f[1]}" for f in ALL}
+    assert all(3 <= len(v) <= 8 for v in ALIASES.values())
+    plain, labels = generate_set(tmp_path / "plain", "mem", 30)
+    given, _ = generate_set(tmp_path / "aliases", "mem", 30, aliases=True)
+    for path in sorted((plain / "memory").glob("*.md")):
+        if path.name == "INDEX.md":
+            continue
+        with_aliases = (given / "memory" / path.name).read_text(encoding="utf-8").splitlines()
+        assert [line for line in with_aliases if not line.startswith("aliases: ")] == \
+            path.read_text(encoding="utf-8").splitlines()
+        assert sum(line.startswith("aliases: ") for line in with_aliases) == 1
