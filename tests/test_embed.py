@@ -22,7 +22,7 @@ from vault_agent.vault.layout import AgentPaths
 pytest.importorskip("numpy")
 
 # A toy embedding: one dimension per meaning, so a paraphrase with no shared word still lands close.
-MEANINGS = {"dentist": 0, "teeth": 0, "molar": 0, "clinic": 0, "coffee": 1, "latte": 1, "espresso": 1,
+MEANINGS = {"dentist": 0, "teeth": 0, "cuspid": 0, "clinic": 0, "coffee": 1, "latte": 1, "espresso": 1,
             "car": 2, "lease": 2, "vehicle": 2, "garden": 3, "weeding": 3}
 
 
@@ -93,7 +93,7 @@ def test_semantic_recall_finds_a_paraphrase_that_bm25_misses(paths: AgentPaths) 
         from vault_agent.memory.embed import embed_missing
 
         embed_missing(cat, embedder_for(paths, env={}))
-        question = "when is my molar checkup"
+        question = "when is my cuspid"  # no word of it in any note nor in the related-terms table
         bm25_only = SearchRecaller(paths, cat, today=today, embedder=None).recall(question, 2000)
         fused = SearchRecaller(paths, cat, today=today).recall(question, 2000)
     assert bm25_only[0].stem == "coffee"  # no word matches: the fallback, most recent (here: path order)
