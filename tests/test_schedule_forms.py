@@ -15,7 +15,7 @@ from vault_agent.errors import ConfigError
 from vault_agent.ops import schedule as sched
 from vault_agent.ops import when
 from vault_agent.ops.daemon import Daemon
-from vault_agent.vault.folder import AgentFolder, Vault
+from vault_agent.vault.folder import Vault
 
 UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
