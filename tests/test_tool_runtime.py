@@ -324,3 +324,15 @@ def test_tools_list_says_what_is_granted_and_what_the_model_sees(tmp_path: Path)
     assert "needs shell" in lines["shell"] and "NOT granted" not in lines["shell"]
     assert "needs network (NOT granted" in lines["web_fetch"]
     assert not files_containing(root, KEY.encode())
+
+
+def test_memory_search_finds_notes_by_their_aliases_and_says_to_rephrase_when_nothing_fits(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [memory_search, memory_read]")
+    (root / "memory" / "physio.md").write_text("---\ntype: reference\nname: Physio\naliases: [fysiotherapeut]\n"
+                                               "description: Marloes at FysioFit\n---\nTuesdays 08:00.\n")
+    rt = runtime(root)
+    found = call(rt, "memory_search", query="fysiotherapeut")
+    assert found.result.content.startswith("- [[physio]] Physio [reference] — Marloes at FysioFit")
+    assert call(rt, "memory_search", query="physio", type="decision").result.content.startswith("no matches")
+    nothing = call(rt, "memory_search", query="zeppelin").result.content
+    assert nothing == "no matches for 'zeppelin': try other words for the same thing"

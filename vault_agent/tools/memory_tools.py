@@ -44,9 +44,11 @@ def _readable(ctx: ToolContext, rel: str) -> bool:
 
 class MemorySearch(BaseTool):
     name = "memory_search"
-    description = ("Search your notes, wiki, journal and skills; best matches first, each with its [[link]] for "
-                   "memory_read. `type`: a note type (user, feedback, project, decision, reference) or wiki, "
-                   "journal, skill.")
+    description = ("Search your notes, wiki, journal and skills by keyword; best matches first, each with its "
+                   "[[link]] for memory_read. A note is found by words it or its aliases contain (and close "
+                   "relatives of them), so when nothing fits, search again in other words: the everyday name, "
+                   "the person or place involved. `type`: a note type (user, feedback, project, decision, "
+                   "reference) or wiki, journal, skill.")
     input_schema = schema({"query": {"type": "string", "minLength": 1},
                            "type": {"type": "string"},
                            "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["query"])
@@ -58,7 +60,7 @@ class MemorySearch(BaseTool):
         hits = [h for h in search(_catalog(ctx), args["query"], type=args.get("type"), limit=args.get("limit", 8))
                 if _readable(ctx, h.path)]
         if not hits:
-            return f"no matches for {args['query']!r}"
+            return f"no matches for {args['query']!r}: try other words for the same thing"
         lines = []
         for h in hits:
             anchor = f" (run {h.anchor})" if h.anchor else ""
