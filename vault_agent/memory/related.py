@@ -65,12 +65,11 @@ def _groups() -> list[list[str]]:
 def _index() -> dict[str, tuple[tuple[str, str], ...]]:
     """stem -> (word, stem) of every member of every group that holds a word with that stem."""
     groups = _groups()
-    flat = stems([w for g in groups for w in g])  # one tokenizer pass for the whole table
+    distinct = list(dict.fromkeys(w for g in groups for w in g))
+    stem_of = dict(zip(distinct, stems(distinct)))  # one tokenizer pass for the whole table
     by_stem: dict[str, dict[tuple[str, str], None]] = {}
-    at = 0
     for g in groups:
-        members = list(zip(g, flat[at:at + len(g)]))
-        at += len(g)
+        members = [(w, stem_of[w]) for w in g]
         for _, k in members:
             bucket = by_stem.setdefault(k, {})
             for member in members:

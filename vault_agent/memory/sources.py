@@ -80,7 +80,8 @@ def note_doc(note: Note, kind: str = "memory", summary: dict[str, Any] | None = 
     info = summary if summary is not None else note.summary()
     dates = [d for d in (info["created"], info["updated"], info["expires"]) if d]
     return Doc(kind=kind, type=info["type"] if kind == "memory" else kind, stem=note.stem, name=info["name"],
-               description=info["description"], body=note.body, tags=info["tags"], aliases=info["aliases"], links=wikilinks(note.body),
+               description=info["description"], body=note.body, tags=info["tags"], aliases=info["aliases"],
+               links=wikilinks(note.body),
                dates=list(dict.fromkeys(dates)), updated=info["updated"] or info["created"],
                expires=info["expires"], pinned=info["pinned"])
 
