@@ -19,6 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .vault.layout import NOTE_TYPES
+from .vault.notes import unique_folded
 
 CAPTURE_INFOS = ("capture", "atomic_capture")
 # What the model is told `aliases` are for: words a later question may use that the note does not (doc2query).
@@ -104,10 +105,7 @@ def _str_list(value: Any, key: str) -> list[str]:
 
 def _aliases(value: Any) -> list[str]:
     """Other words for the note, each once (ignoring case), within the limits."""
-    seen: dict[str, str] = {}
-    for alias in _str_list(value, "aliases"):
-        seen.setdefault(" ".join(alias.split()).casefold(), " ".join(alias.split()))
-    aliases = list(seen.values())
+    aliases = unique_folded(" ".join(alias.split()) for alias in _str_list(value, "aliases"))
     if len(aliases) > MAX_ALIASES:
         raise ValueError(f"'aliases' has more than {MAX_ALIASES} entries")
     if any(len(a) > MAX_ALIAS for a in aliases):

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..vault import journal
 from ..vault.atomic import atomic_write, content_hash
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note
+from ..vault.notes import Note, unique_folded
 from .similar import clusters, similar_pairs
 
 NEAR_DUPLICATE = 0.8  # Jaccard of 3-word shingles of description + body
@@ -248,11 +248,8 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
 
 def _merged_aliases(keep: Note, drop: list[Note]) -> list[str]:
     """Every note's aliases, and the merged-away notes' names: the merged note stays findable by all of them."""
-    out: dict[str, str] = {}
-    for alias in [*keep.aliases, *(a for n in drop for a in (n.name, *n.aliases))]:
-        if alias.casefold() != keep.name.casefold():
-            out.setdefault(alias.casefold(), alias)
-    return list(out.values())
+    every = unique_folded([*keep.aliases, *(a for n in drop for a in (n.name, *n.aliases))])
+    return [alias for alias in every if alias.casefold() != keep.name.casefold()]
 
 
 def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,

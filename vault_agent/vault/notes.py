@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from hashlib import sha1
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
@@ -161,6 +161,14 @@ def _as_date(value: Any) -> _dt.date | None:
         except ValueError:
             return None
     return None
+
+
+def unique_folded(items: Iterable[str]) -> list[str]:
+    """Each item once, compared case-folded; the first spelling is kept."""
+    seen: dict[str, str] = {}
+    for item in items:
+        seen.setdefault(item.casefold(), item)
+    return list(seen.values())
 
 
 def _str_list(value: Any, *, split_words: bool = False) -> list[str]:
