@@ -15,7 +15,7 @@ from security_kit import files_containing, store_secret
 from vault_agent.cli import main
 from vault_agent.memory import dream, dream_model
 from vault_agent.memory.catalog import Catalog
-from vault_agent.memory.search import read_note_by_ref
+from vault_agent.memory.search import read_note_by_ref, search
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.layout import AgentPaths
@@ -218,6 +218,7 @@ def test_when_the_caps_refuse_the_model_run_every_merge_is_deterministic_and_say
     assert tea.body == f"{TEA}\n\n{TEA_AGAIN.split('. ')[1]}\n"
     [obs] = paths.memory.glob("journal-*.md")
     assert "written by the model" not in obs.read_text()
+    assert "done: no aliases for 2 note(s): no model text: refused: per_run cost cap" in out.output
     model_run, dream_run = run_records(paths)
     assert (model_run["status"], model_run["error.type"], dream_run["status"]) == ("refused", "cap_per_run", "ok")
 
@@ -239,6 +240,8 @@ def test_dry_run_with_model_makes_no_model_call_and_says_which_merges_the_model_
     assert ("plan: merge into memory/hours.md: memory/hours-copy.md (duplicate) — deterministic (exact duplicates "
             "need no rewrite)") in out.output
     assert "with a model-written summary" in out.output
+    # tea-project and rate: the hours and tea notes are merged, and merged notes get their aliases from the merge.
+    assert "plan: add model-written aliases to 2 note(s) that have none: " in out.output
     del before["model.md"]  # the test's own edit, pointing the agent at the fake server
     after = files_snapshot(paths.root)
     del after["model.md"]
@@ -265,3 +268,49 @@ def test_a_reply_cut_off_before_its_end_marker_loses_only_its_last_section(paths
     written = dream_model.read_reply(planned, cut, str)
     assert written.summary and list(written.merges) == [1]
     assert written.fallbacks == {2: "the model's reply has no complete section for it, or an empty one"}
+
+
+RATE_ALIASES = "fee, price per day, what I charge, tariff"
+
+
+def aliases_reply(lines: str) -> Reply:
+    """A reply with the journal summary, the tea merge (kept as the deterministic text) and an aliases section."""
+    return Reply(f"=== summary ===\nA quiet week.\n=== merge 1 ===\ndescription: Green tea habits\n\n{TEA}\n"
+                 f"{TEA_AGAIN}\n=== aliases ===\n{lines}\n=== end ===\n")
+
+
+def test_with_model_notes_without_aliases_get_the_models_aliases_and_are_found_by_them(paths: AgentPaths) -> None:
+    planned = dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True)
+    # Not the notes that have aliases, are merged or expired: only tea-project and rate, in one task.
+    assert sorted(n.path.name for n in planned.unaliased) == ["rate.md", "tea-project.md"]
+    number = 1 + [n.path.name for n in planned.unaliased].index("rate.md")
+    before = (paths.memory / "rate.md").read_bytes()
+    with FakeLLMServer() as server:
+        server.script(aliases_reply(f"{number}: {RATE_ALIASES}"))
+        out = dream_with_model(paths, server)
+        [request] = server.requests
+    assert out.exit_code == 0, out.output
+    assert "=== aliases ===" in json.dumps(request.body) and "### Note 1: Tea habit" not in json.dumps(request.body)
+    rate, _ = read_note(paths.memory / "rate.md")
+    assert rate.aliases == ["fee", "price per day", "what I charge", "tariff"]
+    assert rate.body == "€780 a day.\n" and rate.updated is None  # only the aliases change
+    assert "done: added aliases to memory/rate.md: fee, price per day, what I charge, tariff" in out.output
+    assert "done: no aliases for 1 note(s): the model wrote none for them" in out.output
+    _, dream_run = run_records(paths)
+    assert "memory/rate.md" in dream_run["notes_written"]
+    assert (paths.versions / "rate" / f"{dream_run['run_id']}.md").read_bytes() == before
+    with Catalog(paths) as catalog:
+        catalog.sync()
+        assert search(catalog, "tariff", expand=False)[0].path.endswith("rate.md")
+
+
+def test_aliases_in_the_reply_are_cleaned_like_a_captures(paths: AgentPaths) -> None:
+    planned = dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True)
+    first, second = planned.unaliased
+    section = ("- **1:** \"fee\", FEE, [REDACTED:secret:X], " + "x" * 101 + f", {first.name}, a, b, c, d, e, f, g, h, "
+               "i, j, k, l\n2) Tariff;  day   price\n7: out of range\n2: a second line for note 2 is ignored\n")
+    written = dream_model.read_reply(planned, f"=== aliases ===\n{section}=== end ===\n", str)
+    assert written.aliases[first.path] == ["fee", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]
+    assert written.aliases[second.path] == ["Tariff", "day price"]
+    cut = dream_model.read_reply(planned, f"=== aliases ===\n{section}", str)  # no marker after it: cut off
+    assert cut.aliases == {} and cut.aliases_missing == "the model's reply has no complete aliases section"

@@ -880,8 +880,8 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--with-model", is_flag=True,
-              help="Have the agent's model write near-duplicate merges and a journal summary (one run: cost caps "
-                   "apply; the deterministic merge stands where its text is unusable).")
+              help="Have the agent's model write near-duplicate merges, a journal summary and aliases for notes "
+                   "without any (one run: cost caps apply; the deterministic merge stands where its text is unusable).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
               help="How many past journal days to summarize (up to yesterday).")
 @click.pass_context
@@ -893,7 +893,7 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     from .ops.consolidate import run_dream
 
     folder = _vault(ctx).agent(name)
-    planned = dream.plan(folder, today=dt.date.today(), days=days)
+    planned = dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model)
     for line in planned.lines(folder.root, with_model=with_model):
         click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
     if dry_run or planned.empty:

@@ -1,6 +1,8 @@
 """Consolidation (`vault-agent dream`): merge duplicate notes, retire expired ones, summarize recent journal days.
 
 Every step is deterministic and needs no model; spec/dream.md describes them.
+A dream with a model also has it write `aliases` for notes that have none
+(search finds a note by them), a step no deterministic rule can do.
 `plan()` only reads files (a dry run changes nothing, not even the derived
 index); `apply()` carries a plan out under the agent's write lock, keeping
 every replaced or removed note under .vault-agent/versions/ and never
@@ -25,10 +27,13 @@ from ..vault.notes import Note, unique_folded
 from .similar import clusters, similar_pairs
 
 NEAR_DUPLICATE = 0.8  # Jaccard of 3-word shingles of description + body
+# Notes per dream the model writes aliases for: the prompt stays bounded; later dreams do the rest.
+ALIAS_BATCH = 20
 SUMMARY_DAYS = 7
 OBSERVATION_TAG = "observation"
 _COST = re.compile(r"\$(\d+(?:\.\d+)?)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_SHOWN_UNALIASED = 5
 
 
 @dataclass
@@ -59,6 +64,8 @@ class ModelText:
     summary_missing: str | None = None  # why the observation note has no model summary
     merges: dict[int, MergeText] = field(default_factory=dict)  # by merge number (1-based, plan order)
     fallbacks: dict[int, str] = field(default_factory=dict)  # merge number -> why the deterministic merge stands
+    aliases: dict[Path, list[str]] = field(default_factory=dict)  # by note path: the aliases to add
+    aliases_missing: str | None = None  # why some planned notes get no aliases
 
 
 @dataclass
@@ -76,10 +83,11 @@ class DreamPlan:
     merges: list[Merge] = field(default_factory=list)
     expired: list[Note] = field(default_factory=list)
     summary: Summary | None = None
+    unaliased: list[Note] = field(default_factory=list)  # notes without aliases the model is asked to write some for
 
     @property
     def empty(self) -> bool:
-        return not (self.merges or self.expired or self.summary)
+        return not (self.merges or self.expired or self.summary or self.unaliased)
 
     def lines(self, root: Path, *, with_model: bool = False) -> list[str]:
         """The plan as a person reads it, one step a line; `with_model` says which merges the model would write."""
@@ -100,12 +108,22 @@ class DreamPlan:
             days = ", ".join(d.isoformat() for d in self.summary.days)
             model = " with a model-written summary" if with_model else ""
             out.append(f"write observation note {self.summary.name!r} summarizing journal days {days}{model}")
+        if self.unaliased:
+            shown = ", ".join(_rel(n.path, root) for n in self.unaliased[:_SHOWN_UNALIASED])
+            more = len(self.unaliased) - _SHOWN_UNALIASED
+            out.append(f"add model-written aliases to {len(self.unaliased)} note(s) that have none: {shown}"
+                       + (f" and {more} more" if more > 0 else ""))
         return out or ["nothing to do"]
 
 
 def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
-         threshold: float = NEAR_DUPLICATE) -> DreamPlan:
-    """What a dream would do now. Reads the files only."""
+         threshold: float = NEAR_DUPLICATE, aliases: bool = False) -> DreamPlan:
+    """What a dream would do now. Reads the files only.
+
+    `aliases`: also choose the notes the model writes aliases for (only a
+    dream with a model does): up to ALIAS_BATCH live notes without any and in
+    no merge, pinned first, then the most recently updated.
+    """
     notes = folder.notes.scan()
     result = DreamPlan(today)
     result.expired = sorted((n for n in notes if n.is_expired(today)), key=lambda n: n.path)
@@ -125,6 +143,10 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
         result.merges.append(Merge(keep, drop, [sims.get(frozenset((keep.path, n.path)), threshold) for n in drop]))
     result.merges.sort(key=lambda m: m.keep.path)
     result.summary = _journal_summary(folder, notes, today, days)
+    if aliases:
+        merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
+        result.unaliased = sorted((n for n in live if not n.aliases and n.path not in merged),
+                                  key=_keep_rank, reverse=True)[:ALIAS_BATCH]
     return result
 
 
@@ -234,6 +256,12 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
     if dream.merges or dream.expired:
         if folder.rewrite_index():
             done.append("rewrote memory/INDEX.md")
+    for note in dream.unaliased:
+        if note.path in model.aliases:
+            done += _add_aliases(folder, note, model.aliases[note.path], tag)
+    left = sum(n.path not in model.aliases for n in dream.unaliased)
+    if left:
+        done.append(f"no aliases for {left} note(s): {model.aliases_missing or 'the model wrote none for them'}")
     if dream.summary:
         s = dream.summary
         body = s.body + (f"\n## Summary (written by the model)\n\n{model.summary.strip()}\n" if model.summary else "")
@@ -284,6 +312,18 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
             note.path.unlink()
             out.append(f"removed {_rel(note.path, root)} (kept as .vault-agent/versions/{note.stem}/{tag}.md)")
     return out
+
+
+def _add_aliases(folder: AgentFolder, note: Note, aliases: list[str], tag: str) -> list[str]:
+    """Give a note the model's aliases; its body and dates stay, its previous version is kept."""
+    where = _rel(note.path, folder.root)
+    with folder.write_lock():
+        if _changed(note):
+            return [f"skipped aliases for {where}: changed since the plan was made"]
+        result = folder.notes.update(note, {"aliases": aliases}, note.body, version_tag=tag)
+    if result.action == "conflict":
+        return [f"skipped aliases for {where}: a person edited it meanwhile"]
+    return [f"added aliases to {where}: {', '.join(aliases)}"]
 
 
 def _changed(note: Note) -> bool:

@@ -3,14 +3,15 @@
 `vault-agent dream` and a schedule entry with `action: dream` both come here,
 so memory consolidation leaves the same audit trail as any other run: a log
 record (trigger `dream` or `schedule:<id>`) listing the notes it wrote, and a
-journal entry saying what it did. With a model, the merged notes and the
-journal summary come from one agent run of their own (cost caps, fallback,
+journal entry saying what it did. With a model, the merged notes, the journal
+summary and aliases for notes without any come from one agent run of their own (cost caps, fallback,
 leak scan and its own log record apply); the dream's record names that run
 instead of counting its spend a second time.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from ..errors import AgentBusy, VaultAgentError
@@ -18,6 +19,7 @@ from ..memory import dream, dream_model
 from ..memory.catalog import Catalog
 from ..runner import Agent, NoteCaptured, RunResult
 from ..vault import runlog
+from ..vault.notes import read_note
 
 WORK_ITEM = "consolidate memory (dream)"
 
@@ -32,7 +34,7 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
     written: list[NoteCaptured] = []
     extra: dict[str, object] = {}
     try:
-        planned = dream.plan(folder, today=started.date(), days=days)
+        planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
         model = None
         work = dream_model.prompt(planned) if with_model else None
         if work is not None:
@@ -68,13 +70,19 @@ def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,
 
 
 def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]:
-    """The notes the dream left written: each merge's kept note and the observation note."""
+    """The notes the dream left written: each merge's kept note, notes given aliases, and the observation note."""
     root = agent.folder.root
-    out = [NoteCaptured(m.keep.type, m.keep.name, m.keep.path.relative_to(root).as_posix(), "updated", "dream")
-           for m in planned.merges if m.keep.path.exists()]
+    given = [n for n in planned.unaliased if n.path.exists() and _has_aliases(n.path)]
+    out = [NoteCaptured(n.type, n.name, n.path.relative_to(root).as_posix(), "updated", "dream")
+           for n in [*(m.keep for m in planned.merges if m.keep.path.exists()), *given]]
     if planned.summary is not None:
         note = agent.folder.notes.find("reference", planned.summary.name)
         if note is not None:
             out.append(NoteCaptured("reference", note.name, note.path.relative_to(root).as_posix(), "created",
                                     "dream"))
     return out
+
+
+def _has_aliases(path: Path) -> bool:
+    note, _ = read_note(path)
+    return note is not None and bool(note.aliases)
