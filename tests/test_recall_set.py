@@ -10,7 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gen_recall_set import ALIASES, ALL, check_overlap, generate_set  # noqa: E402
+from gen_recall_set import ALL, VAULTS, aliases_of, check_overlap, generate_set  # noqa: E402
 
 
 def test_every_question_shares_at_most_one_stemmed_word_with_its_note():
@@ -25,19 +25,23 @@ def test_the_overlap_check_rejects_a_question_that_reuses_the_notes_words():
         check_overlap([fact])
 
 
-def test_each_fact_becomes_its_own_note_with_one_label(tmp_path):
-    root, labels = generate_set(tmp_path, "mem", 30)
+@pytest.mark.parametrize("person", sorted(VAULTS))
+def test_each_fact_becomes_its_own_note_with_one_label(tmp_path, person):
+    root, labels = generate_set(tmp_path, "mem", 30, person=person)
     stems = [lab["stem"] for lab in labels]
-    assert len(labels) == len(ALL) and len(set(stems)) == len(stems)
-    assert {lab["set"] for lab in labels} == {"dev", "heldout", "heldout2", "heldout3"}
+    sets = VAULTS[person][0]
+    assert len(labels) == sum(len(facts) for _, facts in sets) and len(set(stems)) == len(stems)
+    assert {lab["set"] for lab in labels} == {name for name, _ in sets}
     assert all((root / "memory" / f"{s}.md").is_file() for s in stems)
 
 
-def test_every_fact_has_its_capture_time_aliases_and_the_vault_with_aliases_differs_only_by_them(tmp_path):
-    assert set(ALIASES) == {f"{f[0]}/{f[1]}" for f in ALL}
-    assert all(3 <= len(v) <= 8 for v in ALIASES.values())
-    plain, labels = generate_set(tmp_path / "plain", "mem", 30)
-    given, _ = generate_set(tmp_path / "aliases", "mem", 30, aliases=True)
+@pytest.mark.parametrize("person", sorted(VAULTS))
+def test_every_fact_has_its_capture_time_aliases_and_the_vault_with_aliases_differs_only_by_them(tmp_path, person):
+    aliases = aliases_of(person)
+    assert set(aliases) == {f"{f[0]}/{f[1]}" for _, facts in VAULTS[person][0] for f in facts}
+    assert all(3 <= len(v) <= 8 for v in aliases.values())
+    plain, labels = generate_set(tmp_path / "plain", "mem", 30, person=person)
+    given, _ = generate_set(tmp_path / "aliases", "mem", 30, aliases=True, person=person)
     for path in sorted((plain / "memory").glob("*.md")):
         if path.name == "INDEX.md":
             continue
