@@ -111,6 +111,17 @@ def test_a_note_edited_after_the_plan_is_left_as_the_person_wrote_it(paths: Agen
     assert (paths.memory / "tea-copy.md").read_text().endswith("Edited by Maya.\n")
 
 
+def test_aliases_for_a_note_edited_after_the_plan_are_not_written(paths: AgentPaths) -> None:
+    folder = AgentFolder(paths.root)
+    planned = dream.plan(folder, today=TODAY, aliases=True)
+    rate = note(paths, "rate", "Day rate", "€800 a day from January.", type="decision")
+    model = dream.ModelText(aliases={n.path: ["fee"] for n in planned.unaliased})
+    done = dream.apply(folder, planned, tag="dream-t5", model=model)
+    assert "skipped aliases for memory/rate.md: changed since the plan was made" in done
+    assert "added aliases to memory/tea-project.md: fee" in done
+    assert rate.read_text() == '---\ntype: decision\nname: "Day rate"\n---\n€800 a day from January.\n'
+
+
 INVOICE = ("Invoice OS-2026-041 for €4,680 goes to maya@cafe-lumiere.example by 2026-12-01, after the logo phase "
            "is signed off by Maya and her partner. It covers the logo, the colour palette, the menu layout and two "
            "rounds of changes. The brief is at https://cafe-lumiere.example/brief and the project is "

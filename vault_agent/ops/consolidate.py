@@ -4,9 +4,9 @@
 so memory consolidation leaves the same audit trail as any other run: a log
 record (trigger `dream` or `schedule:<id>`) listing the notes it wrote, and a
 journal entry saying what it did. With a model, the merged notes, the journal
-summary and aliases for notes without any come from one agent run of their own (cost caps, fallback,
-leak scan and its own log record apply); the dream's record names that run
-instead of counting its spend a second time.
+summary and aliases for notes without any come from one agent run of their
+own (cost caps, fallback, leak scan and its own log record apply); the dream's
+record names that run instead of counting its spend a second time.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
                 done = dream.apply(folder, planned, tag=run_id, model=model)
             with Catalog(folder.paths) as catalog:
                 catalog.sync()
-            written = _notes_written(agent, planned)
+            written = _notes_written(agent, planned, model)
     except AgentBusy as exc:
         status, error = "busy", exc.one_line()
     except VaultAgentError as exc:
@@ -69,10 +69,11 @@ def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,
     return dream_model.not_written(planned, why)
 
 
-def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]:
+def _notes_written(agent: Agent, planned: dream.DreamPlan, model: dream.ModelText | None) -> list[NoteCaptured]:
     """The notes the dream left written: each merge's kept note, notes given aliases, and the observation note."""
     root = agent.folder.root
-    given = [n for n in planned.unaliased if n.path.exists() and _has_aliases(n.path)]
+    given = [n for n in planned.unaliased if model and n.path in model.aliases
+             and _aliases_now(n.path) == model.aliases[n.path]]  # not skipped for a person's edit
     out = [NoteCaptured(n.type, n.name, n.path.relative_to(root).as_posix(), "updated", "dream")
            for n in [*(m.keep for m in planned.merges if m.keep.path.exists()), *given]]
     if planned.summary is not None:
@@ -83,6 +84,6 @@ def _notes_written(agent: Agent, planned: dream.DreamPlan) -> list[NoteCaptured]
     return out
 
 
-def _has_aliases(path: Path) -> bool:
-    note, _ = read_note(path)
-    return note is not None and bool(note.aliases)
+def _aliases_now(path: Path) -> list[str] | None:
+    note, _ = read_note(path)  # an unreadable or missing file comes back as None
+    return note.aliases if note is not None else None
