@@ -6,17 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from memory_helpers import bare_folder
+from proc_kit import kill_writer
 from test_cli import cli
 
 from vault_agent.vault import chain, runlog
@@ -184,11 +182,7 @@ def test_writers_killed_at_random_moments_leave_a_chain_that_verifies(tmp_path: 
     script.write_text(WRITER)
     rng = random.Random(99)
     for _ in range(8):
-        proc = subprocess.Popen([sys.executable, str(script), str(folder.root)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0.0, 0.15))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_writer(script, folder.root, rng.uniform(0.0, 0.15))
     verdict = chain.verify(runlog.day_files(folder.paths.log))
     assert verdict.ok, [p.one_line() for p in verdict.problems]
     assert verdict.chained > 20 and all(p.level != "error" for p in verdict.problems)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_kit import kill_writer
 
 from vault_agent.vault import frontmatter, index_md, journal
 from vault_agent.vault.folder import AgentFolder
@@ -77,11 +76,7 @@ def test_sigkill_at_random_moments_never_leaves_a_torn_note_index_or_log_line(tm
     rng = random.Random(1234)
     total_lines = 0
     for _ in range(30):
-        proc = subprocess.Popen([sys.executable, str(script), str(agent.root)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_writer(script, agent.root, rng.uniform(0.0, 0.25))
         total_lines = _assert_nothing_torn(agent)
     # The writer really wrote: many notes, log lines and journal entries were checked.
     assert total_lines > 50
