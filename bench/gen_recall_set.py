@@ -134,8 +134,8 @@ def generate_set(vault: Path, name: str, n: int, seed: int = 11, aliases: bool =
     root = generate(vault, name, n, seed=seed)
     rng = random.Random(seed)
     sets = VAULTS[person][0]
-    given_aliases = aliases_of(person)
-    pool = [a for _, facts in sets for fact in facts for a in given_aliases[f"{fact[0]}/{fact[1]}"]]
+    given_aliases = aliases_of(person) if aliases else {}
+    pool = [a for _, facts in sets for fact in facts for a in given_aliases.get(f"{fact[0]}/{fact[1]}", ())]
     pick = random.Random(seed + 1)  # its own stream: with or without aliases, the notes are otherwise the same
     memory = root / "memory"
     for path in sorted(memory.glob("*-note-*.md")):
