@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
 from memory_helpers import agent, note
 
 from vault_agent.memory.catalog import Catalog
@@ -135,3 +136,40 @@ def test_a_tracker_stopped_from_its_own_observer_thread_ends_without_error(tmp_p
     assert stopped.wait(8) and errors == []
     observer.join(timeout=5)
     assert not observer.is_alive() and tracker.take() is None
+
+
+
+def test_a_tracker_stopped_from_the_inotify_reader_thread_ends_without_error(tmp_path: Path) -> None:
+    # The same from the thread that reads inotify and calls each watch's callback (watchdog's InotifyFD):
+    # stopping the observer there joins that very thread. Linux only: elsewhere watchdog has no such thread.
+    from vault_agent.memory.watch import ChangeTracker
+
+    paths = agent(tmp_path)
+    tracker = ChangeTracker(paths.root, paths.root)
+    assert tracker.start()
+    observer = tracker._observer
+    reader = getattr(observer, "_inotify_fd", None)
+    if reader is None:
+        tracker.stop()
+        pytest.skip(f"{type(observer).__name__} reads no inotify: not Linux")
+    group = next(iter(observer.emitters))._inotify
+    errors: list[BaseException] = []
+    stopped = threading.Event()
+    on_event = group.on_event
+
+    def stop_from_inside(event: object) -> None:
+        if not stopped.is_set():
+            try:
+                assert threading.current_thread() is reader
+                tracker.stop()
+            except BaseException as exc:  # the failure under test, reported to the main thread
+                errors.append(exc)
+            stopped.set()
+        on_event(event)
+
+    group.on_event = stop_from_inside
+    note(paths, "tea", "Tea", "Green tea, no sugar.")
+    assert stopped.wait(8) and errors == []
+    observer.join(timeout=5)
+    reader.join(timeout=5)
+    assert not observer.is_alive() and not reader.is_alive() and tracker.take() is None
