@@ -325,3 +325,39 @@ def test_aliases_in_the_reply_are_cleaned_like_a_captures(paths: AgentPaths) -> 
     assert written.aliases[second.path] == ["Tariff", "day price"]
     cut = dream_model.read_reply(planned, f"=== aliases ===\n{section}", str)  # no marker after it: cut off
     assert cut.aliases == {} and cut.aliases_missing == "the model's reply has no complete aliases section"
+
+
+def test_a_note_the_model_gave_no_aliases_waits_behind_the_others_until_it_changes(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dream, "ALIAS_BATCH", 1)
+    [first] = dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased
+    with FakeLLMServer() as server:
+        server.script(aliases_reply("1:"))  # asked, and gave none
+        out = dream_with_model(paths, server)
+    assert out.exit_code == 0, out.output
+    assert "done: no aliases for 1 note(s): the model wrote none for them" in out.output
+    [second] = dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased
+    assert second.path != first.path  # the next dream asks about another note
+    with FakeLLMServer() as server:
+        server.script(Reply(f"=== aliases ===\n1: {RATE_ALIASES}\n=== end ===\n"))
+        assert dream_with_model(paths, server).exit_code == 0
+    assert read_note(second.path)[0].aliases  # that one got its aliases; only the declined one is left
+    assert [n.path for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased] == [first.path]
+    monkeypatch.setattr(dream, "ALIAS_BATCH", 2)
+    note(paths, "spare", "Spare key", "With the neighbours at number 12.")
+    # Undated both, the longer note would come first; the declined one waits until it is edited.
+    order = [n.path.name for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased]
+    assert order == ["spare.md", first.path.name]
+    first.path.write_text(first.path.read_text() + "Edited.\n")
+    order = [n.path.name for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased]
+    assert order == [first.path.name, "spare.md"]
+
+
+def test_a_refused_dream_does_not_count_its_notes_as_asked(paths: AgentPaths) -> None:
+    before = [n.path for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased]
+    with FakeLLMServer() as server:
+        server.script(aliases_reply("1:\n2:"))
+        out = dream_with_model(paths, server, cost="cost:\n  per_run_usd: 0.000001\n")
+    assert "no aliases for 2 note(s): no model text: refused" in out.output
+    assert not paths.aliases_asked.exists()
+    assert [n.path for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased] == before

@@ -15,6 +15,7 @@ optional: the caller gets it (ops/consolidate.py runs the agent itself on
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class ModelText:
     fallbacks: dict[int, str] = field(default_factory=dict)  # merge number -> why the deterministic merge stands
     aliases: dict[Path, list[str]] = field(default_factory=dict)  # by note path: the aliases to add
     aliases_missing: str | None = None  # why some planned notes get no aliases
+    replied: bool = False  # the model answered (it was asked, and neither refused nor failed)
 
 
 @dataclass
@@ -122,7 +124,9 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
 
     `aliases`: also choose the notes the model writes aliases for (only a
     dream with a model does): up to ALIAS_BATCH live notes without any and in
-    no merge, pinned first, then the most recently updated.
+    no merge, pinned first, then the most recently updated; a note the model
+    was asked about and gave none goes after all the others until it changes
+    (so a few such notes cannot hold up the rest for ever).
     """
     notes = folder.notes.scan()
     result = DreamPlan(today)
@@ -145,9 +149,32 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
     result.summary = _journal_summary(folder, notes, today, days)
     if aliases:
         merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
+        asked = _asked_before(folder.paths.aliases_asked)
         result.unaliased = sorted((n for n in live if not n.aliases and n.path not in merged),
-                                  key=_keep_rank, reverse=True)[:ALIAS_BATCH]
+                                  key=lambda n: (asked.get(_rel(n.path, folder.root)) != n.hash, *_keep_rank(n)),
+                                  reverse=True)[:ALIAS_BATCH]
     return result
+
+
+def _asked_before(path: Path) -> dict[str, str]:
+    """Notes the model was asked for aliases and gave none: their path in the folder -> their hash then."""
+    try:
+        asked = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # derived state: without it a note is only asked again sooner
+        return {}
+    return {k: v for k, v in asked.items() if isinstance(v, str)} if isinstance(asked, dict) else {}
+
+
+def _remember_asked(folder: AgentFolder, asked_now: list[Note], declined: list[Note]) -> None:
+    """Record the notes the model gave no aliases, forgetting those given some now and those gone."""
+    root = folder.root
+    asked = _asked_before(folder.paths.aliases_asked)
+    for note in asked_now:
+        asked.pop(_rel(note.path, root), None)
+    asked.update((_rel(n.path, root), n.hash) for n in declined if n.hash)
+    kept = {k: v for k, v in sorted(asked.items()) if (root / k).is_file()}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder.paths.aliases_asked, json.dumps(kept, indent=1) + "\n")
 
 
 def _keep_rank(note: Note) -> tuple[bool, str, int, str]:
@@ -259,9 +286,12 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
     for note in dream.unaliased:
         if note.path in model.aliases:
             done += _add_aliases(folder, note, model.aliases[note.path], tag)
-    left = sum(n.path not in model.aliases for n in dream.unaliased)
+    left = [n for n in dream.unaliased if n.path not in model.aliases]
     if left:
-        done.append(f"no aliases for {left} note(s): {model.aliases_missing or 'the model wrote none for them'}")
+        done.append(f"no aliases for {len(left)} note(s): "
+                    f"{model.aliases_missing or 'the model wrote none for them'}")
+    if model.replied and dream.unaliased:
+        _remember_asked(folder, dream.unaliased, left)
     if dream.summary:
         s = dream.summary
         body = s.body + (f"\n## Summary (written by the model)\n\n{model.summary.strip()}\n" if model.summary else "")

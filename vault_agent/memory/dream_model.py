@@ -94,7 +94,7 @@ def read_reply(plan: DreamPlan, reply: str, redact: Callable[[str], str]) -> Mod
     """
     sections = _sections(redact(reply))
     summary = sections.get("summary") or None
-    out = ModelText(summary=summary, summary_missing=None if summary or plan.summary is None
+    out = ModelText(replied=True, summary=summary, summary_missing=None if summary or plan.summary is None
                     else "the model's reply has no complete summary section")
     for number, m in model_merges(plan):
         written = _merge_text(sections.get(number, ""))

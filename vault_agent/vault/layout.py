@@ -115,6 +115,10 @@ class AgentPaths:
     def conflicts(self) -> Path:
         return self.state / "conflicts"
 
+    @property
+    def aliases_asked(self) -> Path:
+        return self.state / "aliases-asked.json"
+
     def journal_day(self, day: _dt.date) -> Path:
         return self.journal / f"{day:%Y-%m}" / f"{day:%Y-%m-%d}.md"
 
