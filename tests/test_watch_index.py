@@ -138,7 +138,6 @@ def test_a_tracker_stopped_from_its_own_observer_thread_ends_without_error(tmp_p
     assert not observer.is_alive() and tracker.take() is None
 
 
-
 def test_a_tracker_stopped_from_the_inotify_reader_thread_ends_without_error(tmp_path: Path) -> None:
     # The same from the thread that reads inotify and calls each watch's callback (watchdog's InotifyFD):
     # stopping the observer there joins that very thread. Linux only: elsewhere watchdog has no such thread.

@@ -168,13 +168,13 @@ def _asked_before(path: Path) -> dict[str, str]:
 def _remember_asked(folder: AgentFolder, asked_now: list[Note], declined: list[Note]) -> None:
     """Record the notes the model gave no aliases, forgetting those given some now and those gone."""
     root = folder.root
-    asked = _asked_before(folder.paths.aliases_asked)
-    for note in asked_now:
-        asked.pop(_rel(note.path, root), None)
-    asked.update((_rel(n.path, root), n.hash) for n in declined if n.hash)
-    kept = {k: v for k, v in sorted(asked.items()) if (root / k).is_file()}
-    folder.paths.state.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder.paths.aliases_asked, json.dumps(kept, indent=1) + "\n")
+    with folder.write_lock():
+        asked = _asked_before(folder.paths.aliases_asked)
+        for note in asked_now:
+            asked.pop(_rel(note.path, root), None)
+        asked.update((_rel(n.path, root), n.hash) for n in declined if n.hash)
+        kept = {k: v for k, v in sorted(asked.items()) if (root / k).is_file()}
+        atomic_write(folder.paths.aliases_asked, json.dumps(kept, indent=1) + "\n")
 
 
 def _keep_rank(note: Note) -> tuple[bool, str, int, str]:
