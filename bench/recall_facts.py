@@ -41,7 +41,9 @@ frozen before it joined the development data (recall@5 at 1k / 10k notes):
   with the search as it stood at commit 738eb16, no change made for them.
 
 - HELDOUT5: 60 facts about a third person (Priya), written blind to the
-  search like HELDOUT2 to 4, in a vault of its own. Used once to decide on
+  search like HELDOUT2 to 4, in a vault of its own. (Its first question,
+  "Who looks after my teeth?", repeats dev's: it was the example in the
+  author's instructions.) Used once to decide on
   a third part of the related-terms table: groups for everyday words the
   table lacked (the 9,000 most frequent stems among wordfreq's 25,000
   commonest English words that no group held), written by six authors who
