@@ -144,3 +144,16 @@ def test_a_waiting_run_gets_the_lock_when_the_holder_finishes_in_time(tmp_path: 
     first.wait(timeout=30)
     assert second.stdout == b"got\n"
     assert [r["run_id"] for r in agent.read_log().records] == ["first", "second"]
+
+
+@pytest.mark.parametrize("content", [None, b"", b'{"failures": 2', b"\xff\xfe", b"[1, 2]", b'"text"'])
+def test_derived_state_that_is_missing_torn_or_not_an_object_reads_as_empty(tmp_path: Path,
+                                                                          content: bytes | None) -> None:
+    from vault_agent.vault.atomic import read_state
+
+    path = tmp_path / "state.json"
+    if content is not None:
+        path.write_bytes(content)
+    assert read_state(path) == {}
+    path.write_text('{"failures": 2}')
+    assert read_state(path) == {"failures": 2}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .vault import runlog
-from .vault.atomic import atomic_write
+from .vault.atomic import atomic_write, read_state
 from .vault.config import CostCaps
 from .vault.runlog import iter_runs, record_cost
 
@@ -54,10 +54,7 @@ class Ledger:
         ms; per day file, the spend by date is kept in `cache` (derived state)
         under the file's size and mtime, so a run re-reads only today's file.
         """
-        try:
-            old = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = {}
+        old = read_state(cache)
         # The last day of the month before, too: a run that ended after midnight is in its start day's file.
         first = today.replace(day=1) - _dt.timedelta(days=1)
         sums: dict[str, Any] = {}
@@ -70,7 +67,7 @@ class Ledger:
                 continue
             key = path.relative_to(log_root).as_posix()
             stamp = [st.st_size, st.st_mtime_ns]
-            entry = old.get(key) if isinstance(old, dict) else None
+            entry = old.get(key)
             if not (isinstance(entry, dict) and entry.get("stamp") == stamp):
                 entry = {"stamp": stamp, "by_date": _by_date(runlog.read_day(path).records)}
             sums[key] = entry

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..vault import journal
-from ..vault.atomic import atomic_write, content_hash
+from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
 from ..vault.notes import Note, unique_folded
 from .similar import clusters, similar_pairs
@@ -158,11 +158,8 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
 
 def _asked_before(path: Path) -> dict[str, str]:
     """Notes the model was asked for aliases and gave none: their path in the folder -> their hash then."""
-    try:
-        asked = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # derived state: without it a note is only asked again sooner
-        return {}
-    return {k: v for k, v in asked.items() if isinstance(v, str)} if isinstance(asked, dict) else {}
+    # Derived state: without it a note is only asked again sooner.
+    return {k: v for k, v in read_state(path).items() if isinstance(v, str)}
 
 
 def _remember_asked(folder: AgentFolder, asked_now: list[Note], declined: list[Note]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, Finding
 from ..vault import frontmatter, runlog
-from ..vault.atomic import atomic_write
+from ..vault.atomic import atomic_write, read_state
 from ..vault.folder import AgentFolder
 from . import when as when_mod
 
@@ -214,10 +214,7 @@ def _state_path(folder: AgentFolder) -> Path:
 
 
 def consecutive_failures(folder: AgentFolder) -> int:
-    try:
-        value = json.loads(_state_path(folder).read_text(encoding="utf-8")).get("failures", 0)
-    except (OSError, ValueError, AttributeError):
-        return 0
+    value = read_state(_state_path(folder)).get("failures", 0)
     return value if isinstance(value, int) else 0
 
 

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from ..errors import EditConflict, StorageError
 
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A JSON object kept as derived state; {} when the file is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def file_hash(path: Path) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from filelock import FileLock, Timeout
 
 from ..errors import AgentBusy, StorageError
-from .atomic import atomic_write
+from .atomic import atomic_write, read_state
 
 WRITE_LOCK_TIMEOUT_S = 60.0
 
@@ -78,8 +78,4 @@ def _owner_path(path: Path) -> Path:
 
 
 def read_owner(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(_owner_path(path).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_state(_owner_path(path))
