@@ -60,6 +60,22 @@ frozen before it joined the development data (recall@5 at 1k / 10k notes):
   adopted. It would also have taken the table's first load from about
   50 to 94 ms.
 
+AGENT SEARCHES (recall_searches.json): what the agent finds with its own
+memory_search calls, which is how a run gets at a note recall did not hand
+it. Fixed before any search was made: each set's questions went to a helper
+standing in for the agent, who saw the questions and memory_search's
+description, never the notes' list, the code, this file or the answers. Per
+question it called the real tool (`vault-agent tools call NAME memory_search`,
+limit 5) on the 1k-note vault without aliases at most three times, stopping
+once a result answered the question, then named the note that answers or
+none. A wrapper logged every query the helper sent; the helper's own account
+is used only for the note it named. bench_memory.py replays the logged
+queries at each size and reports "with own searches": the note is among
+recall's first five or among the first five of any of the question's
+searches; and (1k) how often the helper named the right note. This is a
+measurement beside recall@5, not in place of it: recall@5 without the model
+is what issue 5's target asks, and no search code changes because of it.
+
 recall_aliases.json holds each fact's `aliases`, as the agent writes them at
 capture time (capture.ALIASES_HINT). They were written by an author who saw
 only the notes (type, name, description, body), never a question, given that
