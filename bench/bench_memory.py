@@ -21,6 +21,11 @@ phrased) is generated, then:
 - in the prompt: is the labelled note among all the notes recall packs into
   the assembled prompt (`Agent.context()`, default budget: some 40 notes
   here), which is what the model gets to read without searching;
+- with own searches: the note is among recall's first five or among the
+  first five of one of the memory_search calls the agent made for the
+  question (recall_searches.json: at most three, made at 1k notes by a
+  helper standing in for the agent, replayed at every size; see
+  recall_facts.py); and how often that agent named the right note;
 - recall@5 with aliases: the same vaults, but every note carries the aliases
   the agent writes when it remembers something (recall_aliases*.json; the
   distractors' drawn at random from the same pool), index built anew;
@@ -47,7 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_recall_set import VAULTS, check_overlap, generate_set  # noqa: E402
+from gen_recall_set import VAULTS, check_overlap, generate_set, searches_of  # noqa: E402
 
 from vault_agent.memory.catalog import Catalog  # noqa: E402
 from vault_agent.memory.search import relevant, search  # noqa: E402
@@ -95,6 +100,26 @@ def recall_at_5(catalog: Catalog, chosen: list[dict[str, str]], plain: bool, emb
     return found / len(chosen) if chosen else float("nan")
 
 
+def own_searches(catalog: Catalog, chosen: list[dict[str, str]], searches: dict[str, dict[str, dict]]) -> float:
+    """The share of questions whose note is among recall's first five or the first five of one of the agent's
+    own memory_search calls for the question (memory_search ranks with `search`, five asked for)."""
+    found = 0
+    for lab in chosen:
+        tops = [relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5)]
+        tops += [search(catalog, query, limit=5, today=TODAY)
+                 for query in searches[lab["set"]][lab["question"]]["searches"]]
+        found += any(lab["stem"] in {h.stem for h in top} for top in tops)
+    return found / len(chosen) if chosen else float("nan")
+
+
+def named_right(searches: dict[str, dict[str, dict]]) -> dict[str, float]:
+    """Per set: how often the agent named the fact's note as the one that answers its question."""
+    from vault_agent.vault.notes import slugify
+
+    return {name: sum(searches[name][f[4]]["named"] == slugify(f[1], f[0]) for f in facts) / len(facts)
+            for sets, _ in VAULTS.values() for name, facts in sets}
+
+
 def in_prompt(root: Path, by: dict[str, list[dict[str, str]]], prefix: str) -> dict[str, float]:
     """Per group: the share of questions whose note is among those recall packs into the assembled prompt."""
     seen: dict[str, bool] = {}
@@ -128,9 +153,10 @@ def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False,
     return root, groups(labels, by_share=person == "maya")
 
 
-def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bool) -> dict[str, float]:
+def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bool,
+                  searches: dict[str, dict[str, dict]]) -> dict[str, float]:
     """Recall@5 in a vault of one person's facts: with aliases on every note (as the agent writes them at
-    capture time), or without them, then also plain BM25."""
+    capture time), or without them, then also plain BM25 and with the agent's own searches."""
     root, by = labelled_set(out, n, shared, aliases=aliases, person=person)
     with Catalog(AgentPaths(root)) as cat:
         cat.sync()
@@ -138,13 +164,15 @@ def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bo
             result = {f"al_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()}
         else:
             result = {**{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
-                      **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()}}
+                      **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
+                      **{f"own_{g}": own_searches(cat, by[g], searches) for g, _ in VAULTS[person][0]}}
     result.update(in_prompt(root, by, "alctx" if aliases else "ctx"))
     shutil.rmtree(root)
     return result
 
 
-def bench_size(out: Path, n: int, embedder: object | None, shared: list[int]) -> dict[str, float]:
+def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
+               searches: dict[str, dict[str, dict]]) -> dict[str, float]:
     """Build, sync, search and prompt figures and recall in Maya's vault (her facts among n distractors)."""
     root, by = labelled_set(out, n, shared)
     labels = [lab for s in VAULTS["maya"][0] for lab in by[s[0]]]
@@ -198,6 +226,7 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int]) ->
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
         **{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
         **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
+        **{f"own_{s}": own_searches(cat, by[s], searches) for s in MAYA_SETS},
     }
     if embedder is not None:
         from vault_agent.memory.embed import embed_missing
@@ -223,6 +252,9 @@ def main() -> None:
     print("labelled questions: " + ", ".join(f"{len(facts)} {name} ({person})" for person, (sets, _) in VAULTS.items()
                                              for name, facts in sets) +
           f"; {every.count(0)} share no stemmed word with their note, {every.count(1)} share one")
+    searches = searches_of()
+    print("the agent's own searches (recall_searches.json) named the right note, dev/h1/h2/h3/h4/h5: "
+          + "/".join(f"{v:.2f}" for v in named_right(searches).values()))
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
           f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/h1/h2/h3/h4/h5':>29} {'BM25-only':>29} "
           f"{'with aliases':>29}")
@@ -231,15 +263,17 @@ def main() -> None:
     fused: list[str] = []
     overlap: list[str] = []
     prompt: list[str] = []
+    own: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"])
-        r.update(person_recall(args.out, n, "maya", shared["maya"], aliases=True))
+        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"], searches)
+        r.update(person_recall(args.out, n, "maya", shared["maya"], True, searches))
         for person in ("jonas", "priya"):
             for aliases in (False, True):
-                r.update(person_recall(args.out, n, person, shared[person], aliases=aliases))
+                r.update(person_recall(args.out, n, person, shared[person], aliases, searches))
         overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}, "
                        f"with aliases {per_set(r, 'al', SHARES)}")
         prompt.append(f"{n:>7} notes: {per_set(r, 'ctx')}; with aliases {per_set(r, 'alctx')}")
+        own.append(f"{n:>7} notes: {per_set(r, 'own')}")
         if "embed_s" in r:
             fused.append(f"{n:>7} notes: embedded in {r['embed_s']:.1f} s; R@5 dev/h1/h2/h3 "
                          f"{per_set(r, 'emb', MAYA_SETS)}, "
@@ -256,6 +290,9 @@ def main() -> None:
     print("Note recalled into the prompt (all the notes recall packs into its budget, not only the first five), "
           "dev/h1/h2/h3/h4/h5:")
     print("\n".join(prompt))
+    print("R@5 with the agent's own searches (recall's first five, or the first five of one of its memory_search "
+          "calls; no aliases), dev/h1/h2/h3/h4/h5:")
+    print("\n".join(own))
     if fused:
         print("with local embeddings (all-MiniLM-L6-v2, fused with the search above by RRF):")
         print("\n".join(fused))

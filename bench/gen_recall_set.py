@@ -54,6 +54,13 @@ def aliases_of(person: str) -> dict[str, list[str]]:
     file = Path(__file__).resolve().parent / VAULTS[person][1]
     return json.loads(file.read_text(encoding="utf-8"))
 
+
+def searches_of() -> dict[str, dict[str, dict]]:
+    """The agent's own memory_search calls per set and question (recall_searches.json, see recall_facts.py):
+    {"searches": [query, ...], "named": the stem it judged answers, or None}."""
+    file = Path(__file__).resolve().parent / "recall_searches.json"
+    return json.loads(file.read_text(encoding="utf-8"))
+
 SENTENCES = """\
 Water the plants before leaving on Thursday.
 The team call moved to Tuesday morning.

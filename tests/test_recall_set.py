@@ -10,7 +10,9 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gen_recall_set import ALL, VAULTS, aliases_of, check_overlap, generate_set  # noqa: E402
+from gen_recall_set import ALL, VAULTS, aliases_of, check_overlap, generate_set, searches_of  # noqa: E402
+
+from vault_agent.vault.notes import slugify  # noqa: E402
 
 
 def test_every_question_shares_at_most_one_stemmed_word_with_its_note():
@@ -49,3 +51,13 @@ def test_every_fact_has_its_capture_time_aliases_and_the_vault_with_aliases_diff
         assert [line for line in with_aliases if not line.startswith("aliases: ")] == \
             path.read_text(encoding="utf-8").splitlines()
         assert sum(line.startswith("aliases: ") for line in with_aliases) == 1
+
+
+def test_every_question_has_the_agents_own_searches_at_most_three():
+    searches = searches_of()
+    for sets, _ in VAULTS.values():
+        for name, facts in sets:
+            assert set(searches[name]) == {f[4] for f in facts}
+            for made in searches[name].values():
+                assert 1 <= len(made["searches"]) <= 3 and all(q.strip() for q in made["searches"])
+                assert made["named"] is None or made["named"] == slugify(made["named"])
