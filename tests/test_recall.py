@@ -103,3 +103,15 @@ def test_the_runner_recalls_by_relevance_and_the_prompt_stays_flat_as_notes_grow
         assert "Dr. Alvarez" in recall_part.text
         sizes[n] = built.tokens
     assert abs(sizes[2000] - sizes[200]) / sizes[200] < 0.05
+
+
+@pytest.mark.parametrize("tools", ["[remember, memory_search]", "[remember]"])
+def test_the_prompt_tells_the_model_to_search_in_its_own_words_only_when_it_may(tmp_path: Path, tools: str) -> None:
+    paths = agent(tmp_path)
+    (paths.root / "tools.md").write_text(f"---\ntools: {tools}\n---\n")
+    note(paths, "dentist", "Dentist", "Dr. Alvarez at Smile Clinic.", type="user")
+    with Agent(paths.root, watch=False) as a:
+        instructions = a.context("Who looks after my teeth?").parts[0]
+    assert instructions.name == "instructions"
+    assert ("call `memory_search` in your own words" in instructions.text) == ("memory_search" in tools)
+    assert instructions.tokens == estimate_tokens(instructions.text)

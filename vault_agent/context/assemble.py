@@ -36,6 +36,13 @@ supersedes, expires (YYYY-MM-DD). Aliases are {aliases_hint}. Memory is found by
 aliases are how a later question in other words finds the note. The same type and name updates the
 existing note. Capture blocks are removed from the reply the person sees. Remember only what will matter
 in a later run."""
+# Only with memory_search granted: recall picks notes by keyword, and a question in other words than its
+# note is found far more often by a search in the model's own words (bench/bench_memory.py).
+SEARCH_HINT = """
+
+The recalled notes were picked by keyword search for this task and can miss what you need: when they do
+not answer it, call `memory_search` in your own words (the everyday name, the person or place involved)
+before you say you do not know."""
 
 
 @dataclass
@@ -98,6 +105,8 @@ def assemble(config: AgentConfig, *, work_item: str, tools: list[ToolSpec], inde
     warnings: list[str] = []
     budget = total_budget(config)
     instructions = INSTRUCTIONS.format(name=config.name, aliases_hint=ALIASES_HINT)
+    if any(t.name == "memory_search" for t in tools):
+        instructions += SEARCH_HINT
     fixed = estimate_tokens(instructions)
     tool_tokens = tool_definition_tokens(tools)
     rest = max(0, budget - fixed - tool_tokens)
