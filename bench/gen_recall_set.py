@@ -61,6 +61,7 @@ def searches_of() -> dict[str, dict[str, dict]]:
     file = Path(__file__).resolve().parent / "recall_searches.json"
     return json.loads(file.read_text(encoding="utf-8"))
 
+
 SENTENCES = """\
 Water the plants before leaving on Thursday.
 The team call moved to Tuesday morning.
