@@ -172,3 +172,25 @@ def test_a_tracker_stopped_from_the_inotify_reader_thread_ends_without_error(tmp
     observer.join(timeout=5)
     reader.join(timeout=5)
     assert not observer.is_alive() and not reader.is_alive() and tracker.take() is None
+
+
+def test_closing_a_tracker_mid_read_prints_no_error_but_other_watchdog_errors_still_show(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Stopping an observer while its inotify thread sits between two reads makes watchdog log an ERROR and
+    # return as if nothing happened; the thread's next read after stop() is that moment, made on purpose.
+    import logging
+
+    from vault_agent.memory.watch import ChangeTracker
+
+    paths = agent(tmp_path)
+    tracker = ChangeTracker(paths.root, paths.root)
+    assert tracker.start()
+    emitter = next(iter(tracker._observer.emitters))
+    if not hasattr(emitter, "_inotify"):
+        tracker.stop()
+        pytest.skip(f"{type(emitter).__name__} reads no inotify: not Linux")
+    tracker.stop()
+    with caplog.at_level(logging.ERROR, logger="watchdog.observers.inotify"):
+        emitter.queue_events(0)
+        logging.getLogger("watchdog.observers.inotify").error("a real inotify failure")
+    assert [r.getMessage() for r in caplog.records] == ["a real inotify failure"]

@@ -14,6 +14,7 @@ the index does not cover are ignored.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,7 @@ class ChangeTracker:
                         tracker._mark(Path(raw.decode() if isinstance(raw, bytes) else raw), event.is_directory)
 
         self.watched.mkdir(parents=True, exist_ok=True)
+        _quiet_stop_race()
         try:
             observer = Observer()
             observer.schedule(_Handler(), str(self.watched), recursive=True)
@@ -117,6 +119,23 @@ class ChangeTracker:
             threading.Thread(target=_halt, args=(observer,), daemon=True).start()
         else:
             _halt(observer)
+
+
+# watchdog logs this at ERROR when an observer is stopped while its inotify thread is between two reads:
+# the thread then returns as if there were no events (gorakhargosh/watchdog#963), so closing an Agent
+# would print an error line for nothing wrong.
+_STOP_RACE = "InotifyEmitter.queue_events() called when the thread is inactive"
+
+
+class _DropStopRace(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _STOP_RACE
+
+
+def _quiet_stop_race() -> None:
+    logger = logging.getLogger("watchdog.observers.inotify")
+    if not any(isinstance(f, _DropStopRace) for f in logger.filters):
+        logger.addFilter(_DropStopRace())
 
 
 def _halt(observer: Any) -> None:
