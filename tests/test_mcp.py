@@ -30,7 +30,7 @@ def _vault(tmp_path: Path, server: FakeLLMServer) -> Path:
     return vault
 
 
-async def _session(vault: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[Any]]:
+async def _session(vault: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, str], list[Any]]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=sys.executable,
@@ -41,17 +41,17 @@ async def _session(vault: Path, calls: list[tuple[str, dict[str, Any]]]) -> tupl
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
-                names = [t.name for t in (await session.list_tools()).tools]
+                described = {t.name: t.description or "" for t in (await session.list_tools()).tools}
                 for name, args in calls:
                     results.append(await session.call_tool(name, args))
-    return names, results
+    return described, results
 
 
 def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tmp_path: Path) -> None:
     with FakeLLMServer() as server:
         server.script(Reply("Booked the review for Thursday.", input_tokens=400, output_tokens=20))
         vault = _vault(tmp_path, server)
-        names, (listed, ran, found, note, by_stem, escape) = anyio.run(_session, vault, [
+        described, (listed, ran, found, note, by_stem, escape) = anyio.run(_session, vault, [
             ("list_agents", {}),
             ("run_agent", {"agent": "helper", "work_item": "Book the design review"}),
             ("search_memory", {"agent": "sample", "query": "Lindqvist accountant", "limit": 3}),
@@ -59,7 +59,9 @@ def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tm
             ("read_note", {"agent": "sample", "path": "day-rate-2026"}),
             ("read_note", {"agent": "sample", "path": "../../etc/passwd"}),
         ])
-    assert names == ["list_agents", "run_agent", "search_memory", "read_note"]
+    assert list(described) == ["list_agents", "run_agent", "search_memory", "read_note"]
+    # A client model is told, as the agent is, that this is a keyword search to retry in other words.
+    assert "search again in other words" in described["search_memory"]
     agents = json.loads(listed.content[0].text)
     assert [a["name"] for a in agents] == ["helper", "sample"] and agents[1]["model"] == "anthropic:claude-sonnet-5"
     result = json.loads(ran.content[0].text)

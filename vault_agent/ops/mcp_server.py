@@ -19,6 +19,10 @@ from ..vault.folder import AgentFolder, Vault
 from . import schedule as sched
 
 MAX_NOTE_CHARS = 200_000
+# What the agent's own memory_search says, for a client model: a keyword search, to retry in other words.
+SEARCH_MEMORY = ("Keyword search of AGENT's notes, wiki, journal and skills (their words, aliases and close "
+                 "relatives), best first: path, type, name and description of each. When nothing fits, search "
+                 "again in other words: the everyday name, the person or place involved.")
 
 
 class VaultTools:
@@ -112,9 +116,8 @@ def serve(vault: Vault) -> None:
         result = await anyio.to_thread.run_sync(guarded, tools.run_agent, agent, work_item)
         return json.dumps(result, ensure_ascii=False)
 
-    @server.tool()
+    @server.tool(description=SEARCH_MEMORY)
     def search_memory(agent: str, query: str, limit: int = 10) -> str:
-        """Search AGENT's memory notes; returns path, type, name and description of the best matches."""
         return json.dumps(guarded(tools.search_memory, agent, query, limit), ensure_ascii=False)
 
     @server.tool()
