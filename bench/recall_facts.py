@@ -75,6 +75,10 @@ recall's first five or among the first five of any of the question's
 searches; and (1k) how often the helper named the right note. This is a
 measurement beside recall@5, not in place of it: recall@5 without the model
 is what issue 5's target asks, and no search code changes because of it.
+A second round, fixed before it ran: fresh helpers, the same instructions,
+on the 100k-note vaults (recall_searches_100k.json), so that the largest
+size is measured with the searches and retries an agent would make there
+rather than with the 1k ones replayed.
 
 recall_aliases.json holds each fact's `aliases`, as the agent writes them at
 capture time (capture.ALIASES_HINT). They were written by an author who saw
