@@ -160,6 +160,18 @@ def test_tools_call_exits_4_when_approval_expires_and_3_when_refused(tmp_path: P
     assert all(r["kind"] == "tool_call" and r["trigger"] == "cli" and "parent_run_id" not in r for r in records)
 
 
+def test_tools_call_exits_75_with_one_line_while_a_run_holds_the_agent(tmp_path: Path) -> None:
+    from vault_agent.vault.folder import AgentFolder
+
+    root = make_agent(tmp_path, "tools: [read_file]")
+    with AgentFolder(root).run_lock(timeout=0, run_id="20261121T100000-abcdef"):
+        busy = CliRunner().invoke(main, ["--vault", str(root.parent), "tools", "call", "agent", "read_file",
+                                         "--json", '{"path": "memory/hello.md"}', "--wait", "0"])
+    assert busy.exit_code == 75, busy.output
+    assert busy.stderr.startswith("error: ") and "agent busy" in busy.stderr and busy.stderr.count("\n") == 1
+    assert "Traceback" not in busy.output
+
+
 def test_the_terminal_prompt_approves_on_y(tmp_path: Path) -> None:
     root = make_agent(tmp_path, "tools: [shell]\ncapabilities:\n  shell: {allow: [echo], approve: [date]}")
     controller, terminal = pty.openpty()

@@ -12,14 +12,15 @@ from typing import Any, NoReturn
 
 import click
 
-from .errors import VaultAgentError
+from .errors import AgentBusy, VaultAgentError
 
 EXIT_ERROR = 2  # a user error explained in one line
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run held the agent's lock; trying again later can work
 
 
 def _fail(exc: VaultAgentError) -> NoReturn:
     click.echo(f"error: {exc.one_line()}", err=True)
-    sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_BUSY if isinstance(exc, AgentBusy) else EXIT_ERROR)
 
 
 class _Group(click.Group):
@@ -156,7 +157,7 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
         sys.exit(1)
 
 
-EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": 75, "interrupted": 130}
+EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interrupted": 130}
 
 
 def _agent(ctx: click.Context, name: str, *, watch: bool = False):
@@ -688,7 +689,8 @@ def tools_list(ctx: click.Context, name: str, as_json: bool) -> None:
 def tools_call(ctx: click.Context, name: str, tool: str, args_json: str, wait_s: float) -> None:
     """Call TOOL of agent NAME through the full pipeline; prints the result or the refusal as JSON.
 
-    Exit status: 0 the tool ran, 3 the policy refused it, 4 approval denied or pending, 2 bad arguments.
+    Exit status: 0 the tool ran, 3 the policy refused it, 4 approval denied or pending, 2 bad arguments,
+    75 a run of the agent held its lock past --wait.
     """
     try:
         arguments = json.loads(args_json)
