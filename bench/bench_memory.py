@@ -23,9 +23,10 @@ phrased) is generated, then:
   here), which is what the model gets to read without searching;
 - with own searches: the note is among recall's first five or among the
   first five of one of the memory_search calls the agent made for the
-  question (recall_searches.json: at most three, made at 1k notes by a
-  helper standing in for the agent, replayed at every size; see
-  recall_facts.py); and how often that agent named the right note;
+  question (at most three, by a helper standing in for the agent; see
+  recall_facts.py): those made at 1k notes (recall_searches.json) replayed
+  at every size, and at 100k also those made there
+  (recall_searches_100k.json); and how often that agent named the right note;
 - recall@5 with aliases: the same vaults, but every note carries the aliases
   the agent writes when it remembers something (recall_aliases*.json; the
   distractors' drawn at random from the same pool), index built anew;
@@ -52,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_recall_set import VAULTS, check_overlap, generate_set, searches_of  # noqa: E402
+from gen_recall_set import SEARCH_ROUNDS, VAULTS, check_overlap, generate_set, searches_of  # noqa: E402
 
 from vault_agent.memory.catalog import Catalog  # noqa: E402
 from vault_agent.memory.search import relevant, search  # noqa: E402
@@ -154,7 +155,7 @@ def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False,
 
 
 def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bool,
-                  searches: dict[str, dict[str, dict]]) -> dict[str, float]:
+                  rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
     """Recall@5 in a vault of one person's facts: with aliases on every note (as the agent writes them at
     capture time), or without them, then also plain BM25 and with the agent's own searches."""
     root, by = labelled_set(out, n, shared, aliases=aliases, person=person)
@@ -165,14 +166,15 @@ def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bo
         else:
             result = {**{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
                       **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
-                      **{f"own_{g}": own_searches(cat, by[g], searches) for g, _ in VAULTS[person][0]}}
+                      **{f"{p}_{g}": own_searches(cat, by[g], made) for p, made in rounds.items()
+                         for g, _ in VAULTS[person][0]}}
     result.update(in_prompt(root, by, "alctx" if aliases else "ctx"))
     shutil.rmtree(root)
     return result
 
 
 def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
-               searches: dict[str, dict[str, dict]]) -> dict[str, float]:
+               rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
     """Build, sync, search and prompt figures and recall in Maya's vault (her facts among n distractors)."""
     root, by = labelled_set(out, n, shared)
     labels = [lab for s in VAULTS["maya"][0] for lab in by[s[0]]]
@@ -226,7 +228,7 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
         **{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
         **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
-        **{f"own_{s}": own_searches(cat, by[s], searches) for s in MAYA_SETS},
+        **{f"{p}_{s}": own_searches(cat, by[s], made) for p, made in rounds.items() for s in MAYA_SETS},
     }
     if embedder is not None:
         from vault_agent.memory.embed import embed_missing
@@ -252,9 +254,10 @@ def main() -> None:
     print("labelled questions: " + ", ".join(f"{len(facts)} {name} ({person})" for person, (sets, _) in VAULTS.items()
                                              for name, facts in sets) +
           f"; {every.count(0)} share no stemmed word with their note, {every.count(1)} share one")
-    searches = searches_of()
-    print("the agent's own searches (recall_searches.json) named the right note, dev/h1/h2/h3/h4/h5: "
-          + "/".join(f"{v:.2f}" for v in named_right(searches).values()))
+    made = {at: searches_of(at) for at in SEARCH_ROUNDS}
+    for at, searches in made.items():
+        print(f"the agent's own searches at {at // 1000}k notes named the right note, dev/h1/h2/h3/h4/h5: "
+              + "/".join(f"{v:.2f}" for v in named_right(searches).values()))
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
           f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/h1/h2/h3/h4/h5':>29} {'BM25-only':>29} "
           f"{'with aliases':>29}")
@@ -265,15 +268,18 @@ def main() -> None:
     prompt: list[str] = []
     own: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"], searches)
-        r.update(person_recall(args.out, n, "maya", shared["maya"], True, searches))
+        # The searches made at 1k, replayed at every size, and those made at this size if a round was.
+        rounds = {"own": made[1000], **({"ownhere": made[n]} if n != 1000 and n in made else {})}
+        r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"], rounds)
+        r.update(person_recall(args.out, n, "maya", shared["maya"], True, rounds))
         for person in ("jonas", "priya"):
             for aliases in (False, True):
-                r.update(person_recall(args.out, n, person, shared[person], aliases, searches))
+                r.update(person_recall(args.out, n, person, shared[person], aliases, rounds))
         overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}, "
                        f"with aliases {per_set(r, 'al', SHARES)}")
         prompt.append(f"{n:>7} notes: {per_set(r, 'ctx')}; with aliases {per_set(r, 'alctx')}")
-        own.append(f"{n:>7} notes: {per_set(r, 'own')}")
+        own.append(f"{n:>7} notes: {per_set(r, 'own')}"
+                   + (f"; searches made at this size {per_set(r, 'ownhere')}" if "ownhere" in rounds else ""))
         if "embed_s" in r:
             fused.append(f"{n:>7} notes: embedded in {r['embed_s']:.1f} s; R@5 dev/h1/h2/h3 "
                          f"{per_set(r, 'emb', MAYA_SETS)}, "
@@ -291,7 +297,7 @@ def main() -> None:
           "dev/h1/h2/h3/h4/h5:")
     print("\n".join(prompt))
     print("R@5 with the agent's own searches (recall's first five, or the first five of one of its memory_search "
-          "calls; no aliases), dev/h1/h2/h3/h4/h5:")
+          "calls; no aliases; the searches made at 1k), dev/h1/h2/h3/h4/h5:")
     print("\n".join(own))
     if fused:
         print("with local embeddings (all-MiniLM-L6-v2, fused with the search above by RRF):")

@@ -55,10 +55,14 @@ def aliases_of(person: str) -> dict[str, list[str]]:
     return json.loads(file.read_text(encoding="utf-8"))
 
 
-def searches_of() -> dict[str, dict[str, dict]]:
-    """The agent's own memory_search calls per set and question (recall_searches.json, see recall_facts.py):
+# The rounds of the agent's own memory_search calls (see recall_facts.py), by the vault size they were made at.
+SEARCH_ROUNDS = {1000: "recall_searches.json", 100_000: "recall_searches_100k.json"}
+
+
+def searches_of(made_at: int = 1000) -> dict[str, dict[str, dict]]:
+    """The agent's own memory_search calls per set and question, made at `made_at` notes:
     {"searches": [query, ...], "named": the stem it judged answers, or None}."""
-    file = Path(__file__).resolve().parent / "recall_searches.json"
+    file = Path(__file__).resolve().parent / SEARCH_ROUNDS[made_at]
     return json.loads(file.read_text(encoding="utf-8"))
 
 

@@ -10,7 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gen_recall_set import ALL, VAULTS, aliases_of, check_overlap, generate_set, searches_of  # noqa: E402
+from gen_recall_set import ALL, SEARCH_ROUNDS, VAULTS, aliases_of, check_overlap, generate_set, searches_of  # noqa: E402
 
 from vault_agent.vault.notes import slugify  # noqa: E402
 
@@ -53,8 +53,9 @@ def test_every_fact_has_its_capture_time_aliases_and_the_vault_with_aliases_diff
         assert sum(line.startswith("aliases: ") for line in with_aliases) == 1
 
 
-def test_every_question_has_the_agents_own_searches_at_most_three():
-    searches = searches_of()
+@pytest.mark.parametrize("made_at", sorted(SEARCH_ROUNDS))
+def test_every_question_has_the_agents_own_searches_at_most_three(made_at):
+    searches = searches_of(made_at)
     for sets, _ in VAULTS.values():
         for name, facts in sets:
             assert set(searches[name]) == {f[4] for f in facts}
