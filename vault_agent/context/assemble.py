@@ -15,6 +15,7 @@ from typing import Any
 
 from ..capture import ALIASES_HINT
 from ..models.base import Message, SystemBlock, ToolSpec
+from ..tools.memory_tools import OTHER_WORDS
 from ..vault.config import AgentConfig
 from .tokens import estimate_tokens, truncate_to_tokens
 
@@ -38,10 +39,10 @@ existing note. Capture blocks are removed from the reply the person sees. Rememb
 in a later run."""
 # Only with memory_search granted: recall picks notes by keyword, and a question in other words than its
 # note is found far more often by a search in the model's own words (bench/bench_memory.py).
-SEARCH_HINT = """
+SEARCH_HINT = f"""
 
 The recalled notes were picked by keyword search for this task and can miss what you need: when they do
-not answer it, call `memory_search` in your own words (the everyday name, the person or place involved)
+not answer it, call `memory_search` in your own words ({OTHER_WORDS})
 before you say you do not know."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import VaultAgentError
 from ..memory.catalog import Catalog
 from ..runner import Agent
+from ..tools.memory_tools import OTHER_WORDS
 from ..vault import runlog
 from ..vault.folder import AgentFolder, Vault
 from . import schedule as sched
@@ -22,7 +23,7 @@ MAX_NOTE_CHARS = 200_000
 # What the agent's own memory_search says, for a client model: a keyword search, to retry in other words.
 SEARCH_MEMORY = ("Keyword search of AGENT's notes, wiki, journal and skills (their words, aliases and close "
                  "relatives), best first: path, type, name and description of each. When nothing fits, search "
-                 "again in other words: the everyday name, the person or place involved.")
+                 f"again in other words: {OTHER_WORDS}.")
 
 
 class VaultTools:

@@ -42,13 +42,17 @@ def _readable(ctx: ToolContext, rel: str) -> bool:
     return True
 
 
+# Which other words to search with when a keyword search finds nothing that fits: the same advice
+# everywhere a model is told about memory search (this tool, the prompt, the MCP server).
+OTHER_WORDS = "the everyday name, the person or place involved"
+
+
 class MemorySearch(BaseTool):
     name = "memory_search"
     description = ("Search your notes, wiki, journal and skills by keyword; best matches first, each with its "
                    "[[link]] for memory_read. A note is found by words it or its aliases contain (and close "
-                   "relatives of them), so when nothing fits, search again in other words: the everyday name, "
-                   "the person or place involved. `type`: a note type (user, feedback, project, decision, "
-                   "reference) or wiki, journal, skill.")
+                   f"relatives of them), so when nothing fits, search again in other words: {OTHER_WORDS}. "
+                   "`type`: a note type (user, feedback, project, decision, reference) or wiki, journal, skill.")
     input_schema = schema({"query": {"type": "string", "minLength": 1},
                            "type": {"type": "string"},
                            "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["query"])
