@@ -182,3 +182,16 @@ def test_an_index_from_an_older_schema_is_rebuilt(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         assert cat.sync().added == 1
         assert [n for _, _, _, n in docs(cat)] == ["A"]
+
+
+def test_a_folder_judged_once_indexes_exactly_the_files_kind_of_would() -> None:
+    from vault_agent.memory.sources import kind_in, kind_of
+
+    prefixes = ["memory/", "memory/people/", "wiki/", "journal/2026-11/", "skills/", "skills/pdf/",
+                "skills/pdf/refs/", "archive/2026/", "persona/", "log/2026-11/"]
+    names = ["note.md", "INDEX.md", "SKILL.md", ".hidden.md", "notes.txt", "draft.md.tmp", "index.md", "skill.MD",
+             "a", ".md"]
+    for prefix in prefixes:
+        kind = kind_in(prefix)
+        for name in names:
+            assert kind(name) == kind_of(prefix + name), prefix + name

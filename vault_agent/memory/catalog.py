@@ -26,7 +26,16 @@ from ..errors import Finding
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from .sources import SOURCE_FOLDERS, Doc, journal_docs, kind_of, note_doc, page_doc, stem_key
+from .sources import (
+    SOURCE_FOLDERS,
+    Doc,
+    journal_docs,
+    kind_in,
+    kind_of,
+    note_doc,
+    page_doc,
+    stem_key,
+)
 
 SCHEMA_VERSION = 7
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
@@ -218,7 +227,7 @@ class Catalog:
         if only is None:
             on_disk: dict[str, Stat] = {}
             for folder in SOURCE_FOLDERS:
-                _stat_tree(self.paths.root / folder, f"{folder}/", on_disk)
+                _stat_tree(str(self.paths.root / folder), f"{folder}/", on_disk)
         else:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
@@ -230,7 +239,7 @@ class Catalog:
                     continue
                 if stat_mod.S_ISREG(st.st_mode):
                     on_disk[rel] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        stale = [rel for rel, st in on_disk.items() if known.get(rel) != st]
+        stale = sorted(rel for rel, st in on_disk.items() if known.get(rel) != st)
         removed = [rel for rel in known if rel not in on_disk]
         stats.unchanged = len(on_disk) - len(stale)
         if stale or removed:
@@ -357,8 +366,8 @@ class Catalog:
         # then the state this connection last synced is still what the table holds.
         if self._known is not None and self._data_version == self._version():
             return self._known
-        return {row[0]: tuple(row[1:]) for row in  # type: ignore[misc]
-                self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
+        return {path: (ino, size, mtime_ns)
+                for path, ino, size, mtime_ns in self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
 
     def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
@@ -468,7 +477,7 @@ def _read_bytes(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
+def _stat_tree(folder: str, prefix: str, out: dict[str, Stat]) -> None:
     """Add rel path -> (inode, size, mtime_ns) of the files under `folder` that sources.kind_of indexes.
 
     Plain strings and DirEntry.stat: at 10k notes, Path objects alone would
@@ -478,6 +487,7 @@ def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
         entries = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return
+    kind = kind_in(prefix)
     with entries:
         for entry in entries:
             name = entry.name
@@ -485,8 +495,8 @@ def _stat_tree(folder: Path, prefix: str, out: dict[str, Stat]) -> None:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    _stat_tree(Path(entry.path), f"{prefix}{name}/", out)
-                elif kind_of(prefix + name) is not None:
+                    _stat_tree(entry.path, f"{prefix}{name}/", out)
+                elif kind(name) is not None:
                     st = entry.stat()
                     out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
             except OSError:

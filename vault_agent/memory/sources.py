@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ KINDS = ("memory", "wiki", "journal", "skill", "archive")
 SOURCE_FOLDERS = {"memory": "memory", "wiki": "wiki", "journal": "journal", "skills": "skill", "archive": "archive"}
 _LINK = re.compile(r"\[\[([^\]|#\n]+)(?:#[^\]|\n]*)?(?:\|[^\]\n]*)?\]\]")
 _H1 = re.compile(r"^# +(.+?)\s*$", re.M)
+_NAMED_FILES = ("INDEX.md", "SKILL.md")  # the file names kind_of treats apart from their folder
 
 
 @dataclass
@@ -51,10 +53,28 @@ def kind_of(rel: str) -> str | None:
     if len(parts) < 2 or any(p.startswith(".") for p in parts):
         return None
     kind = SOURCE_FOLDERS.get(parts[0])
-    if kind == "memory" and rel == "memory/INDEX.md":
+    if kind == "memory" and rel == "memory/INDEX.md":  # names kind_in must know: _NAMED_FILES
         return None
     if kind == "skill" and (len(parts) != 3 or parts[2] != "SKILL.md"):
         return None
+    return kind
+
+
+def kind_in(prefix: str) -> Callable[[str], str | None]:
+    """kind_of for the file names of one folder (`prefix`: its agent-relative path and "/").
+
+    The folder is judged once: past that, only a leading dot, the .md suffix
+    and the two names kind_of singles out tell files apart. At 10k notes,
+    judging each path from scratch costs a fifth of a sync that finds nothing
+    changed.
+    """
+    usual = kind_of(f"{prefix}_.md")
+
+    def kind(name: str) -> str | None:
+        if name[:1] == "." or not name.endswith(".md"):
+            return None
+        return kind_of(prefix + name) if name in _NAMED_FILES else usual
+
     return kind
 
 
