@@ -89,6 +89,18 @@ def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
         assert search(cat, "dentist", type="decision", today=TODAY) == []
 
 
+def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_bracketed(paths: AgentPaths) -> None:
+    filler = " ".join(f"w{i}" for i in range(40))
+    note(paths, "boiler", "Zorblat", f"{filler} the Boiler, serviced in May; boilers last long. {filler}",
+         description="Zorblat")
+    with Catalog(paths) as cat:
+        cat.sync()
+        [hit] = search(cat, "boiler", limit=1, today=TODAY)
+    # "Zorblat — Zorblat" (name and description come first), 40 filler words, "the": the first match is the 45th word;
+    # the window starts six words before it and holds 18.
+    assert hit.snippet == "…w35 w36 w37 w38 w39 the [Boiler,] serviced in May; [boilers] last long. w0 w1 w2 w3 w4…"
+
+
 def test_words_without_meaning_and_query_syntax_are_harmless(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         cat.sync()
@@ -140,3 +152,20 @@ def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentP
     assert "0 added, 0 changed, 0 removed, 38 unchanged" in again.output
     rebuilt = CliRunner().invoke(main, ["--vault", vault, "index", "a", "--rebuild"])
     assert "38 added" in rebuilt.output and "38 documents" in rebuilt.output
+
+
+def test_stems_are_the_same_fresh_or_remembered_and_the_memory_of_them_stays_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import related
+
+    texts = ["Invoices for Café Lumière", "invoicing", "Running late", "東京デザイン週間", "", "Invoices for Café Lumière"]
+    first = related.token_stems(texts)
+    assert first[0] == first[5] == {"invoic", "for", "cafe", "lumier"} and first[4] == set()
+    assert related.token_stems(list(reversed(texts))) == list(reversed(first))
+    assert related.stems(["invoicing", "running"]) == ["invoic", "run"]
+    monkeypatch.setattr(related, "_seen", {})
+    monkeypatch.setattr(related, "_SEEN_MAX", 50)
+    for start in range(0, 400, 7):
+        batch = [f"note number {i}" for i in range(start, start + 7)]
+        assert related.token_stems(batch) == [{"note", "number", str(i)} for i in range(start, start + 7)]
+        assert len(related._seen) <= 50

@@ -96,9 +96,10 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     kind (wiki, journal, skill, archive). Expired and superseded notes are
     included (a person searching wants to see them); recall leaves them out.
     """
-    ranked = _ranked(catalog, query, type=type, pool=max(limit * 3, 30), today=today or _dt.date.today(),
-                     expand=expand)[:limit]
-    _add_snippets(catalog, ranked, query, expand)
+    found = terms(query, expand=expand)
+    ranked = _ranked(catalog, query, found, type=type, pool=max(limit * 3, 30),
+                     today=today or _dt.date.today())[:limit]
+    _add_snippets(catalog, ranked, found)
     return ranked
 
 
@@ -118,7 +119,8 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
             return False
         return not (h.kind == "memory" and (h.stem in superseded or h.name.casefold() in superseded))
 
-    hits = [h for h in _ranked(catalog, query, type=None, pool=limit * 3, today=today, expand=expand) if live(h)]
+    found = terms(query, expand=expand)
+    hits = [h for h in _ranked(catalog, query, found, type=None, pool=limit * 3, today=today) if live(h)]
     by_id = {h.doc_id: h for h in hits}
     for hit in hits[:10]:
         for linked in _docs_by_stems(catalog, hit.links):
@@ -146,8 +148,8 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
 
 # --- ranking -------------------------------------------------------------------
 
-def _ranked(catalog: Catalog, query: str, *, type: str | None, pool: int, today: _dt.date,
-            expand: bool) -> list[Hit]:
+def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None, pool: int,
+            today: _dt.date) -> list[Hit]:
     """Documents scored per concept: a question word and its related terms count once, by the best of them.
 
     Each term is ranked on its own (BM25 over the weighted fields); a
@@ -156,8 +158,8 @@ def _ranked(catalog: Catalog, query: str, *, type: str | None, pool: int, today:
     would let a note that mentions "car" and "drive" in passing beat the note
     named "Car lease". A related term stands in at full weight for a question
     word that no document contains: it is then the only way that word can match.
+    `found`: the query's terms (query.terms).
     """
-    found = terms(query, expand=expand)
     if not found:
         return []
     absent = {t.text for t in found if t.weight == 1.0 and not catalog.document_frequency(t.fts(), MATCH_BUDGET)}
@@ -279,27 +281,29 @@ def _docs_by_stems(catalog: Catalog, stems: tuple[str, ...]) -> list[Hit]:
     return _hits(catalog, f"stem_key IN ({','.join('?' * len(keys))}) AND kind != 'journal'", tuple(keys))
 
 
-def _add_snippets(catalog: Catalog, hits: list[Hit], query: str, expand: bool) -> None:
+def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
     """A window of ~SNIPPET_WORDS words around the first matching word, matches in [brackets].
 
     Done here rather than with FTS5's snippet(), which re-runs the whole query
     for every hit (~1 ms each at 10k notes). A word matches when it starts
     with a term's stem, which is how porter stems relate to their words.
     """
-    found = terms(query, expand=expand)
     if not hits or not found:
         return
     prefixes = tuple(s for s in stems([t.text for t in found]) if s)
     ids = ",".join(str(h.doc_id) for h in hits)
     texts = dict(catalog.conn.execute(
         f"SELECT rowid, name || ' — ' || description || ' ' || body FROM docs_fts WHERE rowid IN ({ids})"))
+
+    def matches(word: str) -> bool:
+        return bool(prefixes) and fold(word.strip(_PUNCT)).startswith(prefixes)
+
     for hit in hits:
         tokens = texts.get(hit.doc_id, "").split()
-        marked = [bool(prefixes) and fold(w.strip(_PUNCT)).startswith(prefixes) for w in tokens]
-        first = marked.index(True) if True in marked else 0
+        # Words are folded only up to the first match: folding all of them cost ~1 ms a search.
+        first = next((i for i, w in enumerate(tokens) if matches(w)), 0)
         start = max(0, first - SNIPPET_WORDS // 3)
-        window = [f"[{w}]" if m else w for w, m in zip(tokens[start:start + SNIPPET_WORDS],
-                                                        marked[start:start + SNIPPET_WORDS])]
+        window = [f"[{w}]" if matches(w) else w for w in tokens[start:start + SNIPPET_WORDS]]
         hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if start + SNIPPET_WORDS < len(tokens) else "")
 
 
