@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -195,3 +196,38 @@ def test_a_folder_judged_once_indexes_exactly_the_files_kind_of_would() -> None:
         kind = kind_in(prefix)
         for name in names:
             assert kind(name) == kind_of(prefix + name), prefix + name
+
+
+def test_a_sync_that_re_indexes_many_files_merges_the_search_index_and_keeps_its_answers(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+    from vault_agent.memory.search import search
+
+    today = dt.date(2026, 11, 20)
+
+    def note(i: int, year: int) -> None:
+        write(paths, f"n{i}.md", f"Boiler service {i}", f"The boiler was serviced in {year}")
+
+    def optimized() -> int:
+        return sum("'optimize'" in s for s in statements)
+
+    monkeypatch.setattr(catalog, "BATCH_FILES", 2)  # several commits: several FTS5 segments to merge
+    monkeypatch.setattr(catalog, "OPTIMIZE_AFTER", 6)
+    statements: list[str] = []
+    for i in range(5):
+        note(i, 2020 + i)
+    with Catalog(paths) as cat:
+        cat.conn.set_trace_callback(statements.append)
+        assert cat.sync().added == 5 and optimized() == 0
+        for i in range(3):
+            note(i, 2030 + i)
+            note(5 + i, 2025 + i)
+        stats = cat.sync()
+        assert (stats.added, stats.changed, optimized()) == (3, 3, 1)
+        cat.conn.execute("INSERT INTO docs_fts(docs_fts) VALUES ('integrity-check')")  # raises when damaged
+        merged = [(h.stem, h.score, h.snippet) for h in search(cat, "boiler serviced 2026", today=today)]
+        monkeypatch.setattr(catalog, "OPTIMIZE_AFTER", 10**9)
+        cat.rebuild()
+        assert optimized() == 1
+        unmerged = [(h.stem, h.score, h.snippet) for h in search(cat, "boiler serviced 2026", today=today)]
+    assert merged == unmerged and merged[0][0] == "n6"

@@ -17,6 +17,8 @@ import os
 import sqlite3
 import stat as stat_mod
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha1
 from pathlib import Path
@@ -39,6 +41,9 @@ from .sources import (
 
 SCHEMA_VERSION = 7
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
+# After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
+# every later search ~10% cheaper for ~3% of the build. Smaller indexes search fast enough as they are.
+OPTIMIZE_AFTER = 20_000
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -196,6 +201,17 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction, taken up front (BEGIN IMMEDIATE) so that two writers queue, never deadlock."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
     def rebuild(self) -> SyncStats:
         """Empty the index and build it again from the files.
 
@@ -203,14 +219,9 @@ class Catalog:
         another process may have open. Embeddings are kept: they are keyed by
         content and cost money to make again.
         """
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writing():
             for table in ("files", "notes", "docs", "docs_fts"):
                 self.conn.execute(f"DELETE FROM {table}")
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         self._known = None
         self._counts_version = -1
         return self.sync()
@@ -245,6 +256,8 @@ class Catalog:
         if stale or removed:
             self._known = None  # until every batch is in, the cached state would be wrong
             self._apply(stale, removed, on_disk, known, stats)
+            if stats.added + stats.changed >= OPTIMIZE_AFTER:
+                self._optimize()
         self._known = on_disk
         self._data_version = self._version()
         return stats
@@ -265,6 +278,10 @@ class Catalog:
                     stats.changed += 1
                 else:
                     stats.added += 1
+
+    def _optimize(self) -> None:
+        with self.writing():
+            self.conn.execute("INSERT INTO docs_fts(docs_fts) VALUES ('optimize')")
 
     def _hashes(self, rels: list[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -299,8 +316,7 @@ class Catalog:
     def _write(self, reads: list[_Read], removed: list[str]) -> None:
         reindexed = [(r.rel,) for r in reads if not r.touch_only]
         gone = [(rel,) for rel in removed]
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writing():
             self.conn.executemany("UPDATE files SET ino = ?, size = ?, mtime_ns = ? WHERE path = ?",
                                   [(*r.st, r.rel) for r in reads if r.touch_only])
             for rows in (reindexed, gone):
@@ -313,11 +329,7 @@ class Catalog:
             self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   [r.note_row for r in reads if r.note_row is not None])
             self._insert_docs([(r.rel, d) for r in reads for d in (r.docs or ())])
-            self.conn.execute("COMMIT")
-            self._counts_version = -1  # this connection's own commits do not move data_version
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        self._counts_version = -1  # this connection's own commits do not move data_version
 
     def _insert_docs(self, docs: list[tuple[str, Doc]]) -> None:
         if not docs:

@@ -167,13 +167,8 @@ def embed_missing(catalog: Catalog, embedder: Embedder, *, batch: int = 32) -> i
             arr = np.asarray(vec, dtype=np.float32)
             norm = float(np.linalg.norm(arr)) or 1.0
             blobs.append((embedder.model, digest, (arr / norm).tobytes()))
-        catalog.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with catalog.writing():
             catalog.conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?)", blobs)
-            catalog.conn.execute("COMMIT")
-        except BaseException:
-            catalog.conn.execute("ROLLBACK")
-            raise
         done += len(chunk)
     return done
 
