@@ -46,7 +46,8 @@ def token_stems(texts: list[str]) -> list[set[str]]:
 def _tokens(texts: list[str]) -> list[dict[str, int]]:
     """Per text, stem -> offset of its first token. The dicts are shared with the cache: read them only."""
     with _STEMMER_LOCK:
-        missing = list(dict.fromkeys(t for t in texts if t not in _seen))
+        known = {t: _seen[t] for t in texts if t in _seen}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             found: list[dict[str, int]] = [{} for _ in missing]
             conn = _stemmer()
@@ -54,10 +55,12 @@ def _tokens(texts: list[str]) -> list[dict[str, int]]:
             conn.executemany("INSERT INTO w(rowid, x) VALUES (?, ?)", [(i + 1, t) for i, t in enumerate(missing)])
             for term, doc, offset in conn.execute("SELECT term, doc, offset FROM v"):
                 found[doc - 1].setdefault(term, offset)
-            if len(_seen) + len(missing) > _SEEN_MAX:
+            fresh = dict(zip(missing, found))
+            known.update(fresh)
+            if len(_seen) + len(fresh) > _SEEN_MAX:
                 _seen.clear()
-            _seen.update(zip(missing, found))
-        return [_seen[t] for t in texts]
+            _seen.update(fresh)
+        return [known[t] for t in texts]
 
 
 def fold(word: str) -> str:
