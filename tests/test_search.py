@@ -144,6 +144,26 @@ def test_search_command_prints_json_hits(paths: AgentPaths) -> None:
     assert "memory/car-lease.md" in text.output and "[reference] Car lease" in text.output
 
 
+def test_a_type_filter_takes_a_note_type_a_made_up_one_or_a_kind_and_names_the_types_when_none_has_it(
+        paths: AgentPaths) -> None:
+    from vault_agent.errors import UnknownSearchType
+
+    note(paths, "sourdough", "Sourdough starter", "Feed the dentist's sourdough starter", type="recipe")
+    page(paths, "wiki/dentists.md", "# Dentists\n\nThe dentist on Keizersgracht takes walk-ins.\n")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert {h.stem for h in search(cat, "dentist", type="memory", today=TODAY)} == {"dentist", "sourdough"}
+        assert [h.stem for h in search(cat, "dentist", type="Recipe", today=TODAY)] == ["sourdough"]
+        assert [h.kind for h in search(cat, "dentist", type="wiki", today=TODAY)] == ["wiki"]
+        assert search(cat, "dentist", type="decision", today=TODAY) == []  # a type there is, nothing matches
+        with pytest.raises(UnknownSearchType) as raised:
+            search(cat, "dentist", type="notes", today=TODAY)
+    assert raised.value.one_line() == ("unknown type 'notes' (fix: use one of archive, decision, feedback, journal, "
+                                       "memory, project, recipe, reference, skill, user, wiki, or no type)")
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "search", "a", "dentist", "--type", "notes"])
+    assert (out.exit_code, out.output.splitlines()) == (2, [f"error: {raised.value.one_line()}"])  # bad input
+
+
 def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentPaths) -> None:
     vault = str(paths.root.parent)
     first = CliRunner().invoke(main, ["--vault", vault, "index", "a"])
@@ -165,7 +185,8 @@ def test_stems_are_the_same_fresh_or_remembered_and_the_memory_of_them_stays_bou
     assert related.stems(["invoicing", "running"]) == ["invoic", "run"]
     monkeypatch.setattr(related, "_seen", {})
     monkeypatch.setattr(related, "_SEEN_MAX", 50)
-    for start in range(0, 400, 7):
-        batch = [f"note number {i}" for i in range(start, start + 7)]
-        assert related.token_stems(batch) == [{"note", "number", str(i)} for i in range(start, start + 7)]
+    for start in range(0, 400, 7):  # each batch: a text seen before and new ones that overflow the memory
+        batch = ["running late"] + [f"note number {i}" for i in range(start, start + 7)]
+        assert related.token_stems(batch) == [{"run", "late"}] + [{"note", "number", str(i)}
+                                                                  for i in range(start, start + 7)]
         assert len(related._seen) <= 50

@@ -346,5 +346,7 @@ def test_memory_search_finds_notes_by_their_aliases_and_says_to_rephrase_when_no
     found = call(rt, "memory_search", query="fysiotherapeut")
     assert found.result.content.startswith("- [[physio]] Physio [reference] — Marloes at FysioFit")
     assert call(rt, "memory_search", query="physio", type="decision").result.content.startswith("no matches")
+    wrong = call(rt, "memory_search", query="physio", type="notes").result
+    assert wrong.is_error and wrong.content.startswith("unknown type 'notes' (fix: use one of archive, decision, ")
     nothing = call(rt, "memory_search", query="zeppelin").result.content
     assert nothing == "no matches for 'zeppelin': try other words for the same thing"

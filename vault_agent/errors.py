@@ -48,6 +48,10 @@ class StorageError(VaultAgentError):
     """A file could not be written safely (disk full, permissions, ...)."""
 
 
+class UnknownSearchType(VaultAgentError):
+    """A search was limited to a type that is neither a note type, a kind, nor one the notes use."""
+
+
 class EditConflict(VaultAgentError):
     """A person changed a file while a run was going to replace it."""
 

@@ -363,6 +363,10 @@ class Catalog:
             counts[""] = self.conn.execute("SELECT count(*) FROM docs").fetchone()[0]
         return counts[""]
 
+    def types(self) -> list[str]:
+        """Every type and kind the search documents have, sorted: what a search can be limited to."""
+        return [t for (t,) in self.conn.execute("SELECT type FROM docs UNION SELECT kind FROM docs ORDER BY 1")]
+
     def document_frequency(self, fts_term: str, cap: int) -> int:
         """How many documents match one FTS5 term, counted up to `cap` + 1 (counting is what costs)."""
         counts = self._fresh_counts()

@@ -28,12 +28,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..vault.layout import AgentPaths
+from ..errors import UnknownSearchType
+from ..vault.layout import NOTE_TYPES, AgentPaths
 from .catalog import Catalog, name_key
 from .embed import rrf
 from .query import Term, terms
 from .related import fold, stems, token_stems, words
-from .sources import kind_of, stem_key
+from .sources import KINDS, kind_of, stem_key
 
 # name, description, tags, body, type, links, dates (catalog.FTS_COLUMNS)
 FIELD_WEIGHTS = (6.0, 4.0, 3.0, 1.0, 1.0, 0.5, 1.0)
@@ -92,13 +93,19 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
            today: _dt.date | None = None, expand: bool = True) -> list[Hit]:
     """Documents (notes, wiki pages, journal entries, skills) matching `query`, best first, with snippets.
 
-    `type`: a note type (user, feedback, project, decision, reference) or a
-    kind (wiki, journal, skill, archive). Expired and superseded notes are
-    included (a person searching wants to see them); recall leaves them out.
+    `type`: a note type (user, feedback, project, decision, reference, or
+    one a person made up) or a kind (memory: every note; wiki, journal, skill,
+    archive); UnknownSearchType when it is none of these. Expired and
+    superseded notes are included (a person searching wants to see them);
+    recall leaves them out.
     """
     found = terms(query, expand=expand)
     ranked = _ranked(catalog, query, found, type=type, pool=max(limit * 3, 30),
                      today=today or _dt.date.today())[:limit]
+    if type and not ranked:
+        known = sorted({*NOTE_TYPES, *KINDS, *catalog.types()})
+        if type.lower() not in known:
+            raise UnknownSearchType(f"unknown type {type!r}", fix=f"use one of {', '.join(known)}, or no type")
     _add_snippets(catalog, ranked, found)
     return ranked
 
@@ -166,7 +173,8 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
     if type:
         sql = (f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts "
-               "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND docs.type = ? ORDER BY s LIMIT ?")
+               "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND ? IN (docs.type, docs.kind) "
+               "ORDER BY s LIMIT ?")
     else:
         sql = (f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
                "ORDER BY s LIMIT ?")

@@ -52,7 +52,8 @@ class MemorySearch(BaseTool):
     description = ("Search your notes, wiki, journal and skills by keyword; best matches first, each with its "
                    "[[link]] for memory_read. A note is found by words it or its aliases contain (and close "
                    f"relatives of them), so when nothing fits, search again in other words: {OTHER_WORDS}. "
-                   "`type`: a note type (user, feedback, project, decision, reference) or wiki, journal, skill.")
+                   "`type`: a note type (user, feedback, project, decision, reference), or memory (every note), "
+                   "wiki, journal, skill.")
     input_schema = schema({"query": {"type": "string", "minLength": 1},
                            "type": {"type": "string"},
                            "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["query"])
