@@ -231,3 +231,20 @@ def test_a_sync_that_re_indexes_many_files_merges_the_search_index_and_keeps_its
         assert optimized() == 1
         unmerged = [(h.stem, h.score, h.snippet) for h in search(cat, "boiler serviced 2026", today=today)]
     assert merged == unmerged and merged[0][0] == "n6"
+
+
+def test_a_sync_that_re_reads_more_than_a_batch_reports_its_progress_batch_by_batch(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    monkeypatch.setattr(catalog, "BATCH_FILES", 2)
+    seen: list[tuple[int, int]] = []
+    for i in range(5):
+        write(paths, f"n{i}.md", f"N{i}")
+    with Catalog(paths, progress=lambda done, total: seen.append((done, total))) as cat:
+        cat.sync()
+        assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]
+        write(paths, "n0.md", "N0 again")
+        write(paths, "n1.md", "N1 again")
+        cat.sync()  # one batch: over before anyone would wait
+        assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]

@@ -174,6 +174,21 @@ def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentP
     assert "38 added" in rebuilt.output and "38 documents" in rebuilt.output
 
 
+def test_a_long_first_index_says_on_stderr_that_it_is_under_way(paths: AgentPaths,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    monkeypatch.setattr(catalog, "BATCH_FILES", 10)
+    vault = str(paths.root.parent)
+    first = CliRunner().invoke(main, ["--vault", vault, "search", "a", "teeth"])
+    lines = first.output.splitlines()
+    assert lines[0] == "a: indexing 38 new or changed files (0 done)"
+    assert lines[1].startswith("a: indexed 38 files in ") and lines[1].endswith(" s")
+    assert "memory/dentist.md" in lines[2]
+    again = CliRunner().invoke(main, ["--vault", vault, "search", "a", "teeth"])
+    assert "indexing" not in again.output and "memory/dentist.md" in again.output.splitlines()[0]
+
+
 def test_stems_are_the_same_fresh_or_remembered_and_the_memory_of_them_stays_bounded(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from vault_agent.memory import related

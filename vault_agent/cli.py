@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, NoReturn
 
 import click
@@ -100,7 +101,7 @@ def notes(ctx: click.Context, name: str, note_type: str | None, as_json: bool) -
     from .memory.catalog import Catalog
 
     folder = _vault(ctx).agent(name)
-    with Catalog(folder.paths) as catalog:
+    with Catalog(folder.paths, progress=_IndexProgress(name)) as catalog:
         catalog.sync()
         for finding in catalog.findings():
             click.echo(finding.one_line(), err=True)
@@ -163,7 +164,33 @@ EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interr
 def _agent(ctx: click.Context, name: str, *, watch: bool = False):
     from .runner import Agent
 
-    return Agent(_vault(ctx).agent(name).root, watch=watch)
+    return Agent(_vault(ctx).agent(name).root, watch=watch, index_progress=_IndexProgress(name))
+
+
+class _IndexProgress:
+    """Says on stderr that a long sync of the index is under way (a first index, a checkout of many files):
+    when it starts and ends, and on a terminal how far it got."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.live = sys.stderr.isatty()
+        self.started = 0.0
+        self.shown = ""
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == 0:
+            self.started = time.monotonic()
+        if done < total:
+            self._show(f"{self.name}: indexing {total:,} new or changed files ({done:,} done)", last=False)
+        else:
+            self._show(f"{self.name}: indexed {total:,} files in {time.monotonic() - self.started:.1f} s", last=True)
+
+    def _show(self, text: str, *, last: bool) -> None:
+        if self.live:  # one line, rewritten in place
+            click.echo("\r" + text.ljust(len(self.shown)), err=True, nl=last)
+        elif last or not self.shown:
+            click.echo(text, err=True)
+        self.shown = text
 
 
 def _work_item(message: str | None) -> str:
@@ -787,16 +814,15 @@ def secret_rm(ctx: click.Context, secret_name: str) -> None:
 @click.pass_context
 def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None:
     """Bring agent NAME's search index in step with its files (incremental; --rebuild starts over)."""
-    import time
-
     from .memory.catalog import Catalog
 
     folder = _vault(ctx).agent(name)
     started = time.perf_counter()
-    with Catalog(folder.paths) as catalog:
+    with Catalog(folder.paths, progress=_IndexProgress(name)) as catalog:
         s = catalog.rebuild() if rebuild else catalog.sync()
-        click.echo(f"{name}: {s.added} added, {s.changed} changed, {s.removed} removed, {s.unchanged} unchanged, "
-                   f"{s.touched} touched without a change · {catalog.document_count():,} documents · "
+        click.echo(f"{name}: {s.added:,} added, {s.changed:,} changed, {s.removed:,} removed, "
+                   f"{s.unchanged:,} unchanged, {s.touched:,} touched without a change · "
+                   f"{catalog.document_count():,} documents · "
                    f"{time.perf_counter() - started:.2f} s")
         if embed:
             from .memory.embed import EmbeddingError, embed_missing, embedder_for
@@ -827,7 +853,7 @@ def search_cmd(ctx: click.Context, name: str, query: tuple[str, ...], note_type:
     from .memory.search import search
 
     folder = _vault(ctx).agent(name)
-    with Catalog(folder.paths) as catalog:
+    with Catalog(folder.paths, progress=_IndexProgress(name)) as catalog:
         catalog.sync()
         hits = search(catalog, " ".join(query), type=note_type, limit=limit)
     if as_json:

@@ -124,9 +124,10 @@ class Agent:
 
     def __init__(self, path: str | os.PathLike[str], *, model: Model | None = None,
                  env: Mapping[str, str] | None = None, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-                 recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None, watch: bool = True) -> None:
+                 recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None, watch: bool = True,
+                 index_progress: Callable[[int, int], None] | None = None) -> None:
         """`watch`: between runs, learn about edited notes from the OS instead of stat'ing every note
-        (pass False for a process that runs once, such as the CLI)."""
+        (pass False for a process that runs once, such as the CLI). `index_progress`: see Catalog."""
         self.folder = AgentFolder(path)
         # Every note, journal entry and log line is leak-scanned before it is written; a run loads the secrets.
         self.folder.redact = Redactor().scrub
@@ -135,6 +136,7 @@ class Agent:
         self.lock_timeout_s = lock_timeout_s
         self._make_recaller = recaller or (lambda folder, catalog: SearchRecaller(folder.paths, catalog))
         self._watch = watch
+        self._index_progress = index_progress
         self._catalog: Catalog | None = None
         self._tracker: ChangeTracker | None = None
         self._models: dict[str, tuple[Model, list[str]]] = {}
@@ -159,7 +161,7 @@ class Agent:
     def _synced_catalog(self) -> Catalog:
         """The derived catalog, in step with the files; opened once per Agent."""
         if self._catalog is None:
-            self._catalog = Catalog(self.folder.paths)
+            self._catalog = Catalog(self.folder.paths, progress=self._index_progress)
             self._catalog.sync()
             if self._watch:
                 # The whole folder: the index covers wiki/, journal/ and skills/ as well as memory/.

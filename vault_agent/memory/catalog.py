@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat as stat_mod
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha1
@@ -128,6 +128,7 @@ class SyncStats:
 
 
 Stat = tuple[int, int, int]
+Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
@@ -156,8 +157,11 @@ class _Read:
 class Catalog:
     """Parsed note summaries and the search index of one agent, synced from its files."""
 
-    def __init__(self, paths: AgentPaths) -> None:
+    def __init__(self, paths: AgentPaths, *, progress: Progress | None = None) -> None:
+        """`progress(done, total)`: told before and after each batch when a sync re-reads more files than
+        one batch holds (a first index, a checkout of many files), so a person is not left waiting in silence."""
         self.paths = paths
+        self.progress = progress
         self.db_path = paths.state / "index.db"
         self.conn = self._open()
         self._known: dict[str, Stat] | None = None
@@ -268,7 +272,10 @@ class Catalog:
         if removed:
             self._write([], removed)
         stats.removed = len(removed)
+        progress = self.progress if len(stale) > BATCH_FILES else None
         for start in range(0, len(stale), BATCH_FILES):
+            if progress is not None:
+                progress(start, len(stale))
             reads = [self._read(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
             self._write(reads, [])
             for r in reads:
@@ -278,6 +285,8 @@ class Catalog:
                     stats.changed += 1
                 else:
                     stats.added += 1
+        if progress is not None:
+            progress(len(stale), len(stale))
 
     def _optimize(self) -> None:
         with self.writing():
