@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from vault_agent.errors import UnknownSearchType
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault import runlog
 from vault_agent.vault.folder import AgentFolder
@@ -51,10 +52,11 @@ def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tm
     with FakeLLMServer() as server:
         server.script(Reply("Booked the review for Thursday.", input_tokens=400, output_tokens=20))
         vault = _vault(tmp_path, server)
-        described, (listed, ran, found, note, by_stem, escape) = anyio.run(_session, vault, [
+        described, (listed, ran, found, wrong_type, note, by_stem, escape) = anyio.run(_session, vault, [
             ("list_agents", {}),
             ("run_agent", {"agent": "helper", "work_item": "Book the design review"}),
             ("search_memory", {"agent": "sample", "query": "Lindqvist accountant", "limit": 3}),
+            ("search_memory", {"agent": "sample", "query": "accountant", "type": "notes"}),
             ("read_note", {"agent": "sample", "path": "memory/day-rate-from-january-2027.md"}),
             ("read_note", {"agent": "sample", "path": "day-rate-2026"}),
             ("read_note", {"agent": "sample", "path": "../../etc/passwd"}),
@@ -71,6 +73,7 @@ def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tm
     assert (record["run_id"], record["trigger"]) == (result["run_id"], "mcp")
     hits = json.loads(found.content[0].text)
     assert hits[0]["path"] == "memory/accountant-lindqvist-partners.md" and len(hits) <= 3
+    assert wrong_type.is_error and "unknown type 'notes' (fix: use one of archive, " in wrong_type.content[0].text
     assert "€780" in note.content[0].text and not note.is_error
     assert by_stem.content[0].text.startswith("---\ntype: decision")
     assert escape.is_error and "not a Markdown file inside the agent folder" in escape.content[0].text
@@ -85,3 +88,8 @@ def test_search_memory_ranks_name_matches_first(tmp_path: Path) -> None:
     hits = tools.search_memory("sample", "day rate 2027", limit=2)
     assert [h["path"] for h in hits] == ["memory/day-rate-from-january-2027.md", "memory/day-rate-2026.md"]
     assert tools.search_memory("sample", "?!") == []
+    decisions = tools.search_memory("sample", "day rate", type="decision")
+    assert decisions and {h["type"] for h in decisions} == {"decision"}
+    assert {h["kind"] for h in tools.search_memory("sample", "studio", type="wiki")} == {"wiki"}
+    with pytest.raises(UnknownSearchType, match="unknown type 'notes'"):
+        tools.search_memory("sample", "day rate", type="notes")

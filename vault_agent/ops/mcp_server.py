@@ -23,7 +23,8 @@ MAX_NOTE_CHARS = 200_000
 # What the agent's own memory_search says, for a client model: a keyword search, to retry in other words.
 SEARCH_MEMORY = ("Keyword search of AGENT's notes, wiki, journal and skills (their words, aliases and close "
                  "relatives), best first: path, type, name and description of each. When nothing fits, search "
-                 f"again in other words: {OTHER_WORDS}.")
+                 f"again in other words: {OTHER_WORDS}. `type` (optional): a note type (user, feedback, project, "
+                 "decision, reference), or memory (every note), wiki, journal, skill.")
 
 
 class VaultTools:
@@ -54,14 +55,14 @@ class VaultTools:
                 "cost_usd": result.cost_usd, "error": result.error, "model": result.model,
                 "notes": [c.path for c in result.captures]}
 
-    def search_memory(self, agent: str, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    def search_memory(self, agent: str, query: str, limit: int = 10, type: str | None = None) -> list[dict[str, Any]]:
         """The same ranked search as `vault-agent search` and the agent's memory_search tool."""
         from ..memory.search import search
 
         folder = self.vault.agent(agent)
         with Catalog(folder.paths) as catalog:
             catalog.sync()
-            return [hit.as_dict() for hit in search(catalog, query, limit=max(1, min(limit, 50)))]
+            return [hit.as_dict() for hit in search(catalog, query, type=type or None, limit=max(1, min(limit, 50)))]
 
     def read_note(self, agent: str, path: str) -> str:
         """A note by path, stem, name or [[wikilink]], resolved as the agent's memory_read tool does."""
@@ -118,8 +119,8 @@ def serve(vault: Vault) -> None:
         return json.dumps(result, ensure_ascii=False)
 
     @server.tool(description=SEARCH_MEMORY)
-    def search_memory(agent: str, query: str, limit: int = 10) -> str:
-        return json.dumps(guarded(tools.search_memory, agent, query, limit), ensure_ascii=False)
+    def search_memory(agent: str, query: str, limit: int = 10, type: str | None = None) -> str:
+        return json.dumps(guarded(tools.search_memory, agent, query, limit, type), ensure_ascii=False)
 
     @server.tool()
     def read_note(agent: str, path: str) -> str:
