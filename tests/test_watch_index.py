@@ -64,6 +64,31 @@ def test_an_edit_is_indexed_once_the_burst_settles_and_dot_files_are_ignored(tmp
     assert not watcher.is_alive()
 
 
+def test_a_long_first_sync_of_a_watched_agent_reports_its_progress(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    monkeypatch.setattr(catalog, "BATCH_FILES", 2)
+    paths = agent(tmp_path, "big")
+    for i in range(5):
+        note(paths, f"n{i}", f"N{i}", "pears")
+    stop = threading.Event()
+    seen: list[tuple[str, int, int]] = []
+
+    def progress_for(name: str) -> Callable[[int, int], None]:
+        return lambda done, total: seen.append((name, done, total))
+
+    watcher = threading.Thread(target=watch_agents, args=([paths.root], stop),
+                               kwargs={"quiet_s": 0.2, "progress_for": progress_for})
+    watcher.start()
+    try:
+        assert eventually(lambda: ("big", 5, 5) in seen)
+        assert seen == [("big", 0, 5), ("big", 2, 5), ("big", 4, 5), ("big", 5, 5)]
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
 def test_the_watch_command_follows_every_agent_and_stops_on_sigterm(tmp_path: Path) -> None:
     one, two = agent(tmp_path, "one"), agent(tmp_path, "two")
     proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(tmp_path), "watch",

@@ -899,7 +899,8 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     new_agents = "" if name else "; agents created meanwhile are picked up"
     click.echo(f"watching {following}{new_agents} (Ctrl-C to stop)", err=True)
     try:
-        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report, discover=None if name else discover)
+        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report, discover=None if name else discover,
+                     progress_for=_IndexProgress)
     except KeyboardInterrupt:
         stop.set()
 

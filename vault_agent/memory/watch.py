@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..vault.layout import AgentPaths
-from .catalog import Catalog, SyncStats
+from .catalog import Catalog, Progress, SyncStats
 from .sources import SOURCE_FOLDERS, kind_of
 
 
@@ -148,7 +148,8 @@ POLL_S = 2.0
 
 def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0.5,
                  on_sync: Callable[[str, SyncStats | None], None] | None = None,
-                 discover: Callable[[], list[Path]] | None = None) -> None:
+                 discover: Callable[[], list[Path]] | None = None,
+                 progress_for: Callable[[str], Progress] | None = None) -> None:
     """Keep each agent's index in step with its files until `stop` is set.
 
     Every agent gets a full sync first, then a sync of what changed each time
@@ -156,12 +157,13 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
     every keystroke costs one sync). `on_sync(agent, stats)` reports each
     sync; stats is None when a sync failed (it is retried on the next change).
     `discover`, called every POLL_S, returns the agents to follow, so agents
-    created while watching are picked up.
+    created while watching are picked up. `progress_for(agent)`: the
+    Catalog progress callback for that agent's syncs.
     """
     watched: dict[Path, tuple[Catalog, ChangeTracker, bool]] = {}
 
     def follow(root: Path) -> None:
-        catalog = Catalog(AgentPaths(root))
+        catalog = Catalog(AgentPaths(root), progress=progress_for(root.name) if progress_for is not None else None)
         tracker = ChangeTracker(root, root)
         watched[root] = (catalog, tracker, tracker.start())
         _sync(root.name, catalog, None, on_sync)
