@@ -248,3 +248,36 @@ def test_a_sync_that_re_reads_more_than_a_batch_reports_its_progress_batch_by_ba
         write(paths, "n1.md", "N1 again")
         cat.sync()  # one batch: over before anyone would wait
         assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]
+
+
+def test_stat_by_open_folder_sees_what_stat_by_path_sees_and_closes_every_folder(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    write(paths, "a.md", "A")
+    write(paths, "people/b.md", "B")
+    write(paths, "people/family/c.md", "C")
+    write(paths, ".trash/d.md", "D")
+    (paths.memory / "notes.txt").write_text("not a note")
+    (paths.root / "skills" / "pdf").mkdir(parents=True)
+    (paths.root / "skills" / "pdf" / "SKILL.md").write_text("---\nname: pdf\n---\n")
+    (paths.root / "elsewhere").mkdir()
+    (paths.root / "elsewhere" / "e.md").write_text("---\nname: E\n---\n")
+    (paths.memory / "linked").symlink_to(paths.root / "elsewhere", target_is_directory=True)  # not followed
+    (paths.memory / "f.md").symlink_to(paths.memory / "a.md")  # a linked file counts, as its target
+
+    def stat_all() -> dict[str, tuple[int, int, int]]:
+        out: dict[str, tuple[int, int, int]] = {}
+        for folder in catalog.SOURCE_FOLDERS:
+            catalog._stat_tree(str(paths.root / folder), f"{folder}/", out)
+        return out
+
+    fds = Path("/proc/self/fd")
+    before = len(list(fds.iterdir())) if fds.is_dir() else 0
+    by_fd = stat_all()
+    assert (len(list(fds.iterdir())) if fds.is_dir() else 0) == before
+    monkeypatch.setattr(catalog, "_BY_FD", False)
+    assert by_fd == stat_all()
+    assert sorted(by_fd) == ["memory/a.md", "memory/f.md", "memory/people/b.md", "memory/people/family/c.md",
+                             "skills/pdf/SKILL.md"]
+    assert by_fd["memory/f.md"] == by_fd["memory/a.md"]

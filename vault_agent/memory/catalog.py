@@ -502,30 +502,47 @@ def _read_bytes(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _stat_tree(folder: str, prefix: str, out: dict[str, Stat]) -> None:
+# Where the OS allows it, each file is stat'ed by name inside its open folder instead of by its full path:
+# no walk down the path for every file, which was a fifth of a no-change sync at 10k notes.
+_BY_FD = os.scandir in os.supports_fd
+
+
+def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
     """Add rel path -> (inode, size, mtime_ns) of the files under `folder` that sources.kind_of indexes.
 
-    Plain strings and DirEntry.stat: at 10k notes, Path objects alone would
-    cost more than the whole warm sync.
+    `folder`: a path, or with `dir_fd` a name inside that open folder. Plain
+    strings and DirEntry.stat: at 10k notes, Path objects alone would cost
+    more than the whole warm sync.
     """
     try:
-        entries = os.scandir(folder)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd) if _BY_FD else None
     except (FileNotFoundError, NotADirectoryError):
         return
     kind = kind_in(prefix)
-    with entries:
-        for entry in entries:
-            name = entry.name
-            if name[0] == ".":
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    _stat_tree(entry.path, f"{prefix}{name}/", out)
-                elif kind(name) is not None:
-                    st = entry.stat()
-                    out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
-            except OSError:
-                continue
+    try:
+        try:
+            entries = os.scandir(folder if fd is None else fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if fd is None:
+                            _stat_tree(entry.path, f"{prefix}{name}/", out)
+                        else:
+                            _stat_tree(name, f"{prefix}{name}/", out, dir_fd=fd)
+                    elif kind(name) is not None:
+                        st = entry.stat()
+                        out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                except OSError:
+                    continue
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class CatalogDirectory:
