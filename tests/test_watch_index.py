@@ -219,3 +219,14 @@ def test_closing_a_tracker_mid_read_prints_no_error_but_other_watchdog_errors_st
         emitter.queue_events(0)
         logging.getLogger("watchdog.observers.inotify").error("a real inotify failure")
     assert [r.getMessage() for r in caplog.records] == ["a real inotify failure"]
+
+
+def test_a_negative_quiet_time_is_refused_before_anything_is_watched(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vault_agent.cli import main
+
+    agent(tmp_path, "one")
+    out = CliRunner().invoke(main, ["--vault", str(tmp_path), "watch", "one", "--quiet", "-1"])
+    assert out.exit_code == 2 and "Invalid value for '--quiet': -1.0 is not in the range 0<=x<=3600" in out.output
+    assert not (tmp_path / "one" / ".vault-agent" / "index.db").exists()

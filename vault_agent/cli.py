@@ -870,7 +870,7 @@ def search_cmd(ctx: click.Context, name: str, query: tuple[str, ...], note_type:
 
 @main.command("watch")
 @click.argument("name", required=False)
-@click.option("--quiet", "quiet_s", default=0.5, show_default=True, type=float,
+@click.option("--quiet", "quiet_s", default=0.5, show_default=True, type=click.FloatRange(0, 3600),
               help="Seconds without further edits before a sync.")
 @click.pass_context
 def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
