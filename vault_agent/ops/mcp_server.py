@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import VaultAgentError
 from ..memory.catalog import Catalog
 from ..runner import Agent
-from ..tools.memory_tools import OTHER_WORDS
+from ..tools.memory_tools import OTHER_WORDS, TYPE_CHOICES
 from ..vault import runlog
 from ..vault.folder import AgentFolder, Vault
 from . import schedule as sched
@@ -23,8 +23,7 @@ MAX_NOTE_CHARS = 200_000
 # What the agent's own memory_search says, for a client model: a keyword search, to retry in other words.
 SEARCH_MEMORY = ("Keyword search of AGENT's notes, wiki, journal and skills (their words, aliases and close "
                  "relatives), best first: path, type, name and description of each. When nothing fits, search "
-                 f"again in other words: {OTHER_WORDS}. `type` (optional): a note type (user, feedback, project, "
-                 "decision, reference), or memory (every note), wiki, journal, skill.")
+                 f"again in other words: {OTHER_WORDS}. `type` (optional): {TYPE_CHOICES}.")
 
 
 class VaultTools:

@@ -6,7 +6,9 @@ from typing import Any, Mapping
 
 from ..capture import REMEMBER_SCHEMA, CaptureProblem, validate
 from ..memory.catalog import Catalog
+from ..memory.sources import KINDS
 from ..security.decision import Refused
+from ..vault.layout import NOTE_TYPES
 from .base import BaseTool, ToolContext, ToolError, schema
 
 
@@ -45,6 +47,9 @@ def _readable(ctx: ToolContext, rel: str) -> bool:
 # Which other words to search with when a keyword search finds nothing that fits: the same advice
 # everywhere a model is told about memory search (this tool, the prompt, the MCP server).
 OTHER_WORDS = "the everyday name, the person or place involved"
+# What a search's `type` may be, told the same way to the agent (memory_search) and to MCP clients.
+TYPE_CHOICES = (f"a note type ({', '.join(NOTE_TYPES)}), or memory (every note), "
+                + ", ".join(k for k in KINDS if k != "memory"))
 
 
 class MemorySearch(BaseTool):
@@ -52,8 +57,7 @@ class MemorySearch(BaseTool):
     description = ("Search your notes, wiki, journal and skills by keyword; best matches first, each with its "
                    "[[link]] for memory_read. A note is found by words it or its aliases contain (and close "
                    f"relatives of them), so when nothing fits, search again in other words: {OTHER_WORDS}. "
-                   "`type`: a note type (user, feedback, project, decision, reference), or memory (every note), "
-                   "wiki, journal, skill.")
+                   f"`type`: {TYPE_CHOICES}.")
     input_schema = schema({"query": {"type": "string", "minLength": 1},
                            "type": {"type": "string"},
                            "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["query"])
