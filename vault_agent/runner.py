@@ -24,7 +24,7 @@ from .context.assemble import Context, assemble
 from .context.tokens import estimate_tokens
 from .cost import CostGuard, Ledger
 from .errors import AgentBusy, VaultAgentError
-from .memory.catalog import Catalog, CatalogDirectory
+from .memory.catalog import Catalog, CatalogDirectory, Progress
 from .memory.recall import Recaller, SearchRecaller, index_view
 from .memory.watch import ChangeTracker
 from .models.base import (
@@ -125,7 +125,7 @@ class Agent:
     def __init__(self, path: str | os.PathLike[str], *, model: Model | None = None,
                  env: Mapping[str, str] | None = None, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
                  recaller: Callable[[AgentFolder, Catalog], Recaller] | None = None, watch: bool = True,
-                 index_progress: Callable[[int, int], None] | None = None) -> None:
+                 index_progress: Progress | None = None) -> None:
         """`watch`: between runs, learn about edited notes from the OS instead of stat'ing every note
         (pass False for a process that runs once, such as the CLI). `index_progress`: see Catalog."""
         self.folder = AgentFolder(path)

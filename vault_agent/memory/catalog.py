@@ -531,10 +531,7 @@ def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | Non
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if fd is None:
-                            _stat_tree(entry.path, f"{prefix}{name}/", out)
-                        else:
-                            _stat_tree(name, f"{prefix}{name}/", out, dir_fd=fd)
+                        _stat_tree(entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
                     elif kind(name) is not None:
                         st = entry.stat()
                         out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
