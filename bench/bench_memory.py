@@ -86,31 +86,40 @@ def groups(labels: list[dict[str, str]], by_share: bool) -> dict[str, list[dict[
     return out
 
 
-def recall_at_5(catalog: Catalog, chosen: list[dict[str, str]], plain: bool, embedder: object | None = None) -> float:
+def top5(catalog: Catalog, labels: list[dict[str, str]], plain: bool = False,
+         embedder: object | None = None) -> dict[str, set[str]]:
+    """Per question, the stems of the first five notes: recall's (`relevant`), or plain BM25 on the
+    question's own words, or recall fused with embeddings. Each question is ranked once, however many
+    groups and figures it counts in."""
     from vault_agent.memory.embed import nearest
 
-    found = 0
-    for lab in chosen:
+    out: dict[str, set[str]] = {}
+    for question in dict.fromkeys(lab["question"] for lab in labels):
         if plain:
-            top = [h.stem for h in search(catalog, lab["question"], limit=5, today=TODAY, expand=False)]
+            hits = search(catalog, question, limit=5, today=TODAY, expand=False)
         else:
-            semantic = (nearest(catalog, embedder.model, embedder.embed([lab["question"]])[0], kinds=("memory",),
+            semantic = (nearest(catalog, embedder.model, embedder.embed([question])[0], kinds=("memory",),
                                 limit=100) if embedder is not None else None)
-            top = [h.stem for h in relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5,
-                                            semantic=semantic)]
-        found += lab["stem"] in top
-    return found / len(chosen) if chosen else float("nan")
+            hits = relevant(catalog, question, today=TODAY, kinds=("memory",), limit=5, semantic=semantic)
+        out[question] = {h.stem for h in hits}
+    return out
 
 
-def own_searches(catalog: Catalog, chosen: list[dict[str, str]], searches: dict[str, dict[str, dict]]) -> float:
-    """The share of questions whose note is among recall's first five or the first five of one of the agent's
-    own memory_search calls for the question (memory_search ranks with `search`, five asked for)."""
+def recall_at_5(tops: dict[str, set[str]], chosen: list[dict[str, str]]) -> float:
+    return sum(lab["stem"] in tops[lab["question"]] for lab in chosen) / len(chosen) if chosen else float("nan")
+
+
+def own_searches(catalog: Catalog, chosen: list[dict[str, str]], searches: dict[str, dict[str, dict]],
+                 recalled: dict[str, set[str]]) -> float:
+    """The share of questions whose note is among recall's first five (`recalled`, from top5) or the first
+    five of one of the agent's own memory_search calls for the question (memory_search ranks with `search`,
+    five asked for)."""
     found = 0
     for lab in chosen:
-        tops = [relevant(catalog, lab["question"], today=TODAY, kinds=("memory",), limit=5)]
-        tops += [search(catalog, query, limit=5, today=TODAY)
+        tops = [recalled[lab["question"]]]
+        tops += [{h.stem for h in search(catalog, query, limit=5, today=TODAY)}
                  for query in searches[lab["set"]][lab["question"]]["searches"]]
-        found += any(lab["stem"] in {h.stem for h in top} for top in tops)
+        found += any(lab["stem"] in top for top in tops)
     return found / len(chosen) if chosen else float("nan")
 
 
@@ -160,14 +169,17 @@ def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bo
     """Recall@5 in a vault of one person's facts: with aliases on every note (as the agent writes them at
     capture time), or without them, then also plain BM25 and with the agent's own searches."""
     root, by = labelled_set(out, n, shared, aliases=aliases, person=person)
+    labels = [lab for chosen in by.values() for lab in chosen]
     with Catalog(AgentPaths(root)) as cat:
         cat.sync()
+        recalled = top5(cat, labels)
         if aliases:
-            result = {f"al_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()}
+            result = {f"al_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()}
         else:
-            result = {**{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
-                      **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
-                      **{f"{p}_{g}": own_searches(cat, by[g], made) for p, made in rounds.items()
+            plain = top5(cat, labels, plain=True)
+            result = {**{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
+                      **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
+                      **{f"{p}_{g}": own_searches(cat, by[g], made, recalled) for p, made in rounds.items()
                          for g, _ in VAULTS[person][0]}}
     result.update(in_prompt(root, by, "alctx" if aliases else "ctx"))
     shutil.rmtree(root)
@@ -223,13 +235,15 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
 
     with Agent(root, watch=False) as agent:
         tokens = statistics.mean(agent.context(w).tokens for w in WORK_ITEMS)
+    every = [lab for chosen in by.values() for lab in chosen]
+    recalled, plain = top5(cat, every), top5(cat, every, plain=True)
     result = {
         "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
         "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
-        **{f"r5_{g}": recall_at_5(cat, chosen, False) for g, chosen in by.items()},
-        **{f"bm25_{g}": recall_at_5(cat, chosen, True) for g, chosen in by.items()},
-        **{f"{p}_{s}": own_searches(cat, by[s], made) for p, made in rounds.items() for s in MAYA_SETS},
+        **{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
+        **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
+        **{f"{p}_{s}": own_searches(cat, by[s], made, recalled) for p, made in rounds.items() for s in MAYA_SETS},
     }
     if embedder is not None:
         from vault_agent.memory.embed import embed_missing
@@ -237,7 +251,8 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
         t = time.perf_counter()
         embed_missing(cat, embedder)
         result["embed_s"] = time.perf_counter() - t
-        result.update({f"emb_{g}": recall_at_5(cat, chosen, False, embedder) for g, chosen in by.items()})
+        fused = top5(cat, every, embedder=embedder)
+        result.update({f"emb_{g}": recall_at_5(fused, chosen) for g, chosen in by.items()})
     cat.close()
     result.update(in_prompt(root, by, "ctx"))
     return result
