@@ -17,7 +17,7 @@ phrased) is generated, then:
   h1 (HELDOUT: written after it was frozen) and h2, h3 (HELDOUT2, HELDOUT3:
   written by someone who never read the search code), and for comparison
   plain BM25 on the question's own words (no related terms; the same
-  boosts); h4 and h5 (HELDOUT4 and 5, written the same way about two
+  boosts); h4, h5 and h6 (HELDOUT4 to 6, written the same way about three
   other people), each in a vault of its own with the same distractors;
 - in the prompt: is the labelled note among all the notes recall packs into
   the assembled prompt (`Agent.context()`, default budget: some 40 notes
@@ -65,6 +65,8 @@ TODAY = dt.date(2026, 11, 20)
 SET_NAMES = tuple(name for sets, _ in VAULTS.values() for name, _ in sets)
 MAYA_SETS = tuple(name for name, _ in VAULTS["maya"][0])  # the only vault measured with embeddings
 SHARES = ("share0", "share1")
+# How the figures name the sets: dev, then h1 (HELDOUT), h2 (HELDOUT2) and so on.
+SET_LABELS = "/".join("dev" if s == "dev" else f"h{s.removeprefix('heldout') or 1}" for s in SET_NAMES)
 WORK_ITEMS = ["What should I do first today?", "Draft the invoice for the Café Lumière logo phase.",
               "Who looks after my teeth?"]
 
@@ -272,11 +274,11 @@ def main() -> None:
           f"; {every.count(0)} share no stemmed word with their note, {every.count(1)} share one")
     made = {at: searches_of(at) for at in SEARCH_ROUNDS}
     for at, searches in made.items():
-        print(f"the agent's own searches at {at // 1000}k notes named the right note, dev/h1/h2/h3/h4/h5: "
+        print(f"the agent's own searches at {at // 1000}k notes named the right note, {SET_LABELS}: "
               + "/".join(f"{v:.2f}" for v in named_right(searches).values()))
     print(f"{'notes':>7} {'build':>7} {'sync 0 (new/warm)':>18} {'sync 1':>7} {'search p50/p95':>15} "
-          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 dev/h1/h2/h3/h4/h5':>29} {'BM25-only':>29} "
-          f"{'with aliases':>29}")
+          f"{'repeat p50/p95':>15} {'prompt tok':>10} {'R@5 ' + SET_LABELS:>34} {'BM25-only':>34} "
+          f"{'with aliases':>34}")
     embedder = local_embedder() if args.embed_max else None
     base_tokens = None
     fused: list[str] = []
@@ -288,7 +290,7 @@ def main() -> None:
         rounds = {"own": made[1000], **({"ownhere": made[n]} if n != 1000 and n in made else {})}
         r = bench_size(args.out, n, embedder if n <= args.embed_max else None, shared["maya"], rounds)
         r.update(person_recall(args.out, n, "maya", shared["maya"], True, rounds))
-        for person in ("jonas", "priya"):
+        for person in (p for p in VAULTS if p != "maya"):
             for aliases in (False, True):
                 r.update(person_recall(args.out, n, person, shared[person], aliases, rounds))
         overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}, "
@@ -305,15 +307,15 @@ def main() -> None:
               f"{r['sync_one'] * 1e3:>5.1f}ms {r['search_p50'] * 1e3:>6.1f}/{r['search_p95'] * 1e3:<5.1f}ms "
               f"{r['search_rep_p50'] * 1e3:>6.1f}/{r['search_rep_p95'] * 1e3:<5.1f}ms "
               f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
-              f"{per_set(r, 'r5'):>29} {per_set(r, 'bm25'):>29} {per_set(r, 'al'):>29}",
+              f"{per_set(r, 'r5'):>34} {per_set(r, 'bm25'):>34} {per_set(r, 'al'):>34}",
               flush=True)
     print("R@5 of Maya's questions (dev to h3) by stemmed words shared with their note (0 / 1):")
     print("\n".join(overlap))
     print("Note recalled into the prompt (all the notes recall packs into its budget, not only the first five), "
-          "dev/h1/h2/h3/h4/h5:")
+          f"{SET_LABELS}:")
     print("\n".join(prompt))
     print("R@5 with the agent's own searches (recall's first five, or the first five of one of its memory_search "
-          "calls; no aliases; the searches made at 1k), dev/h1/h2/h3/h4/h5:")
+          f"calls; no aliases; the searches made at 1k), {SET_LABELS}:")
     print("\n".join(own))
     if fused:
         print("with local embeddings (all-MiniLM-L6-v2, fused with the search above by RRF):")

@@ -16,11 +16,12 @@ recall_aliases.json (what the agent adds when it remembers a note), and every
 distractor 3 to 8 aliases drawn at random from the same pool, so aliases alone
 do not single out the facts.
 
-The facts are about three people, each in a vault of their own (`VAULTS`):
+The facts are about four people, each in a vault of their own (`VAULTS`):
 Maya (the dev and held-out sets up to HELDOUT3), Jonas (HELDOUT4, with
-recall_aliases_jonas.json) and Priya (HELDOUT5, recall_aliases_priya.json).
+recall_aliases_jonas.json), Priya (HELDOUT5, recall_aliases_priya.json) and
+Aisha (HELDOUT6, recall_aliases_aisha.json).
 
-    python bench/gen_recall_set.py VAULT NAME N [--aliases] [--person maya|jonas|priya]
+    python bench/gen_recall_set.py VAULT NAME N [--aliases] [--person maya|jonas|priya|aisha]
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_agent import generate  # noqa: E402
-from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, Fact  # noqa: E402
+from recall_facts import DEV, DEV2, DEV3, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, Fact  # noqa: E402
 
 Sets = tuple[tuple[str, list[Fact]], ...]
 # One vault per person the facts are about: Maya's sets, and Jonas's (whose facts partly echo hers).
 SETS: Sets = (("dev", DEV + DEV2 + DEV3), ("heldout", HELDOUT), ("heldout2", HELDOUT2), ("heldout3", HELDOUT3))
 JONAS: Sets = (("heldout4", HELDOUT4),)
 PRIYA: Sets = (("heldout5", HELDOUT5),)
+AISHA: Sets = (("heldout6", HELDOUT6),)
 VAULTS: dict[str, tuple[Sets, str]] = {"maya": (SETS, "recall_aliases.json"),
                                        "jonas": (JONAS, "recall_aliases_jonas.json"),
-                                       "priya": (PRIYA, "recall_aliases_priya.json")}
+                                       "priya": (PRIYA, "recall_aliases_priya.json"),
+                                       "aisha": (AISHA, "recall_aliases_aisha.json")}
 ALL = [fact for sets, _ in VAULTS.values() for _, facts in sets for fact in facts]
 
 

@@ -60,6 +60,21 @@ frozen before it joined the development data (recall@5 at 1k / 10k notes):
   adopted. It would also have taken the table's first load from about
   50 to 94 ms.
 
+- HELDOUT6: 60 facts about a fourth person (Aisha, Leeds), written blind to
+  the search like HELDOUT2 to 5 (57 questions share no stemmed word with
+  their note), in a vault of its own. Measured once, with the search as it
+  stood at commit 28785b1: 0.53 at 1k and at 10k notes (plain BM25: 0.03).
+  Its aliases and the agent's own searches were made as for the others (see
+  below), after that measurement. Not used to tune anything.
+
+  Tried the same session on the sets above, none of them blind to it, and
+  not adopted: when a question word's porter stem is shared by other words
+  of the related-terms table ("customers" and "custom" both stem to
+  "custom"), keeping only the groups that hold the word itself or an
+  inflection of it. At 1k notes no set gained and HELDOUT2 lost one
+  question (0.42 -> 0.40: "donate" no longer reached the groups of
+  "donation"): related forms carry more than the collisions cost.
+
 AGENT SEARCHES (recall_searches.json): what the agent finds with its own
 memory_search calls, which is how a run gets at a note recall did not hand
 it. Fixed before any search was made: each set's questions went to a helper
@@ -78,7 +93,14 @@ is what issue 5's target asks, and no search code changes because of it.
 A second round, fixed before it ran: fresh helpers, the same instructions,
 on the 100k-note vaults (recall_searches_100k.json), so that the largest
 size is measured with the searches and retries an agent would make there
-rather than with the 1k ones replayed.
+rather than with the 1k ones replayed. HELDOUT6's two rounds were made the
+same way, by two more fresh helpers. Its 1k helper said that for two
+questions (about the eldest's phone and about the drug wholesaler) it took
+a name seen in another question's results into its search words ("Zara",
+"Covetrus"); its 100k helper said the same of two questions (the earliest
+time to ring, the clients' subscription scheme) and of two more in part.
+Those searches are kept as they were made, so HELDOUT6's own-search
+figures may count two to four questions too many.
 
 recall_aliases.json holds each fact's `aliases`, as the agent writes them at
 capture time (capture.ALIASES_HINT). They were written by an author who saw
@@ -1248,4 +1270,193 @@ HELDOUT5: list[Fact] = [
     ("decision", "August studio closure", "Studio closed 2-23 August for Kerala",
      "Decided to close the studio and pause online orders from 2 to 23 August 2025 for the family trip; Maya takes paid leave, and the summer club runs only in the last week.",
      "Why will the business be shut for part of the holidays?"),
+]
+
+
+HELDOUT6: list[Fact] = [
+    # ---------------- user (28) ----------------
+    ("user", "Dentist", "Family dentist at Headingley Dental Care",
+     "Dr. Priya Menon at Headingley Dental Care on Otley Road looks after Aisha, Daniel and the kids; check-ups every six months, next one booked 14 March at 8:40am.",
+     "Who sees to our teeth, and when am I next due in?"),
+    ("user", "GP surgery", "Aisha's doctor is Dr. Hollis at Meanwood Health Centre",
+     "Registered with Dr. Mark Hollis at Meanwood Health Centre; appointments are released at 8am by phone on 0113 295 1100 or through the NHS app.",
+     "Which practice do I ring when I'm feeling ill?"),
+    ("user", "Plumber", "Go-to plumber for the house is Gary Whitfield",
+     "Gary Whitfield of Whitfield Heating & Plumbing serviced the combi boiler last October; mobile 07700 912 334, charges £65 call-out.",
+     "Who do I phone if a tap starts dripping or the hot water stops?"),
+    ("user", "Accountant", "Business and personal tax handled by Helen Okafor",
+     "Helen Okafor at Okafor & Lane Chartered Accountants, Chapel Allerton, does the practice year-end accounts and Aisha's self-assessment; she sends deadline reminders in December.",
+     "Who deals with HMRC paperwork for me and the clinic?"),
+    ("user", "Husband Daniel", "Daniel works as a secondary school geography teacher",
+     "Daniel Rahman teaches geography at Roundhay School; his birthday is 22 July and he is usually home by 4:30pm on weekdays.",
+     "What does my other half do for a living, and when's his big day?"),
+    ("user", "Daughter Zara", "Zara is 12 and in Year 7 at Allerton Grange",
+     "Zara Rahman, born 3 May 2012, started Year 7 at Allerton Grange School; she plays netball for the school team on Tuesdays.",
+     "Where does my eldest study and what sport is she into?"),
+    ("user", "Son Omar", "Omar is 8 and at Moortown Primary",
+     "Omar Rahman, born 17 November 2015, is in Year 4 at Moortown Primary; swimming lessons are Saturdays at 9am at Scott Hall Leisure Centre.",
+     "Which school is my little boy at, and when does he go to the pool?"),
+    ("user", "Family dog Biscuit", "Biscuit is a five-year-old cocker spaniel",
+     "Biscuit, a golden cocker spaniel born 2019, is insured with PetPlan (policy PP-448812) and gets his boosters at Aisha's own practice each April.",
+     "What breed is our pet and who covers him for vet bills?"),
+    ("user", "Mum Farida", "Aisha's mum lives in Bradford",
+     "Farida Begum, 68, lives on Toller Lane in Bradford; she has type 2 diabetes and Aisha visits every other Sunday afternoon.",
+     "Where does my mother live and how often do I go over?"),
+    ("user", "Penicillin allergy", "Aisha is allergic to penicillin",
+     "Aisha had a rash reaction to penicillin in 2009; doctors should prescribe clarithromycin instead. She also gets hay fever from May to July.",
+     "Is there an antibiotic I must avoid?"),
+    ("user", "Migraine triggers", "Aisha gets migraines after night shifts",
+     "Migraines are set off by missed sleep after out-of-hours shifts and by red wine; sumatriptan 50mg works best if taken early.",
+     "What brings on my bad headaches and which tablet helps?"),
+    ("user", "Car details", "Family car is a grey Skoda Octavia estate",
+     "Grey 2020 Skoda Octavia estate, registration YK20 HRL; MOT due 11 September, serviced at Evans Halshaw Leeds.",
+     "When does the motor need its annual test and what's on the number plate?"),
+    ("user", "Home address", "Family home in Moortown, Leeds",
+     "The Rahmans live at 27 Shadwell Lane, Moortown, Leeds LS17 6DR, a 1930s semi they bought in 2016.",
+     "What's our postcode and when did we move in?"),
+    ("user", "Bin collection day", "Rubbish is collected on Thursdays",
+     "The black general waste bin goes out Wednesday night for Thursday collection; green recycling alternates fortnightly with brown garden waste.",
+     "When do the wheelies need dragging to the kerb?"),
+    ("user", "Coffee order", "Aisha drinks oat flat whites",
+     "Her usual is a large oat-milk flat white with no sugar; favourite café is Laynes Espresso near Leeds station.",
+     "How do I take my morning brew when I'm out?"),
+    ("user", "Parkrun habit", "Aisha runs Roundhay parkrun on Saturdays",
+     "She runs the Roundhay parkrun most Saturdays at 9am; her personal best is 26:14, set in June 2023.",
+     "What's my fastest 5k time on the weekend jog?"),
+    ("user", "Book club", "Monthly book club with old uni friends",
+     "Book club meets the last Friday of each month at rotating houses; next pick is 'Demon Copperhead', hosted by Leila in Headingley.",
+     "When's the reading group and what novel are we on?"),
+    ("user", "Wedding anniversary", "Married Daniel on 9 August 2008",
+     "Aisha and Daniel married on 9 August 2008 at Bradford Register Office; they usually celebrate with dinner at Ox Club or Tharavadu.",
+     "How long have I been with my husband, and where do we go out to mark it?"),
+    ("user", "Zara nut allergy", "Zara carries an EpiPen for peanuts",
+     "Zara has had a peanut allergy since age 4; she carries two EpiPens and the school office holds a spare.",
+     "What food must my daughter steer clear of, and what emergency kit does she have on her?"),
+    ("user", "Passport expiry", "Family passport renewal dates",
+     "Aisha's passport expires 2 February 2027; Omar's child passport expires June 2025 and must be renewed before the summer trip.",
+     "When do our travel documents run out?"),
+    ("user", "Kids' shoe sizes", "Current shoe sizes for Zara and Omar",
+     "Zara is a UK adult 5 and Omar a junior 2; Aisha buys their school shoes at Clarks in Trinity Leeds.",
+     "How big are my children's feet now?"),
+    ("user", "Favourite takeaway", "Friday takeaway is usually from Akbar's",
+     "Friday night takeaway is usually Akbar's on Eastgate: chicken karahi, garlic naan, and a paneer dish for Daniel, who is vegetarian.",
+     "Where do we normally order curry from at the end of the week?"),
+    ("user", "Veterinary qualifications", "Aisha qualified from Liverpool in 2006",
+     "BVSc from the University of Liverpool (2006), MRCVS number 7341129; holds a certificate in small animal surgery (2012).",
+     "Where did I study, and what's my RCVS membership ID?"),
+    ("user", "Hairdresser", "Aisha's stylist is Megan at Lush Hair Salon",
+     "Megan at Lush Hair Salon, Chapel Allerton, every 8 weeks, usually a Thursday late appointment.",
+     "Who does my cut and colour, and how often do I go?"),
+    ("user", "In-laws in Harrogate", "Daniel's parents Ian and Margaret",
+     "Ian and Margaret Rahman live in Harrogate, about 40 minutes away; they babysit on Wednesday evenings.",
+     "When do my husband's mum and dad look after the children?"),
+    ("user", "Pilates class", "Tuesday evening reformer Pilates",
+     "Reformer Pilates at Core Studio Oakwood every Tuesday at 7:15pm; a 10-class pass costs £160.",
+     "When's my weekly stretching workout and how much is the bundle?"),
+    ("user", "Eyesight", "Aisha wears contact lenses",
+     "Aisha is short-sighted (-3.25 both eyes) and wears monthly contact lenses from Specsavers Crossgates; eye test due in January.",
+     "How bad is my vision and where do I see the optician?"),
+    ("user", "Business partner James", "James Whitaker co-owns the practice with Aisha",
+     "James Whitaker, an equine and farm-animal vet, owns 50% of Moortown Vets with Aisha; they meet every Monday at 8am to review the week.",
+     "Who's my fellow boss at the clinic?"),
+    # ---------------- feedback (8) ----------------
+    ("feedback", "No calls before nine", "Don't schedule calls before 9am",
+     "Aisha operates or consults from 8am, so never book phone calls before 9am; surgery mornings on Tuesday and Thursday are off-limits until 1pm.",
+     "What's the earliest someone can ring me?"),
+    ("feedback", "Bullet point summaries", "Keep summaries short and bulleted",
+     "Aisha wants answers as at most five bullet points with the key action first; no long paragraphs.",
+     "How do I like information laid out when you reply?"),
+    ("feedback", "Confirm before booking", "Always ask Aisha before making paid bookings",
+     "Never book or pay for anything over £50 without asking her first; free reservations are fine.",
+     "Are you allowed to spend money on my behalf without my say-so?"),
+    ("feedback", "Client data privacy", "Never put client details in family chats",
+     "Pet owner names, phone numbers and clinical records must never be shared in the family WhatsApp or calendar; keep them in the practice system only.",
+     "Is it OK to drop a customer's contact info into our home messaging group?"),
+    ("feedback", "Sunday quiet hours", "No work notifications on Sundays",
+     "On Sundays only forward messages about emergencies or the family; everything else can wait until Monday 8am.",
+     "What should you hold back on my day off?"),
+    ("feedback", "Metric units please", "Use metric and 24-hour times",
+     "Aisha prefers drug doses in mg/kg, weights in kilograms and times in 24-hour format.",
+     "Should you show kilos or pounds, and am/pm or the other clock?"),
+    ("feedback", "British spelling", "Write in UK English",
+     "Use British spelling (colour, organise) and the UK date format DD/MM/YYYY in all drafts.",
+     "Which variety of the language should your emails follow?"),
+    ("feedback", "Reminders the night before", "Send reminders the evening before",
+     "For school events and appointments, remind Aisha at 8pm the previous evening, not the same morning.",
+     "When should you nudge me about tomorrow's stuff?"),
+    # ---------------- project (12) ----------------
+    ("project", "Digital X-ray upgrade", "Replacing the old film X-ray system",
+     "Vetronic quote of £18,400 for a DR panel accepted; fitting booked for 6 May, and the old processor is to be scrapped.",
+     "When's the new radiograph machine going in?"),
+    ("project", "Kitchen extension", "Rear kitchen extension at home",
+     "Planning approved by Leeds City Council (ref 24/03112/FU); builder Craig Moss starts 2 September, budget £42,000.",
+     "When does work on the back of the house begin and how much have we set aside?"),
+    ("project", "Second vet recruitment", "Hiring an additional full-time vet",
+     "Advert on VetSurgeon.org closed 30 April; three interviews scheduled, salary band £45-52k.",
+     "How's the search for a new colleague going?"),
+    ("project", "Omar's birthday party", "Planning Omar's 9th birthday",
+     "Party on Saturday 16 November at Jump Inc trampoline park, 12 kids invited, cake ordered from Cakes by Rosie.",
+     "What have we sorted for my son's celebration in the autumn?"),
+    ("project", "Summer holiday Portugal", "Family trip to the Algarve booked",
+     "Villa in Carvoeiro booked 27 July to 10 August; flights from Leeds Bradford with Jet2, still need car hire and travel insurance.",
+     "What's still left to arrange for our break abroad this year?"),
+    ("project", "Practice website redesign", "New website for Moortown Vets",
+     "Designer Tom Beckett at Pixel Paw is building the new site with online booking; launch target 1 June, content due from Aisha by 15 May.",
+     "When is the clinic's internet page going live and what do I need to hand over?"),
+    ("project", "CPD hours tracking", "Continuing professional development log",
+     "Aisha needs 35 hours of CPD per year; 22 logged so far, planning BSAVA Congress in Manchester for the rest.",
+     "How far am I off my annual learning target?"),
+    ("project", "Leeds half marathon", "Training for the Leeds Half",
+     "Entered the Leeds Half Marathon on 12 May; following a 12-week plan with long runs on Sundays, currently up to 16km.",
+     "How's the prep going for the big race in spring?"),
+    ("project", "Controlled drugs audit", "Quarterly controlled drugs register check",
+     "Register audit due end of June; nurse Kelly Shaw is reconciling ketamine and methadone counts, with Aisha signing off.",
+     "Who's helping me tally the restricted meds, and by when?"),
+    ("project", "Solar panels quote", "Getting solar panels for the house",
+     "Two quotes received: Leeds Solar £7,900 and EcoSun £8,450 for 4kW; survey visit on 20 March.",
+     "Where are we with the roof energy idea?"),
+    ("project", "Pet health plan launch", "Launching a monthly preventive care plan",
+     "Monthly plan at £14.99 covering vaccines, flea and worm treatment; going live with Premier Vet Alliance in September, targeting 120 sign-ups.",
+     "How's the subscription scheme for clients coming along?"),
+    ("project", "Wills and guardianship", "Updating wills with a solicitor",
+     "Meeting solicitor Ruth Adeyemi at Ware & Kay on 4 April to update wills and name Aisha's sister Nadia as guardian for the children.",
+     "Who'd raise the kids if something happened to us, and when am I seeing the lawyer?"),
+    # ---------------- decision (6) ----------------
+    ("decision", "Switched to Covetrus", "Moved main drug supplier to Covetrus",
+     "Moved from NVS to Covetrus in January because of 8% lower prices and next-day delivery before 10am; account manager is Lisa Grant.",
+     "Why did we change who we order medicines from?"),
+    ("decision", "Saturday early closing", "Practice closes at 1pm on Saturdays",
+     "Decided in March to close at 1pm on Saturdays to reduce staff burnout; emergencies go to Vets Now on Kirkstall Road.",
+     "Why aren't we open later at weekends anymore?"),
+    ("decision", "Electric car deferred", "Holding off on an electric car until 2026",
+     "Keeping the Skoda until 2026 because home charging needs a new consumer unit costing about £1,200.",
+     "Why aren't we going EV yet?"),
+    ("decision", "Switched energy to Octopus", "Moved gas and electricity to Octopus",
+     "Switched to Octopus Agile in October because the smart tariff saves about £30 a month.",
+     "Why did we change who supplies our power?"),
+    ("decision", "Adopted ezyVet software", "Chose ezyVet for practice management",
+     "Chose ezyVet over RxWorks in February for cloud access from home and better reporting; go-live was 1 April.",
+     "Why did we pick that system for patient records?"),
+    ("decision", "Zara phone rules", "Zara gets a phone but no social media until 13",
+     "Aisha and Daniel agreed Zara can have a basic smartphone for Year 7 but no TikTok or Instagram until she turns 13, with screen time off at 9pm.",
+     "What's the deal with my eldest's mobile and apps?"),
+    # ---------------- reference (6) ----------------
+    ("reference", "Practice alarm code", "Moortown Vets alarm and door codes",
+     "Intruder alarm code 4719, staff door keypad 2580#; alarm company is Secom, monitoring line 0345 600 1234.",
+     "What digits do I punch in to get into the surgery after hours?"),
+    ("reference", "Practice bank details", "Business account at Starling",
+     "Moortown Vets Ltd, Starling Bank, sort code 60-83-71, account 21456789.",
+     "What do I give a client so they can transfer money to the clinic?"),
+    ("reference", "Practice opening hours", "When Moortown Vets is open",
+     "Mon-Fri 8am-7pm, Saturday 8:30am-1pm, closed Sunday; address 112 Harrogate Road, Leeds LS17 6EE.",
+     "What times can clients come in, and where exactly is the surgery?"),
+    ("reference", "School contacts", "Key contacts at the children's schools",
+     "Allerton Grange pastoral lead Mrs Denise Carr (0113 393 0300); Moortown Primary office 0113 268 2011, Omar's teacher Mr Patel.",
+     "Who should I ring when the kids are off sick from class?"),
+    ("reference", "Wi-Fi password", "Home broadband login",
+     "Home network 'Rahman_Home' password BluePenguin!82; provider is Virgin Media, account 5561 2209 41.",
+     "What do guests need to get online at our house?"),
+    ("reference", "Covetrus account number", "Customer account with Covetrus",
+     "Covetrus customer account MV-30917; orders before 5pm arrive next morning; rep Lisa Grant 07825 441 908.",
+     "What's our ID with the drug wholesaler, and who do we deal with there?"),
 ]
