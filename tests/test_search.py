@@ -164,6 +164,13 @@ def test_a_type_filter_takes_a_note_type_a_made_up_one_or_a_kind_and_names_the_t
     assert (out.exit_code, out.output.splitlines()) == (2, [f"error: {raised.value.one_line()}"])  # bad input
 
 
+def test_search_help_names_the_same_types_as_the_agents_memory_search() -> None:
+    from vault_agent.tools.memory_tools import TYPE_CHOICES
+
+    shown = " ".join(CliRunner().invoke(main, ["search", "--help"]).output.split())
+    assert TYPE_CHOICES[1:] in shown
+
+
 def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentPaths) -> None:
     vault = str(paths.root.parent)
     first = CliRunner().invoke(main, ["--vault", vault, "index", "a"])

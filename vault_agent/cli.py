@@ -841,6 +841,7 @@ def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None
 @main.command("search")
 @click.argument("name")
 @click.argument("query", nargs=-1, required=True)
+# memory_tools.TYPE_CHOICES written out: importing it would load the index code for every --help.
 @click.option("--type", "note_type", help="A note type (user, feedback, project, decision, reference), or memory "
                                           "(every note), wiki, journal, skill, archive.")
 @click.option("--limit", "-k", default=10, show_default=True, type=click.IntRange(1, 1000))
