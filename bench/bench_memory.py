@@ -166,23 +166,29 @@ def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False,
     return root, groups(labels, by_share=person == "maya")
 
 
+def recall_figures(cat: Catalog, by: dict[str, list[dict[str, str]]], sets: tuple[str, ...],
+                   rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
+    """Per group, recall@5 (r5_) and plain BM25's (bm25_); per set of `sets`, with the agent's own searches
+    of each round (own_, ownhere_)."""
+    every = [lab for chosen in by.values() for lab in chosen]
+    recalled, plain = top5(cat, every), top5(cat, every, plain=True)
+    return {**{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
+            **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
+            **{f"{p}_{s}": own_searches(cat, by[s], made, recalled) for p, made in rounds.items() for s in sets}}
+
+
 def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bool,
                   rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
     """Recall@5 in a vault of one person's facts: with aliases on every note (as the agent writes them at
     capture time), or without them, then also plain BM25 and with the agent's own searches."""
     root, by = labelled_set(out, n, shared, aliases=aliases, person=person)
-    labels = [lab for chosen in by.values() for lab in chosen]
     with Catalog(AgentPaths(root)) as cat:
         cat.sync()
-        recalled = top5(cat, labels)
         if aliases:
+            recalled = top5(cat, [lab for chosen in by.values() for lab in chosen])
             result = {f"al_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()}
         else:
-            plain = top5(cat, labels, plain=True)
-            result = {**{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
-                      **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
-                      **{f"{p}_{g}": own_searches(cat, by[g], made, recalled) for p, made in rounds.items()
-                         for g, _ in VAULTS[person][0]}}
+            result = recall_figures(cat, by, tuple(g for g, _ in VAULTS[person][0]), rounds)
     result.update(in_prompt(root, by, "alctx" if aliases else "ctx"))
     shutil.rmtree(root)
     return result
@@ -237,15 +243,11 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
 
     with Agent(root, watch=False) as agent:
         tokens = statistics.mean(agent.context(w).tokens for w in WORK_ITEMS)
-    every = [lab for chosen in by.values() for lab in chosen]
-    recalled, plain = top5(cat, every), top5(cat, every, plain=True)
     result = {
         "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
         "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
-        **{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
-        **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
-        **{f"{p}_{s}": own_searches(cat, by[s], made, recalled) for p, made in rounds.items() for s in MAYA_SETS},
+        **recall_figures(cat, by, MAYA_SETS, rounds),
     }
     if embedder is not None:
         from vault_agent.memory.embed import embed_missing
@@ -253,7 +255,7 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
         t = time.perf_counter()
         embed_missing(cat, embedder)
         result["embed_s"] = time.perf_counter() - t
-        fused = top5(cat, every, embedder=embedder)
+        fused = top5(cat, [lab for chosen in by.values() for lab in chosen], embedder=embedder)
         result.update({f"emb_{g}": recall_at_5(fused, chosen) for g, chosen in by.items()})
     cat.close()
     result.update(in_prompt(root, by, "ctx"))
