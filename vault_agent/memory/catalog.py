@@ -28,6 +28,7 @@ from ..errors import Finding
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
+from ..vault.reading import read_regular
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -484,22 +485,11 @@ def _findings_json(findings: list[Finding]) -> str:
 
 
 def _read_bytes(path: Path) -> bytes | None:
-    """The file's bytes, or None when it cannot be read or is over the note size limit."""
+    """The file's bytes, or None when it cannot be read, is not a regular file or is over the note size limit."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return read_regular(path, MAX_NOTE_BYTES)
     except OSError:
         return None
-    try:
-        size = os.fstat(fd).st_size
-        if size > MAX_NOTE_BYTES:
-            return None
-        # A file growing meanwhile is read short; its stat then differs from the stored one and the
-        # next sync reads it again.
-        return os.read(fd, size + 1) if size else b""
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 # Where the OS allows it, each file is stat'ed by name inside its open folder instead of by its full path:
@@ -508,7 +498,7 @@ _BY_FD = os.scandir in os.supports_fd
 
 
 def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
-    """Add rel path -> (inode, size, mtime_ns) of the files under `folder` that sources.kind_of indexes.
+    """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes.
 
     `folder`: a path, or with `dir_fd` a name inside that open folder. Plain
     strings and DirEntry.stat: at 10k notes, Path objects alone would cost
@@ -534,7 +524,8 @@ def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | Non
                         _stat_tree(entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
                     elif kind(name) is not None:
                         st = entry.stat()
-                        out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                        if stat_mod.S_ISREG(st.st_mode):  # a pipe named note.md would hang its reader
+                            out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)
                 except OSError:
                     continue
     finally:

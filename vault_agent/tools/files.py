@@ -12,6 +12,7 @@ from ..errors import VaultAgentError
 from ..security.decision import ALLOWED, Decision, Refused, refuse
 from ..security.paths import sensitive_reason
 from ..vault.atomic import atomic_write, content_hash
+from ..vault.reading import FileTooLarge, NotRegularFile, read_regular
 from .base import BaseTool, ToolContext, ToolError, schema
 
 READ_CHARS = 20_000  # one read_file answer, at most; page with offset
@@ -22,15 +23,15 @@ PATH = {"type": "string", "description": "Path relative to the agent folder, e.g
 
 def _read_text(path: Path) -> str:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ToolError(f"{path.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
+        data = read_regular(path, MAX_FILE_BYTES, follow_symlinks=False)
     except FileNotFoundError:
         raise ToolError(f"no such file: {path.name}") from None
     except IsADirectoryError:
         raise ToolError(f"{path.name} is a folder; use list_dir") from None
+    except FileTooLarge:
+        raise ToolError(f"{path.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB") from None
+    except NotRegularFile:
+        raise ToolError(f"{path.name} is not a regular file (a pipe, socket or device)") from None
     except OSError as exc:
         raise ToolError(f"cannot read {path.name}: {exc.strerror or exc}") from None
     if b"\x00" in data[:8192]:
@@ -170,10 +171,8 @@ class SearchFiles(_PathTool):
                 continue
             file = ctx.policy.paths.root / rel
             try:
-                if file.stat().st_size > SEARCH_FILE_BYTES:
-                    continue
-                data = file.read_bytes()
-            except OSError:
+                data = read_regular(file, SEARCH_FILE_BYTES)
+            except OSError:  # unreadable, too large, or a pipe: skipped
                 continue
             if b"\x00" in data[:8192]:
                 continue

@@ -12,10 +12,12 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import EditConflict, StorageError
+from .reading import NotRegularFile, read_regular
 
 
 def content_hash(data: bytes) -> str:
@@ -75,11 +77,14 @@ def atomic_write(path: Path, data: bytes | str, *, expected_hash: str | None | b
         data = data.encode("utf-8")
     path = Path(path)
     try:
-        current = path.read_bytes()
+        current = read_regular(path, sys.maxsize)
     except FileNotFoundError:
         current = None
     except IsADirectoryError as exc:
         raise StorageError("is a folder, expected a file", path=path) from exc
+    except NotRegularFile as exc:
+        raise StorageError("is a pipe, socket or device, expected a file", path=path,
+                           fix="remove it, or write to another path") from exc
     if current == data:
         return False
     if expected_hash is not False:

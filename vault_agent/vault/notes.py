@@ -21,6 +21,7 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
+from .reading import FileTooLarge, NotRegularFile, read_regular
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -220,16 +221,13 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
 
 def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES) -> tuple[Note | None, list[Finding]]:
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size > max_bytes:
-                return None, [Finding("warning", path,
-                                      f"note is {size / 1_048_576:.1f} MiB, over the {max_bytes // 1024} KiB "
-                                      "limit; skipped", "split it into smaller notes or move it to wiki/")]
-            data = os.read(fd, size + 1) if size else b""
-        finally:
-            os.close(fd)
+        data = read_regular(path, max_bytes)
+    except FileTooLarge as exc:
+        return None, [Finding("warning", path, f"note is {exc.size / 1_048_576:.1f} MiB, over the "
+                              f"{max_bytes // 1024} KiB limit; skipped", "split it into smaller notes or move it to wiki/")]
+    except NotRegularFile:
+        return None, [Finding("warning", path, "not a regular file (a pipe, socket or device); skipped",
+                              "remove it or put a Markdown file in its place")]
     except OSError as exc:
         return None, [Finding("error", path, f"cannot read ({exc.strerror or exc})", "check permissions")]
     return parse_note(path, data)

@@ -1,0 +1,104 @@
+"""A named pipe, a folder or an oversized file where a note is expected: refused at once, never waited on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from vault_agent.memory.catalog import Catalog
+from vault_agent.vault.layout import AgentPaths
+from vault_agent.vault.notes import read_note
+from vault_agent.vault.reading import FileTooLarge, NotRegularFile, read_regular
+
+from security_kit import call, make_agent, runtime
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+T = TypeVar("T")
+
+
+def pipe(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def within(seconds: float, fn: Callable[[], T], fifo: Path) -> T:
+    """fn's result, failing the test if fn is still waiting on `fifo` after `seconds`."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except Exception as exc:  # handed to the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # lets the stuck reader go
+        pytest.fail(f"still waiting on the pipe {fifo.name} after {seconds} s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def test_read_regular_refuses_a_pipe_a_folder_an_oversized_file_and_a_link_when_told(tmp_path: Path) -> None:
+    fifo = pipe(tmp_path / "note.md")
+    with pytest.raises(NotRegularFile):
+        within(5, lambda: read_regular(fifo, 100), fifo)
+    with pytest.raises(IsADirectoryError):
+        read_regular(tmp_path, 100)
+    big = tmp_path / "big.md"
+    big.write_bytes(b"x" * 101)
+    with pytest.raises(FileTooLarge) as too_large:
+        read_regular(big, 100)
+    assert too_large.value.size == 101
+    assert read_regular(big, 101) == b"x" * 101
+    (tmp_path / "link.md").symlink_to(big)
+    assert read_regular(tmp_path / "link.md", 101) == b"x" * 101
+    with pytest.raises(OSError):
+        read_regular(tmp_path / "link.md", 101, follow_symlinks=False)
+    (tmp_path / "empty.md").write_bytes(b"")
+    assert read_regular(tmp_path / "empty.md", 0) == b""
+
+
+def test_a_pipe_among_the_notes_is_left_out_of_the_index_and_read_note_says_what_it_is(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [read_file]")
+    fifo = pipe(root / "memory" / "people" / "pipe.md")
+    pipe(root / "wiki" / "pipe.md")
+    with Catalog(AgentPaths(root)) as cat:
+        stats = within(10, cat.sync, fifo)
+        assert (stats.added, within(10, lambda: cat.sync({"memory/people/pipe.md"}), fifo).added) == (2, 0)
+        assert [row[0] for row in cat.conn.execute("SELECT path FROM files ORDER BY path")] == [
+            "memory/hello.md", "wiki/handbook.md"]
+    note, [finding] = within(5, lambda: read_note(fifo), fifo)
+    assert note is None and "not a regular file" in finding.message and finding.level == "warning"
+
+
+def test_the_file_tools_answer_at_once_about_a_pipe_the_agent_made(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [read_file, search_files]")
+    fifo = pipe(root / "drafts" / "out.md")
+    (root / "drafts" / "keep.md").write_text("needle here\n")
+    read = within(10, lambda: call(runtime(root), "read_file", path="drafts/out.md"), fifo)
+    assert read.status == "error" and "not a regular file" in read.result.content
+    found = within(10, lambda: call(runtime(root), "search_files", pattern="needle", path="drafts"), fifo)
+    assert found.result.content == "drafts/keep.md:1: needle here"
+    rt = runtime(make_agent(tmp_path, "tools: [write_file]\ncapabilities:\n  write: [drafts/]"))
+    wrote = within(10, lambda: call(rt, "write_file", path="drafts/out.md", content="x"), fifo)
+    assert wrote.status == "error" and "pipe" in wrote.result.content and fifo.exists()
+
+
+def test_vault_agent_index_finishes_with_a_pipe_in_memory(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [read_file]")
+    pipe(root / "memory" / "pipe.md")
+    done = subprocess.run([sys.executable, "-m", "vault_agent", "--vault", str(root.parent), "index", root.name],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,57 @@
+"""Reading a file that could be anything: a regular file only, read without ever blocking, up to a size cap.
+
+A folder a person or an agent can write to may hold a named pipe called
+`note.md`: a plain open() of it blocks until some writer opens the pipe, and
+the run, the index or the tool call that opened it hangs with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+
+class NotRegularFile(OSError):
+    """A pipe, socket or device where a file was expected."""
+
+
+class FileTooLarge(OSError):
+    """The file is over the caller's size cap; `size` says by how much."""
+
+    def __init__(self, path: Path | str, size: int) -> None:
+        super().__init__(errno.EFBIG, "file too large", str(path))
+        self.size = size
+
+
+def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of the regular file at `path`.
+
+    Raises FileNotFoundError, IsADirectoryError, NotRegularFile, FileTooLarge
+    (over `max_bytes`) or any other OSError of opening and reading. Reads the
+    size the file had when opened: a file growing meanwhile is read short, and
+    callers that keep its stat see it differ next time and read it again.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+        if st.st_size > max_bytes:
+            raise FileTooLarge(path, st.st_size)
+        chunks, left = [], st.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 30))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
