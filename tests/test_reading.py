@@ -102,3 +102,14 @@ def test_vault_agent_index_finishes_with_a_pipe_in_memory(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-m", "vault_agent", "--vault", str(root.parent), "index", root.name],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_pipe_in_place_of_a_persona_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    from vault_agent.errors import ConfigError
+    from vault_agent.vault.config import load_persona
+
+    root = make_agent(tmp_path, "tools: [read_file]")
+    fifo = pipe(root / "persona" / "USER.md")
+    with pytest.raises(ConfigError) as err:
+        within(5, lambda: load_persona(AgentPaths(root), []), fifo)
+    assert err.value.one_line() == f"{fifo}: is a pipe, socket or device, not a file (fix: replace it with a Markdown file)"

@@ -10,6 +10,7 @@ with a `cost_guardrails` YAML block, load too
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 from ..errors import ConfigError, Finding
 from . import frontmatter
 from .layout import PERSONA_FILES, AgentPaths
+from .reading import NotRegularFile, read_regular
 
 PROVIDERS = ("anthropic", "openai", "replay")
 # OpenAI-compatible services: provider name -> (default base_url, API key variable).
@@ -138,9 +140,12 @@ class AgentConfig:
 
 def _read_text(path: Path) -> str | None:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, sys.maxsize)
     except FileNotFoundError:
         return None
+    except NotRegularFile:
+        raise ConfigError("is a pipe, socket or device, not a file", path=path,
+                          fix="replace it with a Markdown file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read ({exc.strerror or exc})", path=path, fix="check permissions") from None
     try:
