@@ -1,8 +1,10 @@
-"""A named pipe, a folder or an oversized file where a note is expected: refused at once, never waited on."""
+"""A named pipe, a folder or an oversized file where a note is expected: refused at once, never waited on;
+an unreadable folder of notes: left out and named by doctor."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,7 +16,7 @@ import pytest
 
 from vault_agent.memory.catalog import Catalog
 from vault_agent.vault.layout import AgentPaths
-from vault_agent.vault.notes import read_note
+from vault_agent.vault.notes import NoteStore, read_note
 from vault_agent.vault.reading import FileTooLarge, NotRegularFile, read_regular
 
 from security_kit import call, make_agent, runtime
@@ -113,3 +115,39 @@ def test_a_pipe_in_place_of_a_persona_file_is_a_one_line_error_naming_it(tmp_pat
     with pytest.raises(ConfigError) as err:
         within(5, lambda: load_persona(AgentPaths(root), []), fifo)
     assert err.value.one_line() == f"{fifo}: is a pipe, socket or device, not a file (fix: replace it with a Markdown file)"
+
+
+def _as_a_plain_user() -> list[str]:
+    """A command prefix under which file permissions hold: root reads any folder unless it drops the
+    capabilities that let it (setpriv, from util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop the right to read any folder")
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_an_unreadable_folder_of_notes_is_left_out_of_the_index_and_named_by_doctor(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [read_file]")
+    (root / "memory" / "people").mkdir()
+    (root / "memory" / "people" / "INDEX.md").write_text("---\ntype: user\nname: People\n---\nA note, not the INDEX.\n")
+    locked = root / "memory" / "private"
+    locked.mkdir()
+    (locked / "x.md").write_text("---\ntype: user\nname: X\n---\nHidden.\n")
+    vault_agent = [*_as_a_plain_user(), sys.executable, "-m", "vault_agent", "--vault", str(root.parent)]
+    locked.chmod(0)
+    try:
+        index = subprocess.run([*vault_agent, "index", root.name], capture_output=True, text=True, timeout=60,
+                               check=False)
+        doctor = subprocess.run([*vault_agent, "doctor", root.name], capture_output=True, text=True, timeout=60,
+                                check=False)
+    finally:
+        locked.chmod(0o755)
+    assert index.returncode == 0 and "3 added" in index.stdout, index.stdout + index.stderr
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert "memory/private: cannot list this folder; its notes are left out" in doctor.stdout
+    with Catalog(AgentPaths(root)) as cat:
+        assert cat.sync().added == 1  # readable again: its note comes back
+        assert [row[0] for row in cat.conn.execute("SELECT path FROM files WHERE path LIKE 'memory/%' ORDER BY path")] \
+            == ["memory/hello.md", "memory/people/INDEX.md", "memory/private/x.md"]
+    assert sorted(n.name for n in NoteStore(AgentPaths(root)).scan()) == ["Hello", "People", "X"]

@@ -506,13 +506,13 @@ def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | Non
     """
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd) if _BY_FD else None
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, not a folder, or not readable (`vault-agent doctor` names it)
         return
     kind = kind_in(prefix)
     try:
         try:
             entries = os.scandir(folder if fd is None else fd)
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:
             return
         with entries:
             for entry in entries:

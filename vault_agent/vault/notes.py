@@ -233,18 +233,29 @@ def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES) -> tuple[Note | No
     return parse_note(path, data)
 
 
-def iter_note_paths(memory: Path) -> Iterator[Path]:
-    """memory/**/*.md except INDEX.md, skipping dot-files and dot-folders (temp files, derived state)."""
+def iter_note_paths(memory: Path, unreadable: list[Path] | None = None) -> Iterator[Path]:
+    """memory/**/*.md except memory/INDEX.md, skipping dot-files and dot-folders (temp files, derived state).
+
+    A folder that cannot be listed is skipped and, given `unreadable`, added to it.
+    """
+    yield from _note_paths(memory, memory, unreadable)
+
+
+def _note_paths(folder: Path, memory: Path, unreadable: list[Path] | None) -> Iterator[Path]:
     try:
-        entries = list(os.scandir(memory))
+        entries = list(os.scandir(folder))
     except FileNotFoundError:
+        return
+    except OSError:
+        if unreadable is not None:
+            unreadable.append(folder)
         return
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=False):
-            yield from iter_note_paths(Path(entry.path))
-        elif entry.name.endswith(".md") and not (entry.name == "INDEX.md" and Path(entry.path).parent == memory):
+            yield from _note_paths(Path(entry.path), memory, unreadable)
+        elif entry.name.endswith(".md") and not (entry.name == "INDEX.md" and folder == memory):
             yield Path(entry.path)
 
 
@@ -309,11 +320,14 @@ class NoteStore:
         """Every readable note; problems go to self.findings (replaced on each scan)."""
         notes: list[Note] = []
         findings: list[Finding] = []
-        for path in iter_note_paths(self.paths.memory):
+        unreadable: list[Path] = []
+        for path in iter_note_paths(self.paths.memory, unreadable):
             note, problems = read_note(path, max_bytes=self.max_bytes)
             findings.extend(problems)
             if note is not None:
                 notes.append(note)
+        findings.extend(Finding("error", folder, "cannot list this folder; its notes are left out",
+                                "check its permissions") for folder in unreadable)
         self.findings = findings
         return notes
 
