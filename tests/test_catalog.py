@@ -86,6 +86,30 @@ def test_a_damaged_index_is_discarded_and_rebuilt(paths: AgentPaths) -> None:
         assert [s["name"] for s in cat.summaries()] == ["A"]
 
 
+def test_a_full_index_is_a_one_line_error_that_keeps_the_last_state_and_the_next_sync_goes_on(
+        paths: AgentPaths) -> None:
+    from vault_agent.errors import StorageError
+
+    write(paths, "a.md", "A")
+    with Catalog(paths) as cat:
+        cat.sync()
+        # SQLite's own page limit makes the database full the way a full disk does (SQLITE_FULL),
+        # without needing a real full file system.
+        cat.conn.execute(f"PRAGMA max_page_count={cat.conn.execute('PRAGMA page_count').fetchone()[0]}")
+        for i in range(40):
+            write(paths, f"n{i}.md", f"N{i}", "words " * 300)
+        with pytest.raises(StorageError) as err:
+            cat.sync()
+        assert err.value.one_line() == (f"{paths.state / 'index.db'}: disk full while writing the search index; "
+                                        "the notes are untouched (fix: free some disk space and run again)")
+        assert [s["name"] for s in cat.summaries()] == ["A"]
+        cat.conn.execute("PRAGMA max_page_count=1073741823")
+        assert cat.sync().added == 40
+        cat.conn.execute("INSERT INTO docs_fts(docs_fts) VALUES ('integrity-check')")
+    with Catalog(paths) as cat:
+        assert cat.sync().unchanged == 41
+
+
 def test_problems_with_a_note_are_remembered_until_it_is_fixed(paths: AgentPaths) -> None:
     bad = paths.memory / "bad.md"
     bad.write_text("---\ntype: [x\n---\n")

@@ -12,8 +12,10 @@ missing, from another schema version, or damaged. Layout: spec/index-db.md.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
 import stat as stat_mod
 import unicodedata
@@ -24,7 +26,7 @@ from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
-from ..errors import Finding
+from ..errors import Finding, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
@@ -132,14 +134,59 @@ Stat = tuple[int, int, int]
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
+def _connect(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # One connection may serve several threads of a long-lived Agent, which serializes their use.
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+# Errors of the disk or of other processes, not of the index file: throwing the index away would not help.
+_ENVIRONMENTAL = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PERM",
+                  "SQLITE_IOERR", "SQLITE_NOMEM")
+
+
+def _environmental(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_ENVIRONMENTAL)
+
+
+def index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
+    """The one-line error for an index that cannot be opened or written. The files are never touched by it:
+    the index keeps its last committed state and the next sync goes on from there."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    # SQLite reports a full disk as SQLITE_FULL, or as an I/O error when the WAL index cannot grow.
+    if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == errno.ENOSPC or \
+            (name.startswith("SQLITE_IOERR") and _nearly_full(db_path.parent)):
+        return StorageError("disk full while writing the search index; the notes are untouched", path=db_path,
+                            fix="free some disk space and run again")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) or \
+            getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"cannot write the search index ({_reason(exc)})", path=db_path,
+                            fix="make the agent folder writable: the index lives in its .vault-agent/ folder")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageError("the search index stayed locked by another process for 30 s", path=db_path,
+                            fix="try again once the other vault-agent command or run has finished")
+    return StorageError(f"the search index failed ({_reason(exc)})", path=db_path,
+                        fix="run: vault-agent index NAME --rebuild")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 @dataclass
@@ -172,23 +219,32 @@ class Catalog:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            conn = connect(self.db_path)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            try:
+                return self._connect()
+            except sqlite3.DatabaseError as exc:
+                if _environmental(exc):
+                    raise
+                # Derived state: a damaged index is thrown away and rebuilt from the files.
+                self._discard()
+                return self._connect(check=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise index_error(self.db_path, exc) from None
+
+    def _connect(self, check: bool = True) -> sqlite3.Connection:
+        conn = _connect(self.db_path)
+        try:
+            if check and conn.execute("PRAGMA user_version").fetchone()[0] not in (0, SCHEMA_VERSION):
                 conn.close()
                 self._discard()
-                conn = connect(self.db_path)
+                conn = _connect(self.db_path)
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("SELECT count(*) FROM files").fetchone()
-            return conn
-        except sqlite3.DatabaseError:
-            # Derived state: a damaged index is thrown away and rebuilt from the files.
-            self._discard()
-            conn = connect(self.db_path)
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            return conn
+            if check:
+                conn.execute("SELECT count(*) FROM files").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _discard(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -208,13 +264,23 @@ class Catalog:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """One write transaction, taken up front (BEGIN IMMEDIATE) so that two writers queue, never deadlock."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction, taken up front (BEGIN IMMEDIATE) so that two writers queue, never deadlock.
+
+        A full disk, a read-only folder or a lock held too long is raised as a
+        StorageError (index_error); the transaction is rolled back either way.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise index_error(self.db_path, exc) from None
         try:
             yield
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.conn.in_transaction:  # SQLite may have rolled back already, e.g. on a full disk
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise index_error(self.db_path, exc) from None
             raise
 
     def rebuild(self) -> SyncStats:

@@ -25,15 +25,16 @@ WRITE_LOCK_TIMEOUT_S = 60.0
 @contextmanager
 def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[None]:
     """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=timeout)
+    lock = _lock(path, timeout)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # an OSError too: caught first
         holder = read_owner(path)
         who = f" (run {holder.get('run_id')} by pid {holder.get('pid')})" if holder else ""
         raise AgentBusy(f"agent busy: another run holds the lock{who}", path=path,
                         fix="wait for it to finish, or raise the lock timeout (--wait)") from None
+    except OSError as exc:
+        raise _unlockable(path, exc) from None
     owner_path = _owner_path(path)
     try:
         atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
@@ -48,17 +49,31 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[N
 
 @contextmanager
 def write_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=WRITE_LOCK_TIMEOUT_S)
+    lock = _lock(path, WRITE_LOCK_TIMEOUT_S)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # an OSError too: caught first
         raise StorageError(f"could not get the write lock in {WRITE_LOCK_TIMEOUT_S:.0f} s", path=path,
                            fix="a stuck vault-agent process may hold it; stop it and retry") from None
+    except OSError as exc:
+        raise _unlockable(path, exc) from None
     try:
         yield
     finally:
         lock.release()
+
+
+def _lock(path: Path, timeout: float) -> FileLock:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unlockable(path, exc) from None
+    return FileLock(str(path), timeout=timeout)
+
+
+def _unlockable(path: Path, exc: OSError) -> StorageError:
+    return StorageError(f"cannot create the lock file ({exc.strerror or exc})", path=path,
+                        fix="make the agent's .vault-agent/ folder writable (and free disk space if it is full)")
 
 
 def is_locked(path: Path) -> bool:

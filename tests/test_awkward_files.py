@@ -1,8 +1,10 @@
-"""A named pipe, a folder or an oversized file where a note is expected: refused at once, never waited on;
-an unreadable folder of notes: left out and named by doctor."""
+"""Files and folders that are not what they should be: a named pipe, a folder or an oversized file where a
+note is expected (refused at once, never waited on), an unreadable folder of notes (left out, named by doctor),
+a read-only index or state folder (one line naming the file and the fix)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -151,3 +153,44 @@ def test_an_unreadable_folder_of_notes_is_left_out_of_the_index_and_named_by_doc
         assert [row[0] for row in cat.conn.execute("SELECT path FROM files WHERE path LIKE 'memory/%' ORDER BY path")] \
             == ["memory/hello.md", "memory/people/INDEX.md", "memory/private/x.md"]
     assert sorted(n.name for n in NoteStore(AgentPaths(root)).scan()) == ["Hello", "People", "X"]
+
+
+def _sample(tmp_path: Path) -> tuple[list[str], Path]:
+    vault = tmp_path / "vault"
+    subprocess.run([sys.executable, "-m", "vault_agent", "--vault", str(vault), "init", "sample", "--template",
+                    "sample"], capture_output=True, check=True, timeout=60)
+    return [*_as_a_plain_user(), sys.executable, "-m", "vault_agent", "--vault", str(vault)], vault / "sample"
+
+
+def test_a_read_only_index_fails_the_run_in_one_line_and_the_run_still_leaves_its_record(tmp_path: Path) -> None:
+    vault_agent, root = _sample(tmp_path)
+    assert subprocess.run([*vault_agent, "index", "sample"], capture_output=True, timeout=60).returncode == 0
+    index = root / ".vault-agent" / "index.db"
+    index.chmod(0o444)
+    run = subprocess.run([*vault_agent, "run", "sample", "-m", "Plan the Tokyo hand-off around my week"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "ANTHROPIC_API_KEY": ""},
+                         check=False)
+    assert "Traceback" not in run.stderr and f"{index}: cannot write the search index" in run.stdout + run.stderr
+    [record] = [r for r in map(json.loads, next((root / "log").rglob("*.jsonl")).read_text().splitlines())
+                if r["kind"] == "run"]
+    assert record["status"] == "error" and "cannot write the search index" in record["error"]
+
+
+def test_a_read_only_state_folder_is_one_line_naming_the_lock_and_the_fix(tmp_path: Path) -> None:
+    vault_agent, root = _sample(tmp_path)
+    (root / ".vault-agent").mkdir(exist_ok=True)
+    (root / ".vault-agent").chmod(0o555)
+    try:
+        run = subprocess.run([*vault_agent, "run", "sample", "-m", "Plan the Tokyo hand-off around my week"],
+                             capture_output=True, text=True, timeout=120, check=False)
+        search = subprocess.run([*vault_agent, "search", "sample", "tokyo"], capture_output=True, text=True,
+                                timeout=60, check=False)
+    finally:
+        (root / ".vault-agent").chmod(0o755)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].endswith(
+        "cannot create the lock file (Permission denied) (fix: make the agent's .vault-agent/ folder writable "
+        "(and free disk space if it is full))")
+    assert search.returncode != 0 and search.stderr.strip() == (
+        f"error: {root / '.vault-agent' / 'index.db'}: cannot write the search index (unable to open database file) "
+        "(fix: make the agent folder writable: the index lives in its .vault-agent/ folder)")
