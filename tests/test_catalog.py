@@ -110,6 +110,30 @@ def test_a_full_index_is_a_one_line_error_that_keeps_the_last_state_and_the_next
         assert cat.sync().unchanged == 41
 
 
+def test_an_index_another_process_keeps_locked_is_a_one_line_error_not_damage(paths: AgentPaths) -> None:
+    import sqlite3
+
+    from vault_agent.errors import StorageError
+
+    write(paths, "a.md", "A")
+    with Catalog(paths) as cat:
+        cat.sync()
+    other = sqlite3.connect(paths.state / "index.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
+    try:
+        write(paths, "b.md", "B")
+        with Catalog(paths) as cat:
+            cat.conn.execute("PRAGMA busy_timeout=200")  # instead of waiting the usual 30 s
+            with pytest.raises(StorageError, match="stayed locked by another process") as err:
+                cat.sync()
+            assert "try again once the other vault-agent command or run has finished" in err.value.one_line()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Catalog(paths) as cat:
+        assert (cat.sync().added, [s["name"] for s in cat.summaries()]) == (1, ["A", "B"])
+
+
 def test_problems_with_a_note_are_remembered_until_it_is_fixed(paths: AgentPaths) -> None:
     bad = paths.memory / "bad.md"
     bad.write_text("---\ntype: [x\n---\n")

@@ -233,12 +233,15 @@ class Catalog:
     def _connect(self, check: bool = True) -> sqlite3.Connection:
         conn = _connect(self.db_path)
         try:
-            if check and conn.execute("PRAGMA user_version").fetchone()[0] not in (0, SCHEMA_VERSION):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if check and version not in (0, SCHEMA_VERSION):
                 conn.close()
                 self._discard()
-                conn = _connect(self.db_path)
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn, version = _connect(self.db_path), 0
+            if version != SCHEMA_VERSION:
+                # Only then: setting user_version is a write, and a reader must not queue behind a writer.
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             if check:
                 conn.execute("SELECT count(*) FROM files").fetchone()
         except BaseException:
