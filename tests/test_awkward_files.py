@@ -21,7 +21,7 @@ from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import NoteStore, read_note
 from vault_agent.vault.reading import FileTooLarge, NotRegularFile, read_regular
 
-from security_kit import call, make_agent, runtime
+from security_kit import call, make_agent, needs_bwrap, runtime
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
 T = TypeVar("T")
@@ -194,3 +194,56 @@ def test_a_read_only_state_folder_is_one_line_naming_the_lock_and_the_fix(tmp_pa
     assert search.returncode != 0 and search.stderr.strip() == (
         f"error: {root / '.vault-agent' / 'index.db'}: cannot write the search index (unable to open database file) "
         "(fix: make the agent folder writable: the index lives in its .vault-agent/ folder)")
+
+
+SECRET = "canary-link-3Fq8 the private key"
+
+
+def test_a_link_counts_only_when_it_leads_to_a_markdown_file_inside_the_agent_folder(tmp_path: Path) -> None:
+    from vault_agent.memory.search import read_note_by_ref, search
+
+    root = make_agent(tmp_path, "tools: [read_file]")
+    outside = tmp_path / "home" / ".ssh"
+    outside.mkdir(parents=True)
+    (outside / "id_ed25519").write_text(f"---\nname: Key\n---\n{SECRET}\n")
+    (outside / "key.md").write_text(f"---\nname: Key\n---\n{SECRET}\n")
+    (root / ".vault-agent").mkdir(exist_ok=True)
+    (root / ".vault-agent" / "hidden.md").write_text(f"---\nname: Hidden\n---\n{SECRET}\n")
+    (root / "memory" / "key.md").symlink_to(outside / "id_ed25519")
+    (root / "wiki" / "key.md").symlink_to(outside / "key.md")
+    (root / "memory" / "hidden.md").symlink_to(root / ".vault-agent" / "hidden.md")
+    (root / "memory" / "same.md").symlink_to(root / "memory" / "hello.md")  # inside: counts, as its target
+    paths = AgentPaths(root)
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [r[0] for r in cat.conn.execute("SELECT path FROM files ORDER BY path")] == [
+            "memory/hello.md", "memory/same.md", "wiki/handbook.md"]
+        assert search(cat, "canary private key") == []
+        assert cat.sync({"memory/key.md", "wiki/key.md"}).added == 0  # nor when a watcher reports them
+        # Retargeted after it was indexed: read time refuses it too.
+        (root / "memory" / "same.md").unlink()
+        (root / "memory" / "same.md").symlink_to(outside / "key.md")
+        assert read_note_by_ref(paths, cat, "memory/same.md") is None
+        assert cat.find_note("reference", "Hello") is not None
+        assert cat.sync().removed == 1
+        assert [r[0] for r in cat.conn.execute("SELECT path FROM files WHERE path LIKE 'memory/%'")] == [
+            "memory/hello.md"]
+    notes = NoteStore(paths)
+    assert [n.name for n in notes.scan()] == ["Hello"]
+    assert sorted(f.path.name for f in notes.findings if "links to a file" in f.message) == [
+        "hidden.md", "key.md", "same.md"]
+
+
+@needs_bwrap
+def test_a_sandboxed_command_cannot_read_a_host_file_by_linking_it_into_the_index(tmp_path: Path) -> None:
+    from vault_agent.memory.search import search
+
+    root = make_agent(tmp_path, "tools: [shell]\ncapabilities:\n  shell: true\n  write: [wiki/]")
+    secret = tmp_path / "home" / "notes.md"
+    secret.parent.mkdir()
+    secret.write_text(f"# Private\n\n{SECRET}\n")
+    made = call(runtime(root), "shell", command=f"ln -s {secret} wiki/private.md && ls -l wiki/private.md")
+    assert made.status == "ok" and (root / "wiki" / "private.md").is_symlink(), made.result.content
+    with Catalog(AgentPaths(root)) as cat:
+        cat.sync()
+        assert search(cat, "canary private key") == []

@@ -317,7 +317,7 @@ def test_stat_by_open_folder_sees_what_stat_by_path_sees_and_closes_every_folder
     def stat_all() -> dict[str, tuple[int, int, int]]:
         out: dict[str, tuple[int, int, int]] = {}
         for folder in catalog.SOURCE_FOLDERS:
-            catalog._stat_tree(str(paths.root / folder), f"{folder}/", out)
+            catalog._stat_tree(paths.root, str(paths.root / folder), f"{folder}/", out)
         return out
 
     fds = Path("/proc/self/fd")

@@ -30,7 +30,7 @@ from ..errors import Finding, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from ..vault.reading import read_regular
+from ..vault.reading import link_inside, read_regular
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -312,11 +312,11 @@ class Catalog:
         if only is None:
             on_disk: dict[str, Stat] = {}
             for folder in SOURCE_FOLDERS:
-                _stat_tree(str(self.paths.root / folder), f"{folder}/", on_disk)
+                _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk)
         else:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
-                if kind_of(rel) is None:
+                if kind_of(rel) is None or link_inside(self.paths.root, self.paths.root / rel) is None:
                     continue
                 try:
                     st = os.stat(self.paths.root / rel)
@@ -373,13 +373,14 @@ class Catalog:
     def _read(self, rel: str, st: Stat, old_hash: str | None) -> _Read:
         kind = kind_of(rel) or "memory"
         path = self.paths.root / rel
-        data = _read_bytes(path)
+        source = link_inside(self.paths.root, path)
+        data = _read_bytes(source) if source is not None else None
         digest = content_hash(data) if data is not None else None
         if digest is not None and digest == old_hash:
             return _Read(rel, kind, st, digest, touch_only=True)
         if kind == "memory":
             if data is None:  # unreadable or too large: read_note says why
-                note, findings = read_note(path, max_bytes=MAX_NOTE_BYTES)
+                note, findings = read_note(path, max_bytes=MAX_NOTE_BYTES, inside=self.paths.root)
             else:
                 note, findings = parse_note(path, data)
             summary = note.summary() if note else None
@@ -507,7 +508,7 @@ class Catalog:
                                 (note_type.lower(), name_key(name))).fetchone()
         if row is None:
             return None
-        note, _ = read_note(self.paths.root / row[0])
+        note, _ = read_note(self.paths.root / row[0], inside=self.paths.root)
         if note is not None:
             # The hash as of the last sync (the run's start): if the file differs now, a
             # person edited it during the run, and the writer must not overwrite that edit.
@@ -554,9 +555,10 @@ def _findings_json(findings: list[Finding]) -> str:
 
 
 def _read_bytes(path: Path) -> bytes | None:
-    """The file's bytes, or None when it cannot be read, is not a regular file or is over the note size limit."""
+    """The bytes of `path` (not followed if it is a link: see link_inside), or None when it cannot be read, is not a
+    regular file or is over the note size limit."""
     try:
-        return read_regular(path, MAX_NOTE_BYTES)
+        return read_regular(path, MAX_NOTE_BYTES, follow_symlinks=False)
     except OSError:
         return None
 
@@ -566,9 +568,10 @@ def _read_bytes(path: Path) -> bytes | None:
 _BY_FD = os.scandir in os.supports_fd
 
 
-def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
+def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
     """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes.
 
+    `root`: the agent folder, whose rule for links applies (link_inside).
     `folder`: a path, or with `dir_fd` a name inside that open folder. Plain
     strings and DirEntry.stat: at 10k notes, Path objects alone would cost
     more than the whole warm sync.
@@ -590,8 +593,10 @@ def _stat_tree(folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | Non
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        _stat_tree(entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
+                        _stat_tree(root, entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
                     elif kind(name) is not None:
+                        if entry.is_symlink() and link_inside(root, root / (prefix + name)) is None:
+                            continue
                         st = entry.stat()
                         if stat_mod.S_ISREG(st.st_mode):  # a pipe named note.md would hang its reader
                             out[prefix + name] = (st.st_ino, st.st_size, st.st_mtime_ns)

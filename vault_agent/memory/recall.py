@@ -83,7 +83,7 @@ class RecentRecaller:
         rows = self.catalog.candidates(today=today, limit=self.max_candidates)
         candidates = []
         for row in rows:
-            note, _ = read_note(self.paths.root / row["path"])
+            note, _ = read_note(self.paths.root / row["path"], inside=self.paths.root)
             if note is not None:
                 candidates.append((row["path"], note.stem, note.name, note.type, note.body))
         return pack(candidates, budget_tokens)

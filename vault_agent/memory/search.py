@@ -30,6 +30,8 @@ from pathlib import Path
 
 from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
+from ..vault.notes import MAX_NOTE_BYTES
+from ..vault.reading import link_inside, read_regular
 from .catalog import Catalog, name_key
 from .embed import rrf
 from .query import Term, terms
@@ -387,8 +389,12 @@ def _first(catalog: Catalog, where: str, args: tuple[object, ...]) -> Hit | None
 
 
 def _read(paths: AgentPaths, hit: Hit) -> NoteText | None:
+    source = link_inside(paths.root, paths.root / hit.path)
+    if source is None:
+        return None
     try:
-        text = (paths.root / hit.path).read_text(encoding="utf-8")
+        text = read_regular(source, MAX_NOTE_BYTES, follow_symlinks=False).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it
     return NoteText(hit.path, hit.kind, hit.type, hit.stem, hit.name, text)

@@ -21,7 +21,7 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
-from .reading import FileTooLarge, NotRegularFile, read_regular
+from .reading import FileTooLarge, NotRegularFile, link_inside, read_regular
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -219,9 +219,15 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
     return note, findings
 
 
-def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES) -> tuple[Note | None, list[Finding]]:
+def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES,
+              inside: Path | None = None) -> tuple[Note | None, list[Finding]]:
+    """The note at `path`, or None and why. `inside`: the agent folder, whose rule for links (link_inside) applies."""
+    source = link_inside(inside, path) if inside is not None else path
+    if source is None:
+        return None, [Finding("warning", path, "links to a file that is not a Markdown file inside the agent folder; "
+                              "left out", "copy the note here instead of linking to it")]
     try:
-        data = read_regular(path, max_bytes)
+        data = read_regular(source, max_bytes, follow_symlinks=inside is None)
     except FileTooLarge as exc:
         return None, [Finding("warning", path, f"note is {exc.size / 1_048_576:.1f} MiB, over the "
                               f"{max_bytes // 1024} KiB limit; skipped", "split it into smaller notes or move it to wiki/")]
@@ -322,7 +328,7 @@ class NoteStore:
         findings: list[Finding] = []
         unreadable: list[Path] = []
         for path in iter_note_paths(self.paths.memory, unreadable):
-            note, problems = read_note(path, max_bytes=self.max_bytes)
+            note, problems = read_note(path, max_bytes=self.max_bytes, inside=self.paths.root)
             findings.extend(problems)
             if note is not None:
                 notes.append(note)

@@ -55,3 +55,25 @@ def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = Tr
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def link_inside(root: Path, path: Path) -> Path | None:
+    """What to read for `path`, a file in the agent folder `root`: `path` itself when it is not a symlink; when it
+    is, the file it leads to if that is a Markdown file inside `root` and outside its dot-folders; else None.
+
+    A link must not make visible what the agent could not read anyway: a
+    sandboxed command that may write in wiki/ could otherwise link
+    wiki/key.md to ~/.ssh/id_ed25519 and have the index, unsandboxed, read it
+    into search results and prompts. Read the returned path with
+    follow_symlinks=False, so a link swapped in meanwhile is refused.
+    """
+    if not os.path.islink(path):
+        return path
+    target = Path(os.path.realpath(path))
+    try:
+        rel = target.relative_to(os.path.realpath(root))
+    except ValueError:
+        return None
+    if target.suffix != ".md" or any(part.startswith(".") for part in rel.parts):
+        return None
+    return target
