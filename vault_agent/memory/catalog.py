@@ -158,7 +158,7 @@ def _environmental(exc: sqlite3.Error) -> bool:
     return name.startswith(_ENVIRONMENTAL)
 
 
-def index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
+def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     """The one-line error for an index that cannot be opened or written. The files are never touched by it:
     the index keeps its last committed state and the next sync goes on from there."""
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -228,7 +228,7 @@ class Catalog:
                 self._discard()
                 return self._connect(check=False)
         except (OSError, sqlite3.Error) as exc:
-            raise index_error(self.db_path, exc) from None
+            raise _index_error(self.db_path, exc) from None
 
     def _connect(self, check: bool = True) -> sqlite3.Connection:
         conn = _connect(self.db_path)
@@ -270,12 +270,12 @@ class Catalog:
         """One write transaction, taken up front (BEGIN IMMEDIATE) so that two writers queue, never deadlock.
 
         A full disk, a read-only folder or a lock held too long is raised as a
-        StorageError (index_error); the transaction is rolled back either way.
+        StorageError (_index_error); the transaction is rolled back either way.
         """
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise index_error(self.db_path, exc) from None
+            raise _index_error(self.db_path, exc) from None
         try:
             yield
             self.conn.execute("COMMIT")
@@ -283,7 +283,7 @@ class Catalog:
             if self.conn.in_transaction:  # SQLite may have rolled back already, e.g. on a full disk
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise index_error(self.db_path, exc) from None
+                raise _index_error(self.db_path, exc) from None
             raise
 
     def rebuild(self) -> SyncStats:

@@ -1,8 +1,10 @@
-"""Reading a file that could be anything: a regular file only, read without ever blocking, up to a size cap.
+"""Reading a file that could be anything: regular files only, never blocking, up to a size cap; and which
+file a symlink in the agent folder may stand for.
 
 A folder a person or an agent can write to may hold a named pipe called
-`note.md`: a plain open() of it blocks until some writer opens the pipe, and
-the run, the index or the tool call that opened it hangs with it.
+`note.md` (a plain open() of it blocks until some writer opens the pipe, and
+the run, the index or the tool call hangs with it) or a link to a file the
+agent must not read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class NotRegularFile(OSError):
 
 
 class FileTooLarge(OSError):
-    """The file is over the caller's size cap; `size` says by how much."""
+    """The file is over the caller's size cap; `size` is its size in bytes."""
 
     def __init__(self, path: Path | str, size: int) -> None:
         super().__init__(errno.EFBIG, "file too large", str(path))
