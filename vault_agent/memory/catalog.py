@@ -30,7 +30,7 @@ from ..errors import Finding, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from ..vault.reading import link_inside, read_regular
+from ..vault.reading import link_inside, read_inside
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -373,8 +373,7 @@ class Catalog:
     def _read(self, rel: str, st: Stat, old_hash: str | None) -> _Read:
         kind = kind_of(rel) or "memory"
         path = self.paths.root / rel
-        source = link_inside(self.paths.root, path)
-        data = _read_bytes(source) if source is not None else None
+        data = _read_bytes(self.paths.root, path)
         digest = content_hash(data) if data is not None else None
         if digest is not None and digest == old_hash:
             return _Read(rel, kind, st, digest, touch_only=True)
@@ -554,11 +553,11 @@ def _findings_json(findings: list[Finding]) -> str:
     return json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False) if findings else "[]"
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    """The bytes of `path` (not followed if it is a link: see link_inside), or None when it cannot be read, is not a
-    regular file or is over the note size limit."""
+def _read_bytes(root: Path, path: Path) -> bytes | None:
+    """The bytes of `path` in the agent folder `root` (read_inside), or None when it cannot be read, is not a
+    regular file, links where it may not or is over the note size limit."""
     try:
-        return read_regular(path, MAX_NOTE_BYTES, follow_symlinks=False)
+        return read_inside(root, path, MAX_NOTE_BYTES)
     except OSError:
         return None
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES
-from ..vault.reading import link_inside, read_regular
+from ..vault.reading import read_inside
 from .catalog import Catalog, name_key
 from .embed import rrf
 from .query import Term, terms
@@ -389,11 +389,8 @@ def _first(catalog: Catalog, where: str, args: tuple[object, ...]) -> Hit | None
 
 
 def _read(paths: AgentPaths, hit: Hit) -> NoteText | None:
-    source = link_inside(paths.root, paths.root / hit.path)
-    if source is None:
-        return None
     try:
-        text = read_regular(source, MAX_NOTE_BYTES, follow_symlinks=False).decode("utf-8")
+        text = read_inside(paths.root, paths.root / hit.path, MAX_NOTE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it

@@ -21,7 +21,7 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
-from .reading import FileTooLarge, NotRegularFile, link_inside, read_regular
+from .reading import FileTooLarge, LinkOutside, NotRegularFile, read_inside, read_regular
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -222,12 +222,11 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
 def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES,
               inside: Path | None = None) -> tuple[Note | None, list[Finding]]:
     """The note at `path`, or None and why. `inside`: the agent folder, whose rule for links (link_inside) applies."""
-    source = link_inside(inside, path) if inside is not None else path
-    if source is None:
+    try:
+        data = read_inside(inside, path, max_bytes) if inside is not None else read_regular(path, max_bytes)
+    except LinkOutside:
         return None, [Finding("warning", path, "links to a file that is not a Markdown file inside the agent folder; "
                               "left out", "copy the note here instead of linking to it")]
-    try:
-        data = read_regular(source, max_bytes, follow_symlinks=inside is None)
     except FileTooLarge as exc:
         return None, [Finding("warning", path, f"note is {exc.size / 1_048_576:.1f} MiB, over the "
                               f"{max_bytes // 1024} KiB limit; skipped", "split it into smaller notes or move it to wiki/")]

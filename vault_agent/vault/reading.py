@@ -19,6 +19,10 @@ class NotRegularFile(OSError):
     """A pipe, socket or device where a file was expected."""
 
 
+class LinkOutside(OSError):
+    """A symlink that leads somewhere link_inside does not allow."""
+
+
 class FileTooLarge(OSError):
     """The file is over the caller's size cap; `size` is its size in bytes."""
 
@@ -66,8 +70,7 @@ def link_inside(root: Path, path: Path) -> Path | None:
     A link must not make visible what the agent could not read anyway: a
     sandboxed command that may write in wiki/ could otherwise link
     wiki/key.md to ~/.ssh/id_ed25519 and have the index, unsandboxed, read it
-    into search results and prompts. Read the returned path with
-    follow_symlinks=False, so a link swapped in meanwhile is refused.
+    into search results and prompts. read_inside applies it when reading.
     """
     if not os.path.islink(path):
         return path
@@ -79,3 +82,18 @@ def link_inside(root: Path, path: Path) -> Path | None:
     if target.suffix != ".md" or any(part.startswith(".") for part in rel.parts):
         return None
     return target
+
+
+def read_inside(root: Path, path: Path, max_bytes: int) -> bytes:
+    """read_regular for `path`, a file in the agent folder `root`, where a link is followed only as far as
+    link_inside allows (LinkOutside otherwise). A plain file costs no more than read_regular: the link rule is
+    consulted only when opening without following links fails."""
+    try:
+        return read_regular(path, max_bytes, follow_symlinks=False)
+    except OSError:
+        if not os.path.islink(path):
+            raise
+    target = link_inside(root, path)
+    if target is None:
+        raise LinkOutside(errno.EPERM, "links outside the agent folder's Markdown files", str(path))
+    return read_regular(target, max_bytes, follow_symlinks=False)
