@@ -134,7 +134,7 @@ Stat = tuple[int, int, int]
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
+def _connect_db(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # One connection may serve several threads of a long-lived Agent, which serializes their use.
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -231,13 +231,13 @@ class Catalog:
             raise _index_error(self.db_path, exc) from None
 
     def _connect(self, check: bool = True) -> sqlite3.Connection:
-        conn = _connect(self.db_path)
+        conn = _connect_db(self.db_path)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if check and version not in (0, SCHEMA_VERSION):
                 conn.close()
                 self._discard()
-                conn, version = _connect(self.db_path), 0
+                conn, version = _connect_db(self.db_path), 0
             if version != SCHEMA_VERSION:
                 # Only then: setting user_version is a write, and a reader must not queue behind a writer.
                 conn.executescript(_SCHEMA)
