@@ -20,8 +20,9 @@ import sqlite3
 import stat as stat_mod
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from hashlib import sha1
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
 from ..vault.reading import link_inside, read_inside
+from .readahead import read_in_order
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -343,18 +345,22 @@ class Catalog:
             self._write([], removed)
         stats.removed = len(removed)
         progress = self.progress if len(stale) > BATCH_FILES else None
-        for start in range(0, len(stale), BATCH_FILES):
-            if progress is not None:
-                progress(start, len(stale))
-            reads = [self._read(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
-            self._write(reads, [])
-            for r in reads:
-                if r.touch_only:
-                    stats.touched += 1
-                elif r.rel in known:
-                    stats.changed += 1
-                else:
-                    stats.added += 1
+        batches = [[(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
+                   for start in range(0, len(stale), BATCH_FILES)]
+        done = 0
+        with closing(read_in_order(batches, partial(_read_batch, self.paths.root))) as read:
+            for reads in read:
+                if progress is not None:
+                    progress(done, len(stale))
+                done += len(reads)
+                self._write(reads, [])
+                for r in reads:
+                    if r.touch_only:
+                        stats.touched += 1
+                    elif r.rel in known:
+                        stats.changed += 1
+                    else:
+                        stats.added += 1
         if progress is not None:
             progress(len(stale), len(stale))
 
@@ -369,28 +375,6 @@ class Catalog:
             if row is not None:
                 out[rel] = row[0]
         return out
-
-    def _read(self, rel: str, st: Stat, old_hash: str | None) -> _Read:
-        kind = kind_of(rel) or "memory"
-        path = self.paths.root / rel
-        data = _read_bytes(self.paths.root, path)
-        digest = content_hash(data) if data is not None else None
-        if digest is not None and digest == old_hash:
-            return _Read(rel, kind, st, digest, touch_only=True)
-        if kind == "memory":
-            if data is None:  # unreadable or too large: read_note says why
-                note, findings = read_note(path, max_bytes=MAX_NOTE_BYTES, inside=self.paths.root)
-            else:
-                note, findings = parse_note(path, data)
-            summary = note.summary() if note else None
-            return _Read(rel, kind, st, digest, note_row=_note_row(rel, note, findings, summary),
-                         docs=[note_doc(note, summary=summary)] if note and summary else [])
-        if data is None:
-            return _Read(rel, kind, st, digest, docs=[])
-        if kind == "journal":
-            return _Read(rel, kind, st, digest, docs=journal_docs(path, data))
-        doc = page_doc(path, data, kind)
-        return _Read(rel, kind, st, digest, docs=[doc] if doc else [])
 
     def _write(self, reads: list[_Read], removed: list[str]) -> None:
         reindexed = [(r.rel,) for r in reads if not r.touch_only]
@@ -536,6 +520,35 @@ class Catalog:
             for level, message, fix in json.loads(raw):
                 out.append(Finding(level, self.paths.root / rel, message, fix))
         return out
+
+
+def _read_batch(root: Path, batch: list[tuple[str, Stat, str | None]]) -> list[_Read]:
+    """Read and parse one batch of stale files: (path relative to `root`, stat, hash when last indexed)."""
+    return [_read_file(root, rel, st, old_hash) for rel, st, old_hash in batch]
+
+
+def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None) -> _Read:
+    """One stale file, read and parsed; only its stat is updated when its bytes hash to `old_hash`."""
+    kind = kind_of(rel) or "memory"
+    path = root / rel
+    data = _read_bytes(root, path)
+    digest = content_hash(data) if data is not None else None
+    if digest is not None and digest == old_hash:
+        return _Read(rel, kind, st, digest, touch_only=True)
+    if kind == "memory":
+        if data is None:  # unreadable or too large: read_note says why
+            note, findings = read_note(path, max_bytes=MAX_NOTE_BYTES, inside=root)
+        else:
+            note, findings = parse_note(path, data)
+        summary = note.summary() if note else None
+        return _Read(rel, kind, st, digest, note_row=_note_row(rel, note, findings, summary),
+                     docs=[note_doc(note, summary=summary)] if note and summary else [])
+    if data is None:
+        return _Read(rel, kind, st, digest, docs=[])
+    if kind == "journal":
+        return _Read(rel, kind, st, digest, docs=journal_docs(path, data))
+    doc = page_doc(path, data, kind)
+    return _Read(rel, kind, st, digest, docs=[doc] if doc else [])
 
 
 def _note_row(rel: str, note: Note | None, findings: list[Finding],
