@@ -1,23 +1,23 @@
-"""Read a long sync's batches of files in helper processes on spare cores while the caller writes the index.
+"""Read a long sync's batches of files in forked helper processes while the caller writes the index.
 
 Reading and parsing notes is Python work that holds the GIL, so a thread
-cannot overlap it with SQLite's writes; a forked process can. A first index
-of 10k notes spends some 60% of its time reading and parsing, so on two cores
-a helper that reads while the caller writes shortens the build
-(bench/bench_memory.py measures it).
+cannot overlap it with SQLite's writes; a process can. A first index of 10k
+notes spends some 60% of its time reading and parsing.
 
 Helpers are forked (no interpreter start-up, no re-import of the caller's
 script) and only where that is safe and useful: on Linux, with at least two
-cores, for at least HELP_AFTER batches. There are as many helpers as cores
-(up to MAX_HELPERS): the caller spends much of its time waiting, on the
-helpers or on the disk, so one helper per core keeps the cores busiest (10k
-notes on two cores: 2.2-2.4 s with one helper, 1.6-2.0 s with two). A helper gets one batch at a time and sends
-back what `read` returned for it; results come out in batch order, so the
-index is written exactly as a single process would write it. A helper that
-dies, fails or cannot start costs nothing but time: its batch, and every
-batch after it, is read in the calling process. A helper never outlives its
-caller: it ignores Ctrl-C (the caller handles it and stops the helpers) and
-stops when its pipe closes, which the kernel does when the caller is killed.
+cores, for at least HELP_AFTER batches. There is one helper per core (up to
+MAX_HELPERS): the caller spends much of its time waiting, on the helpers or
+on the disk, so this keeps the cores busiest (10k notes on two cores here:
+2.2-2.4 s with one helper, 1.6-2.0 s with two, 2.9-3.2 s with none).
+
+A helper gets one batch at a time and sends back what `read` returned for
+it; results come out in batch order, so the index is written exactly as a
+single process would write it. A helper that dies, fails or cannot start
+costs nothing but time: its batch, and every batch after it, is read in the
+calling process. A helper never outlives its caller: it ignores Ctrl-C (the
+caller handles it and stops the helpers) and stops when its pipe closes,
+which the kernel does when the caller is killed.
 """
 
 from __future__ import annotations
