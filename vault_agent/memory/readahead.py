@@ -22,13 +22,14 @@ which the kernel does when the caller is killed.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 B = TypeVar("B")
 R = TypeVar("R")
@@ -36,7 +37,6 @@ R = TypeVar("R")
 HELP_AFTER = 4  # batches: below that, forking costs more than it saves
 MAX_HELPERS = 4  # beyond that, the single writer is the bottleneck anyway
 _STOP_WAIT_S = 5.0
-_inherited_streams: tuple[Any, ...] = ()
 
 
 def usable_cores() -> int:
@@ -55,7 +55,7 @@ def read_in_order(batches: Sequence[B], read: Callable[[B], R]) -> Iterator[R]:
     """
     cores = usable_cores()
     count = min(cores, MAX_HELPERS, len(batches)) if cores > 1 and len(batches) >= HELP_AFTER else 0
-    if count < 1 or sys.platform != "linux":
+    if sys.platform != "linux" or count < 1:
         yield from (read(batch) for batch in batches)
         return
     helpers: list[_Helper] = []
@@ -97,6 +97,8 @@ class _Helper:
 
     @classmethod
     def start(cls, read: Callable[[Any], Any]) -> _Helper | None:
+        import multiprocessing  # here, not at the top: every run imports this module, few ever fork
+
         try:
             ours, theirs = multiprocessing.Pipe()
         except OSError:  # out of file descriptors
@@ -112,13 +114,11 @@ class _Helper:
             theirs.close()
         return cls(process, ours)
 
-    def send(self, batch: Any) -> bool:
+    def send(self, batch: Any) -> None:
         try:
             self.conn.send(batch)
-            return True
         except (OSError, ValueError):
             self.alive = False
-            return False
 
     def receive(self) -> tuple[bool, Any]:
         """(True, result), or (False, None) when the helper died or its `read` raised."""
@@ -149,10 +149,11 @@ def _serve(conn: Connection, callers_end: Connection, read: Callable[[Any], Any]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # What another thread of the caller had buffered for stdout (an MCP reply, say) is the caller's to
-    # write: the helper keeps the streams it inherited unflushed (it ends with os._exit) and prints nothing.
-    global _inherited_streams
-    _inherited_streams = (sys.stdout, sys.stderr)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
+    # write: the helper's own stdout and stderr lead nowhere, so its flush on exit cannot send it twice.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     while True:
         try:
             batch = conn.recv()
