@@ -31,7 +31,7 @@ from ..errors import Finding, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from ..vault.reading import link_inside, read_inside
+from ..vault.reading import Beneath, link_inside, read_inside
 from .readahead import read_in_order
 from .sources import (
     SOURCE_FOLDERS,
@@ -528,14 +528,15 @@ class Catalog:
 
 def _read_batch(root: Path, batch: list[tuple[str, Stat, str | None]]) -> list[_Read]:
     """Read and parse one batch of stale files: (path relative to `root`, stat, hash when last indexed)."""
-    return [_read_file(root, rel, st, old_hash) for rel, st, old_hash in batch]
+    with Beneath(root) as beneath:
+        return [_read_file(root, rel, st, old_hash, beneath) for rel, st, old_hash in batch]
 
 
-def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None) -> _Read:
+def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None, beneath: Beneath) -> _Read:
     """One stale file, read and parsed; only its stat is updated when its bytes hash to `old_hash`."""
     kind = kind_of(rel) or "memory"
     path = root / rel
-    data = _read_bytes(root, path)
+    data = _read_bytes(root, path, beneath)
     digest = content_hash(data) if data is not None else None
     if digest is not None and digest == old_hash:
         return _Read(rel, kind, st, digest, touch_only=True)
@@ -570,11 +571,11 @@ def _findings_json(findings: list[Finding]) -> str:
     return json.dumps([[f.level, f.message, f.fix] for f in findings], ensure_ascii=False) if findings else "[]"
 
 
-def _read_bytes(root: Path, path: Path) -> bytes | None:
+def _read_bytes(root: Path, path: Path, beneath: Beneath) -> bytes | None:
     """The bytes of `path` in the agent folder `root` (read_inside), or None when it cannot be read, is not a
     regular file, links where it may not or is over the note size limit."""
     try:
-        return read_inside(root, path, MAX_NOTE_BYTES)
+        return read_inside(root, path, MAX_NOTE_BYTES, beneath)
     except OSError:
         return None
 
@@ -593,8 +594,9 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_f
     more than the whole warm sync.
     """
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd) if _BY_FD else None
-    except OSError:  # missing, not a folder, or not readable (`vault-agent doctor` names it)
+        # O_NOFOLLOW: a folder turned into a link since it was listed is not walked into.
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd) if _BY_FD else None
+    except OSError:  # missing, not a folder, a link, or not readable (`vault-agent doctor` names it)
         return
     kind = kind_in(prefix)
     try:

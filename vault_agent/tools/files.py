@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from ..errors import VaultAgentError
 from ..security.decision import ALLOWED, Decision, Refused, refuse
-from ..security.paths import sensitive_reason
+from ..security.paths import PathRules, sensitive_reason
 from ..vault.atomic import atomic_write, content_hash
-from ..vault.reading import FileTooLarge, NotRegularFile, read_regular
+from ..vault.reading import LINK_ERRNOS, Beneath, FileTooLarge, LinkOutside, NotRegularFile
 from .base import BaseTool, ToolContext, ToolError, schema
 
 READ_CHARS = 20_000  # one read_file answer, at most; page with offset
@@ -21,9 +20,19 @@ SEARCH_FILE_BYTES = 2_000_000
 PATH = {"type": "string", "description": "Path relative to the agent folder, e.g. memory/INDEX.md"}
 
 
-def _read_text(path: Path) -> str:
+# A checked path is opened with Beneath: a folder on its way that a command turned into a link since the check
+# (a sandboxed command may run beside a read tool) makes the open fail instead of leading out of the folder.
+# Write tools run alone, never beside a command, so nothing can swap a folder between their check and write.
+def _swapped(name: str) -> ToolError:
+    return ToolError(f"{name}: it or a folder on its way became a link after it was checked; not followed")
+
+
+def _read_text(root: Path, path: Path) -> str:
     try:
-        data = read_regular(path, MAX_FILE_BYTES, follow_symlinks=False)
+        with Beneath(root) as beneath:
+            data = beneath.read(path.relative_to(root).as_posix(), MAX_FILE_BYTES)
+    except LinkOutside:
+        raise _swapped(path.name) from None
     except FileNotFoundError:
         raise ToolError(f"no such file: {path.name}") from None
     except IsADirectoryError:
@@ -33,6 +42,8 @@ def _read_text(path: Path) -> str:
     except NotRegularFile:
         raise ToolError(f"{path.name} is not a regular file (a pipe, socket or device)") from None
     except OSError as exc:
+        if exc.errno in LINK_ERRNOS:
+            raise _swapped(path.name) from None
         raise ToolError(f"cannot read {path.name}: {exc.strerror or exc}") from None
     if b"\x00" in data[:8192]:
         raise ToolError(f"{path.name} is a binary file")
@@ -63,7 +74,7 @@ class ReadFile(_PathTool):
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
         path, rel = self.resolve(args, ctx)
-        lines = _read_text(path).splitlines(keepends=True)
+        lines = _read_text(ctx.policy.paths.root, path).splitlines(keepends=True)
         first = args.get("offset", 1)
         limit = args.get("limit", 2000)
         if first > max(1, len(lines)):
@@ -111,7 +122,7 @@ class EditFile(_PathTool):
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
         path, rel = self.resolve(args, ctx)
-        text = _read_text(path)
+        text = _read_text(ctx.policy.paths.root, path)
         count = text.count(args["old_text"])
         if count == 0:
             raise ToolError(f"old_text not found in {rel}; read the file and copy the text exactly")
@@ -139,7 +150,9 @@ class ListDir(_PathTool):
             raise ToolError(f"{rel} is not a folder")
         limit = args.get("limit", 500)
         out: list[str] = []
-        for entry_rel, is_dir in _walk(path, ctx, recursive=bool(args.get("recursive"))):
+        with Beneath(ctx.policy.paths.root) as beneath:
+            walked = _walk(ctx.policy.paths, beneath, path, recursive=bool(args.get("recursive")))
+        for entry_rel, is_dir, _ in walked:
             out.append(entry_rel + ("/" if is_dir else ""))
             if len(out) >= limit:
                 out.append(f"[… stopped at {limit} entries; list a subfolder]")
@@ -165,48 +178,58 @@ class SearchFiles(_PathTool):
         limit = args.get("max_results", 100)
         glob = args.get("glob")
         hits: list[str] = []
-        files = [(ctx.policy.paths.rel(path).as_posix(), False)] if path.is_file() else _walk(path, ctx, True)
-        for rel, is_dir in files:
-            if is_dir or (glob and not fnmatch.fnmatch(PurePosixPath(rel).name, glob) and not fnmatch.fnmatch(rel, glob)):
-                continue
-            file = ctx.policy.paths.root / rel
-            try:
-                data = read_regular(file, SEARCH_FILE_BYTES)
-            except OSError:  # unreadable, too large, or a pipe: skipped
-                continue
-            if b"\x00" in data[:8192]:
-                continue
-            for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-                if regex.search(line[:4000]):
-                    hits.append(f"{rel}:{n}: {line.strip()[:300]}")
-                    if len(hits) >= limit:
-                        return "\n".join(hits) + f"\n[… stopped at {limit} matches]"
+        rules = ctx.policy.paths
+        with Beneath(rules.root) as beneath:
+            start = rules.rel(path).as_posix()
+            files = [(start, False, start)] if path.is_file() else _walk(rules, beneath, path, True)
+            for rel, is_dir, target in files:
+                if is_dir or (glob and not fnmatch.fnmatch(PurePosixPath(rel).name, glob)
+                              and not fnmatch.fnmatch(rel, glob)):
+                    continue
+                try:
+                    data = beneath.read(target, SEARCH_FILE_BYTES)
+                except OSError:  # unreadable, too large, a pipe, or a folder on its way became a link: skipped
+                    continue
+                if b"\x00" in data[:8192]:
+                    continue
+                for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+                    if regex.search(line[:4000]):
+                        hits.append(f"{rel}:{n}: {line.strip()[:300]}")
+                        if len(hits) >= limit:
+                            return "\n".join(hits) + f"\n[… stopped at {limit} matches]"
         return "\n".join(hits) or "no matches"
 
 
-def _walk(folder: Path, ctx: ToolContext, recursive: bool) -> list[tuple[str, bool]]:
-    """(path relative to the agent folder, is folder), sorted; credential files and escaping links left out."""
-    rules = ctx.policy.paths
-    out: list[tuple[str, bool]] = []
-    stack = [folder]
+def _walk(rules: PathRules, beneath: Beneath, folder: Path, recursive: bool) -> list[tuple[str, bool, str]]:
+    """(path relative to the agent folder, is folder, the checked path to read for it), sorted; credential
+    files and links that lead out of the grant left out.
+
+    Folders are listed through `beneath`: a subfolder that became a link
+    after it was checked is left out; for `folder` itself, ToolError.
+    """
+    start = rules.rel(folder).as_posix()
+    out: list[tuple[str, bool, str]] = []
+    stack = [start]
     while stack:
         current = stack.pop()
         try:
-            entries = sorted(os.scandir(current), key=lambda e: e.name)
-        except OSError:
+            entries = sorted(beneath.scandir(current), key=lambda e: e.name)
+        except OSError as exc:
+            if current == start and (isinstance(exc, LinkOutside) or exc.errno in LINK_ERRNOS):
+                raise _swapped(start) from None
             continue
         subdirs = []
         for entry in entries:
+            rel = entry.name if current == "." else f"{current}/{entry.name}"
             try:
-                target = rules.check(rules.rel(Path(entry.path)).as_posix(), "read")
+                target = rules.check(rel, "read")
             except (Refused, ValueError):
                 continue  # a credential file, or a link that leads out of the grant
-            rel = rules.rel(Path(entry.path))
-            if sensitive_reason(rel):
+            if sensitive_reason(PurePosixPath(rel)):
                 continue
             is_dir = target.is_dir()
-            out.append((rel.as_posix(), is_dir))
+            out.append((rel, is_dir, rules.rel(target).as_posix()))
             if is_dir and recursive and not entry.is_symlink():
-                subdirs.append(Path(entry.path))
+                subdirs.append(rel)
         stack.extend(subdirs)
     return sorted(out)

@@ -1,10 +1,11 @@
-"""Reading a file that could be anything: regular files only, never blocking, up to a size cap; and which
-file a symlink in the agent folder may stand for.
+"""Reading a file that could be anything: regular files only, never blocking, up to a size cap; opening
+paths in the agent folder without following a link on the way; and which file a symlink there may stand for.
 
 A folder a person or an agent can write to may hold a named pipe called
 `note.md` (a plain open() of it blocks until some writer opens the pipe, and
-the run, the index or the tool call hangs with it) or a link to a file the
-agent must not read.
+the run, the index or the tool call hangs with it), a link to a file the
+agent must not read, or a folder that a sandboxed command turns into a link
+while a tool running beside it opens a path it has just checked.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ class FileTooLarge(OSError):
         self.size = size
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+# Opening a link with O_NOFOLLOW fails with ELOOP (Linux, macOS) or EMLINK (FreeBSD).
+LINK_ERRNOS = (errno.ELOOP, errno.EMLINK)
+# Where os.open takes a folder's fd (not on Windows), paths are opened one folder at a time.
+_BY_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
+
+
 def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
     """The bytes of the regular file at `path`.
 
@@ -39,10 +49,11 @@ def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = Tr
     size the file had when opened: a file growing meanwhile is read short, and
     callers that keep its stat see it differ next time and read it again.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-    if not follow_symlinks:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
+    return _read_fd(os.open(path, _READ | (0 if follow_symlinks else _NOFOLLOW)), path, max_bytes)
+
+
+def _read_fd(fd: int, path: Path | str, max_bytes: int) -> bytes:
+    """read_regular for a file already opened as `fd`, which it closes."""
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -84,16 +95,120 @@ def link_inside(root: Path, path: Path) -> Path | None:
     return target
 
 
-def read_inside(root: Path, path: Path, max_bytes: int) -> bytes:
-    """read_regular for `path`, a file in the agent folder `root`, where a link is followed only as far as
-    link_inside allows (LinkOutside otherwise). A plain file costs no more than read_regular: the link rule is
+def read_inside(root: Path, path: Path, max_bytes: int, beneath: Beneath | None = None) -> bytes:
+    """read_regular for `path`, a file in the agent folder `root`, opened through `beneath` (a Beneath of `root`;
+    one of its own when None): no folder on the way may be a link, and a link as the file itself is followed
+    only as far as link_inside allows (LinkOutside otherwise). A plain file costs one open: the link rule is
     consulted only when opening without following links fails."""
+    # By string: Path.relative_to was most of the cost of reading a small note.
+    base, full = os.fspath(root), os.fspath(path)
+    if not (full.startswith(base) and full[len(base):len(base) + 1] == os.sep):
+        raise LinkOutside(errno.EPERM, "not inside the agent folder", full)
+    rel = full[len(base) + 1:].replace(os.sep, "/")
+    own = beneath is None
+    opener = Beneath(root) if beneath is None else beneath
     try:
-        return read_regular(path, max_bytes, follow_symlinks=False)
-    except OSError:
-        if not os.path.islink(path):
+        try:
+            return opener.read(rel, max_bytes)
+        except LinkOutside:
             raise
-    target = link_inside(root, path)
-    if target is None:
-        raise LinkOutside(errno.EPERM, "links outside the agent folder's Markdown files", str(path))
-    return read_regular(target, max_bytes, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in LINK_ERRNOS:
+                raise
+        target = link_inside(root, path)
+        if target is None:
+            raise LinkOutside(errno.EPERM, "links outside the agent folder's Markdown files", str(path))
+        return opener.read(target.relative_to(os.path.realpath(root)).as_posix(), max_bytes)
+    finally:
+        if own:
+            opener.close()
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def rel_parts(rel: str) -> tuple[str, ...]:
+    """The names in `rel`, a path relative to the agent folder with "/" between names ("." for the folder);
+    LinkOutside for an absolute path or one with "..", "." or an empty name in it."""
+    if rel == ".":
+        return ()
+    parts = tuple(rel.split("/"))
+    if any(p in ("", ".", "..") for p in parts):
+        raise LinkOutside(errno.EPERM, "not a plain path inside the agent folder", rel)
+    return parts
+
+
+class Beneath:
+    """The agent folder, for opening paths inside it without following a link on any folder on the way.
+
+    A tool checks a path (security.paths resolves its links and refuses one
+    that leads out) and then opens it. A sandboxed command running beside the
+    tool can turn a checked folder into a link to a host folder in between,
+    and a plain open would follow it. Here every folder on the way is opened
+    inside the one before it with O_NOFOLLOW, so that open fails with
+    LinkOutside instead. The file itself is opened with O_NOFOLLOW too: a link
+    there fails with an errno in LINK_ERRNOS, for the caller's own rule.
+
+    The folders of the last path opened stay open until the next open or
+    close(): files opened in path order cost one open each.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = os.fspath(root)
+        self._chain: list[tuple[str, int]] = []  # (name, fd) from the agent folder ("") down
+
+    def __enter__(self) -> Beneath:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._chain:
+            os.close(self._chain.pop()[1])
+
+    def _folder(self, parts: tuple[str, ...]) -> int:
+        """An fd of the folder at `parts`, valid until this Beneath opens another."""
+        if not self._chain:
+            self._chain.append(("", os.open(self.root, os.O_RDONLY | _DIRECTORY)))
+        kept = 0  # how many of the open folders below the agent folder lead to this one too
+        while kept < len(parts) and kept + 1 < len(self._chain) and self._chain[kept + 1][0] == parts[kept]:
+            kept += 1
+        while len(self._chain) > kept + 1:
+            os.close(self._chain.pop()[1])
+        for name in parts[kept:]:
+            try:
+                fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=self._chain[-1][1])
+            except OSError as exc:
+                # With O_DIRECTORY, Linux reports a link as ENOTDIR.
+                if exc.errno in LINK_ERRNOS or (exc.errno == errno.ENOTDIR and _is_link(name, self._chain[-1][1])):
+                    raise LinkOutside(exc.errno, "a folder on the way is a link",
+                                      os.path.join(self.root, *parts)) from None
+                raise
+            self._chain.append((name, fd))
+        return self._chain[-1][1]
+
+    def open(self, rel: str, flags: int) -> int:
+        """An fd of `rel` opened with `flags` (plus O_NOFOLLOW); the caller closes it."""
+        if not _BY_DIR_FD:
+            return os.open(os.path.join(self.root, rel), flags)
+        parts = rel_parts(rel)
+        if not parts:
+            return os.open(self.root, flags)
+        return os.open(parts[-1], flags | _NOFOLLOW, dir_fd=self._folder(parts[:-1]))
+
+    def scandir(self, rel: str) -> list[os.DirEntry[str]]:
+        """The entries of the folder `rel`; LinkOutside when it or a folder on its way is a link."""
+        if not _BY_DIR_FD:
+            with os.scandir(os.path.join(self.root, rel)) as found:
+                return list(found)
+        with os.scandir(self._folder(rel_parts(rel))) as found:
+            return list(found)
+
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        """read_regular for `rel`, opened as `open` does."""
+        return _read_fd(self.open(rel, _READ), f"{self.root}{os.sep}{rel}", max_bytes)
