@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from vault_agent.models.base import ToolCall
 from vault_agent.security import sandbox
 
 from security_kit import LocalServer, ScriptedApprover, call, html, live_cmdlines, make_agent, needs_bwrap, runtime
@@ -49,6 +52,50 @@ def test_writes_reach_only_writable_grants_and_never_protected_files(tmp_path: P
     assert (root / "memory" / "new.md").read_text() == "new\n"
     assert "x" not in (root / "tools.md").read_text().splitlines() and "Rates" in (root / "wiki/handbook.md").read_text()
     assert not Path("/tmp/scratch").exists()  # the sandbox's /tmp is its own
+
+
+CREATE_PROTECTED = ("echo '- when: hourly' > schedule.md; echo paused > PAUSED.md; mkdir -p tools approvals; "
+                    "echo x > tools/evil.md; echo x > approvals/a.md; ln -s /tmp journal; echo x > wiki/new.md; "
+                    "echo x > drafts/ok.md && echo wrote-drafts")
+
+
+@needs_bwrap
+def test_a_command_cannot_create_a_protected_path_that_does_not_exist_yet(tmp_path: Path) -> None:
+    # The whole folder is writable (the default grant); schedule.md, journal/ and the rest do not exist yet.
+    root = make_agent(tmp_path, "tools: [shell]\ncapabilities:\n  shell: true")
+    shutil.rmtree(root / "wiki")
+    before = sorted(p.name for p in root.iterdir())
+    outcome = call(runtime(root), "shell", command=CREATE_PROTECTED)
+    assert "wrote-drafts" in outcome.result.content
+    assert outcome.result.content.count("Read-only file system") >= 5, outcome.result.content
+    assert sorted(p.name for p in root.iterdir()) == before  # no placeholder is left behind either
+    assert (root / "drafts" / "ok.md").read_text() == "x\n"
+
+
+@needs_bwrap
+def test_a_protected_path_stays_held_while_a_parallel_command_still_runs(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [shell]\ncapabilities:\n  shell: true")
+    [quick, slow] = runtime(root).execute([
+        ToolCall("quick", "shell", {"command": "true"}),
+        ToolCall("slow", "shell", {"command": "sleep 1; echo '- when: hourly' > schedule.md && echo created"})])
+    assert quick.status == slow.status == "ok"
+    assert "created" not in slow.result.content and "Read-only file system" in slow.result.content
+    assert not (root / "schedule.md").exists()
+
+
+@needs_bwrap
+def test_what_the_runtime_writes_under_a_placeholder_meanwhile_is_kept(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [shell]")
+    spec = sandbox.Spec(read=(root,), write=(root,), read_only_inside=(root / "approvals", root / "schedule.md"),
+                        cwd=root)
+    writer = threading.Timer(0.5, lambda: (root / "approvals" / "req.md").write_text("asked\n"))
+    writer.start()
+    result = sandbox.run(["/bin/sh", "-c", "sleep 1.5; ls approvals; echo x > approvals/b.md"], spec)
+    writer.join()
+    assert "req.md" not in result.stdout.decode()  # the command sees its empty placeholder, not the host folder
+    assert "Read-only file system" in result.stderr.decode()
+    assert [p.name for p in (root / "approvals").iterdir()] == ["req.md"]
+    assert not (root / "schedule.md").exists()
 
 
 @needs_bwrap

@@ -126,8 +126,9 @@ class PathRules:
         return list(self.write)
 
     def read_only_inside_writable(self) -> list[Path]:
-        """Paths under a write grant that must stay read-only (the sandbox re-mounts them so)."""
+        """Paths under a write grant that must stay read-only, whether they exist yet or not (the sandbox
+        re-mounts them so, and holds the place of those that do not exist)."""
         out = [self.root / p for p in PROTECTED]
         if not self.wiki_writable:
             out.append(self.root / WIKI)
-        return [p for p in out if os.path.lexists(p) and any(self._within(p, g) for g in self.write)]
+        return [p for p in out if any(self._within(p, g) for g in self.write)]

@@ -4,7 +4,11 @@ With bubblewrap (bwrap) the command sees a new root holding only the system
 folders (read-only), a private /tmp, and the granted paths (read-only unless
 write is granted; the protected paths inside a write grant are re-mounted
 read-only); it has no network unless granted, its own PID namespace (so it
-dies with its namespace) and dies with the runtime (--die-with-parent).
+dies with its namespace) and dies with the runtime (--die-with-parent). A
+protected path under a writable grant that does not exist yet (schedule.md,
+journal/ ...) is held by an empty read-only placeholder while commands run,
+so a command cannot create it; the placeholder is removed after the last
+command that holds it.
 Without bwrap the command runs in a fresh temporary HOME with the same
 limits, timeout and environment but without namespaces: it can then read
 whatever the runtime's user can, which `doctor` warns about.
@@ -18,12 +22,14 @@ avoided because tool calls run on several threads, where it may deadlock.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import resource
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 SYSTEM_RO = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
 # /etc pieces programs need to start (the dynamic loader, users, locale, TLS roots), not /etc as a whole.
@@ -73,7 +80,9 @@ class Spec:
 
     read: tuple[Path, ...] = ()
     write: tuple[Path, ...] = ()
-    read_only_inside: tuple[Path, ...] = ()  # re-mounted read-only on top of a writable grant
+    # Re-mounted read-only on top of a writable grant; one that does not exist is held by an empty placeholder:
+    # a file when its name ends in .md, else a folder.
+    read_only_inside: tuple[Path, ...] = ()
     cwd: Path | None = None
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
@@ -106,7 +115,7 @@ def _limit_prefix(limits: Limits) -> list[str]:
     return [sys.executable, "-S", "-c", f"import os,sys,resource as r;{sets};os.execvp(sys.argv[1],sys.argv[1:])"]
 
 
-def _bwrap_args(bwrap: str, spec: Spec, home: str) -> list[str]:
+def _bwrap_args(bwrap: str, spec: Spec, home: str, placeholders: dict[Path, str]) -> list[str]:
     args = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
             "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", home]
     if spec.network:
@@ -124,7 +133,9 @@ def _bwrap_args(bwrap: str, spec: Spec, home: str) -> list[str]:
         if os.path.exists(path):
             args += ["--bind" if writable else "--ro-bind", path, path]
     for path in spec.read_only_inside:
-        if os.path.lexists(path):
+        if path in placeholders:
+            args += ["--ro-bind", placeholders[path], str(path)]
+        elif os.path.lexists(path):
             args += ["--ro-bind", str(path), str(path)]
     mounted = [Path(p) for p in (*spec.read, *spec.write)]
     inside = spec.cwd is not None and any(spec.cwd == m or m in spec.cwd.parents for m in mounted)
@@ -140,11 +151,19 @@ def scrubbed_env(home: str, tmp: str, extra: dict[str, str]) -> dict[str, str]:
 def run(argv: list[str], spec: Spec, *, stdin: bytes | None = None, isolate: bool | None = None) -> SandboxResult:
     """Run argv under `spec`. `isolate`: None uses bwrap when it works; False forces the fallback."""
     bwrap = bwrap_path() if isolate is not False else None
+    if not bwrap:
+        return _run(argv, spec, stdin, None, {})
+    with _held_absent(spec.read_only_inside) as placeholders:
+        return _run(argv, spec, stdin, bwrap, placeholders)
+
+
+def _run(argv: list[str], spec: Spec, stdin: bytes | None, bwrap: str | None,
+         placeholders: dict[Path, str]) -> SandboxResult:
     started = time.monotonic()
     scratch = None
     if bwrap:
         home = "/tmp/home"
-        command = _limit_prefix(spec.limits) + _bwrap_args(bwrap, spec, home) + argv
+        command = _limit_prefix(spec.limits) + _bwrap_args(bwrap, spec, home, placeholders) + argv
         cwd = None
     else:
         scratch = tempfile.mkdtemp(prefix="vault-agent-sandbox-")
@@ -173,6 +192,71 @@ def run(argv: list[str], spec: Spec, *, stdin: bytes | None = None, isolate: boo
             shutil.rmtree(scratch, ignore_errors=True)
     return SandboxResult(None if timed_out else proc.returncode, out, err, timed_out, truncated, bool(bwrap),
                          time.monotonic() - started)
+
+
+# Protected paths that did not exist when a command started: path -> how many running commands hold it.
+_ABSENT: dict[Path, int] = {}
+_ABSENT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _held_absent(paths: tuple[Path, ...]) -> Iterator[dict[Path, str]]:
+    """For each of `paths` that does not exist (or is already held): what to mount on it, for as long as the
+    block runs.
+
+    bwrap makes the mount point itself, in the agent folder, so the host sees
+    the empty file or folder while commands run. It is removed when the last
+    command holding it ends, and only while still empty, so nothing a person
+    or the runtime wrote meanwhile is lost. Commands of one turn run in
+    parallel: removing it while another still runs would lift that one's
+    mount, hence the count.
+    """
+    held: dict[Path, str] = {}
+    with _ABSENT_LOCK:
+        for path in paths:
+            if path in _ABSENT or not os.path.lexists(path):
+                _ABSENT[path] = _ABSENT.get(path, 0) + 1
+                held[path] = _empty_source(folder=path.suffix != ".md")
+    try:
+        yield held
+    finally:
+        with _ABSENT_LOCK:
+            for path in held:
+                _ABSENT[path] -= 1
+                if not _ABSENT[path]:
+                    del _ABSENT[path]
+                    _remove_placeholder(path)
+
+
+def _remove_placeholder(path: Path) -> None:
+    try:
+        if path.suffix != ".md":
+            os.rmdir(path)  # only when empty
+            return
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+@functools.cache
+def _empty_sources() -> str:
+    """A private folder holding an empty read-only file and folder, the sources of every placeholder."""
+    folder = tempfile.mkdtemp(prefix="vault-agent-empty-")
+    os.mkdir(os.path.join(folder, "folder"), 0o555)
+    os.close(os.open(os.path.join(folder, "file"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    atexit.register(_remove_sources, folder)
+    return folder
+
+
+def _remove_sources(folder: str) -> None:
+    os.chmod(os.path.join(folder, "folder"), 0o755)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _empty_source(*, folder: bool) -> str:
+    return os.path.join(_empty_sources(), "folder" if folder else "file")
 
 
 def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, limits: Limits,
