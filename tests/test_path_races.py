@@ -16,6 +16,7 @@ import pytest
 
 from vault_agent.memory.catalog import Catalog
 from vault_agent.vault.layout import AgentPaths
+from vault_agent.vault.notes import read_note
 from vault_agent.vault.reading import LinkOutside, read_inside
 
 from security_kit import call, make_agent, runtime
@@ -121,3 +122,13 @@ def test_a_link_to_a_note_inside_the_folder_is_still_read(agent: tuple[Path, Pat
     (root / "memory" / "deep").mkdir()
     os.symlink("../../wiki/d/sub/notes.md", root / "memory" / "deep" / "rel.md")
     assert read_inside(root, root / "memory" / "deep" / "rel.md", 1 << 20) == b"agent sub notes\n"
+
+
+def test_a_note_inside_a_linked_folder_is_left_out_with_a_warning_naming_the_fix(agent: tuple[Path, Path]) -> None:
+    root, _ = agent
+    # A link to a folder inside the agent folder looks harmless, but a sandboxed command could point the same
+    # link at a host folder: folder links are never followed, wherever they lead.
+    (root / "memory" / "shared").symlink_to(root / "wiki" / "d", target_is_directory=True)
+    note, findings = read_note(root / "memory" / "shared" / "notes.md", inside=root)
+    assert note is None
+    assert "linked folder" in findings[0].message and "move the folder" in findings[0].fix

@@ -21,7 +21,7 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
-from .reading import FileTooLarge, LinkOutside, NotRegularFile, read_inside, read_regular
+from .reading import FileTooLarge, FolderLink, LinkOutside, NotRegularFile, read_inside, read_regular
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -224,6 +224,9 @@ def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES,
     """The note at `path`, or None and why. `inside`: the agent folder, whose rule for links (link_inside) applies."""
     try:
         data = read_inside(inside, path, max_bytes) if inside is not None else read_regular(path, max_bytes)
+    except FolderLink:
+        return None, [Finding("warning", path, "is inside a linked folder, which is never followed; left out",
+                              "move the folder here instead of linking to it")]
     except LinkOutside:
         return None, [Finding("warning", path, "links to a file that is not a Markdown file inside the agent folder; "
                               "left out", "copy the note here instead of linking to it")]

@@ -24,6 +24,10 @@ class LinkOutside(OSError):
     """A symlink that leads somewhere link_inside does not allow."""
 
 
+class FolderLink(LinkOutside):
+    """A folder on the way to a file is a symlink: never followed (Beneath)."""
+
+
 class FileTooLarge(OSError):
     """The file is over the caller's size cap; `size` is its size in bytes."""
 
@@ -150,7 +154,7 @@ class Beneath:
     tool can turn a checked folder into a link to a host folder in between,
     and a plain open would follow it. Here every folder on the way is opened
     inside the one before it with O_NOFOLLOW, so that open fails with
-    LinkOutside instead. The file itself is opened with O_NOFOLLOW too: a link
+    FolderLink instead. The file itself is opened with O_NOFOLLOW too: a link
     there fails with an errno in LINK_ERRNOS, for the caller's own rule.
 
     The folders of the last path opened stay open until the next open or
@@ -186,8 +190,8 @@ class Beneath:
             except OSError as exc:
                 # With O_DIRECTORY, Linux reports a link as ENOTDIR.
                 if exc.errno in LINK_ERRNOS or (exc.errno == errno.ENOTDIR and _is_link(name, self._chain[-1][1])):
-                    raise LinkOutside(exc.errno, "a folder on the way is a link",
-                                      os.path.join(self.root, *parts)) from None
+                    raise FolderLink(exc.errno, "a folder on the way is a link",
+                                     os.path.join(self.root, *parts)) from None
                 raise
             self._chain.append((name, fd))
         return self._chain[-1][1]
@@ -202,7 +206,7 @@ class Beneath:
         return os.open(parts[-1], flags | _NOFOLLOW, dir_fd=self._folder(parts[:-1]))
 
     def scandir(self, rel: str) -> list[os.DirEntry[str]]:
-        """The entries of the folder `rel`; LinkOutside when it or a folder on its way is a link."""
+        """The entries of the folder `rel`; FolderLink when it or a folder on its way is a link."""
         if not _BY_DIR_FD:
             with os.scandir(os.path.join(self.root, rel)) as found:
                 return list(found)
