@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from vault_agent.errors import StorageError
 from vault_agent.memory.catalog import Catalog
+from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import read_note
 from vault_agent.vault.reading import LinkOutside, read_inside
@@ -22,7 +24,7 @@ from vault_agent.vault.reading import LinkOutside, read_inside
 from security_kit import call, make_agent, runtime
 
 HOST_SECRET = "HOST-SECRET-7f3a"
-TOOLS = "tools: [read_file, list_dir, search_files, edit_file]\ncapabilities:\n  read: [wiki/]\n  write: [drafts/]"
+TOOLS = "tools: [read_file, list_dir, search_files, edit_file, write_file]\ncapabilities:\n  read: [wiki/]\n  write: [drafts/]"
 
 
 @pytest.fixture
@@ -63,6 +65,7 @@ def _swap_after_check(monkeypatch: pytest.MonkeyPatch, rt: object, when: str, fo
     ("list_dir", {"path": "wiki/d"}),
     ("search_files", {"pattern": "SECRET|notes", "path": "wiki/d"}),
     ("edit_file", {"path": "drafts/x/a.md", "old_text": "a\n", "new_text": "b\n"}),
+    ("write_file", {"path": "drafts/x/new.md", "content": "through the link"}),
 ])
 def test_a_folder_swapped_for_a_link_after_the_check_is_not_followed(
         agent: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tool: str, args: dict[str, str]) -> None:
@@ -71,14 +74,14 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_not_followed(
     (root / "drafts" / "x" / "a.md").write_text("a\n")
     (host / "a.md").write_text(f"a {HOST_SECRET}\n")
     rt = runtime(root)
-    swapped = root / ("drafts/x" if tool == "edit_file" else "wiki/d")
+    swapped = root / ("drafts/x" if tool in ("edit_file", "write_file") else "wiki/d")
     # The runtime checks the path before the call and the tool again when it runs: the swap comes after both.
     _swap_after_check(monkeypatch, rt, args["path"], swapped, host, nth=2)
     outcome = call(rt, tool, **args)
     assert swapped.is_symlink()
     assert HOST_SECRET not in outcome.result.content and "private.md" not in outcome.result.content
     assert outcome.status == "error" and "link" in outcome.result.content
-    assert f"a {HOST_SECRET}" in (host / "a.md").read_text()  # edit_file wrote nothing through the link
+    assert f"a {HOST_SECRET}" in (host / "a.md").read_text() and not (host / "new.md").exists()  # nothing written
 
 
 @pytest.mark.parametrize("tool, args, checked", [
@@ -132,3 +135,18 @@ def test_a_note_inside_a_linked_folder_is_left_out_with_a_warning_naming_the_fix
     note, findings = read_note(root / "memory" / "shared" / "notes.md", inside=root)
     assert note is None
     assert "linked folder" in findings[0].message and "move the folder" in findings[0].fix
+
+
+def test_notes_and_the_index_are_never_written_through_a_linked_memory_folder(agent: tuple[Path, Path]) -> None:
+    root, host = agent
+    # What a sandboxed command with the whole folder writable can leave behind for the end of the run.
+    (root / "memory").rename(root / "memory.moved")
+    (root / "memory").symlink_to(host, target_is_directory=True)
+    folder = AgentFolder(root)
+    before = sorted(p.name for p in host.iterdir())
+    with pytest.raises(StorageError, match="linked folder") as caught:
+        folder.notes.create({"type": "reference", "name": "Planted", "description": "d"}, "body")
+    assert caught.value.fix == f"replace the link {root / 'memory'} with a real folder"
+    with pytest.raises(StorageError, match="linked folder"):
+        folder.rewrite_index([])
+    assert sorted(p.name for p in host.iterdir()) == before

@@ -25,6 +25,7 @@ from ..vault import journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
 from ..vault.notes import Note, unique_folded
+from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
 NEAR_DUPLICATE = 0.8  # Jaccard of 3-word shingles of description + body
@@ -273,6 +274,11 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
         with folder.write_lock():
             if _changed(note):
                 done.append(f"skipped {_rel(note.path, root)}: changed since the plan was made")
+                continue
+            try:  # archive/ swapped for a link by a command would move the note out of the agent folder
+                no_folder_link(root, target)
+            except FolderLink as exc:
+                done.append(f"skipped {_rel(note.path, root)}: {exc.filename} is a link, never written through")
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(note.path, target)

@@ -103,7 +103,7 @@ class WriteFile(_PathTool):
         path, rel = self.resolve(args, ctx)
         existed = path.exists()
         try:
-            changed = atomic_write(path, args["content"])
+            changed = atomic_write(path, args["content"], inside=ctx.policy.paths.root)
         except VaultAgentError as exc:
             raise ToolError(exc.message) from None
         action = "unchanged" if not changed else "replaced" if existed else "created"
@@ -132,7 +132,7 @@ class EditFile(_PathTool):
         new = text.replace(args["old_text"], args["new_text"])
         try:
             # A person who saved the file since it was read keeps their edit: the write fails instead.
-            atomic_write(path, new, expected_hash=content_hash(text.encode("utf-8")))
+            atomic_write(path, new, expected_hash=content_hash(text.encode("utf-8")), inside=ctx.policy.paths.root)
         except VaultAgentError as exc:
             raise ToolError(f"{rel}: {exc.message}; read it again and retry") from None
         return f"{rel}: replaced {count if args.get('replace_all') else 1} occurrence(s)"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EditConflict, StorageError
-from .reading import NotRegularFile, read_regular
+from .reading import FolderLink, NotRegularFile, no_folder_link, read_regular
 
 
 def content_hash(data: bytes) -> str:
@@ -65,17 +65,27 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
     return StorageError(f"cannot write ({exc.strerror or exc})", path=path)
 
 
-def atomic_write(path: Path, data: bytes | str, *, expected_hash: str | None | bool = False) -> bool:
+def atomic_write(path: Path, data: bytes | str, *, expected_hash: str | None | bool = False,
+                 inside: Path | None = None) -> bool:
     """Replace `path` with `data` atomically. Returns False when nothing had to be written.
 
     `expected_hash`: when given (a hash, or None meaning "must not exist yet"),
     the file's current content must still have that hash, otherwise a person
     edited it since it was read and EditConflict is raised instead of
     overwriting their edit. The default False skips the check.
+    `inside`: the agent folder, when `path` is in a folder of it that a
+    sandboxed command may write: no folder on the way may be a link
+    (StorageError), or a command could have pointed the write at a host folder.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
     path = Path(path)
+    if inside is not None:
+        try:
+            no_folder_link(inside, path)
+        except FolderLink as exc:
+            raise StorageError("is inside a linked folder, and the runtime never writes through one", path=path,
+                               fix=f"replace the link {exc.filename} with a real folder") from None
     try:
         current = read_regular(path, sys.maxsize)
     except FileNotFoundError:

@@ -90,13 +90,14 @@ class AgentFolder:
             if result.action in ("created", "updated"):
                 directory.saved(result.note)
             if result.action != "unchanged":
-                index_md.write_index(self.paths.index_md, directory.entries(), title=f"{self.name} — memory index")
+                index_md.write_index(self.paths.index_md, directory.entries(), title=f"{self.name} — memory index",
+                                     inside=self.root)
         return result
 
     def rewrite_index(self, notes: list[Note] | None = None) -> bool:
         with self.write_lock():
             return index_md.write_index(self.paths.index_md, notes if notes is not None else self.notes.scan(),
-                                        title=f"{self.name} — memory index")
+                                        title=f"{self.name} — memory index", inside=self.root)
 
     # --- journal and log -------------------------------------------------
     def append_journal(self, entry: journal.JournalEntry) -> Path:

@@ -79,13 +79,13 @@ def render_index(existing: str | None, notes: list[Note], title: str = "Memory i
     return f"{before}{block}{after}"
 
 
-def write_index(path: Path, notes: list[Note], title: str = "Memory index") -> bool:
-    """Rewrite the managed block; returns False when nothing changed (no write at all)."""
+def write_index(path: Path, notes: list[Note], title: str = "Memory index", *, inside: Path | None = None) -> bool:
+    """Rewrite the managed block; returns False when nothing changed (no write at all). `inside`: atomic_write's."""
     try:
         existing = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         existing = None
-    return atomic_write(path, render_index(existing, notes, title))
+    return atomic_write(path, render_index(existing, notes, title), inside=inside)
 
 
 def indexed_stems(text: str) -> set[str]:

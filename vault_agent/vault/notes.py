@@ -350,7 +350,7 @@ class NoteStore:
         meta = order_meta(meta)
         path = unique_note_path(self.paths.memory, str(meta.get("name", "")), str(meta.get("type", "note")))
         note = Note(path=path, meta=meta, body=body)
-        atomic_write(path, note.render(), expected_hash=None)
+        atomic_write(path, note.render(), expected_hash=None, inside=self.paths.root)
         note.hash = content_hash(note.render().encode("utf-8"))
         return NoteWrite("created", note)
 
@@ -378,7 +378,8 @@ class NoteStore:
         if current is not None:
             atomic_write(version_path, current)
         try:
-            atomic_write(old.path, rendered, expected_hash=old.hash if current is not None else None)
+            atomic_write(old.path, rendered, expected_hash=old.hash if current is not None else None,
+                         inside=self.paths.root)
         except EditConflict:
             return self._conflict(note, rendered, version_tag)
         note.hash = content_hash(rendered.encode("utf-8"))

@@ -128,6 +128,21 @@ def read_inside(root: Path, path: Path, max_bytes: int, beneath: Beneath | None 
             opener.close()
 
 
+def no_folder_link(root: Path, path: Path) -> None:
+    """FolderLink when a folder between the agent folder `root` and `path` is a symlink (a missing one is not).
+
+    For the runtime's own writes into the agent folder. They never run beside
+    a sandboxed command (write tools and memory writes run alone or after the
+    tool loop), so nothing can swap a folder between this check and the write;
+    reads, which do run beside commands, open through Beneath instead.
+    """
+    folder = root
+    for name in path.relative_to(root).parts[:-1]:
+        folder = folder / name
+        if os.path.islink(folder):
+            raise FolderLink(errno.ELOOP, "a folder on the way is a link", str(folder))
+
+
 def _is_link(name: str, dir_fd: int) -> bool:
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
