@@ -78,6 +78,16 @@ def test_duplicates_merge_into_one_note_and_the_old_versions_are_kept(paths: Age
         assert read_note_by_ref(paths, cat, "[[tea-copy]]").superseded_by == "tea"
 
 
+def test_an_expired_note_is_never_moved_through_a_linked_archive_folder(paths: AgentPaths, tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (paths.root / "archive").symlink_to(host, target_is_directory=True)  # as a sandboxed command could leave it
+    folder = AgentFolder(paths.root)
+    done = dream.apply(folder, dream.plan(folder, today=TODAY), tag="dream-t3")
+    assert f"skipped memory/voucher.md: {paths.root / 'archive'} is a link, never written through" in done
+    assert list(host.iterdir()) == [] and (paths.memory / "voucher.md").exists()
+
+
 def test_expired_notes_move_to_the_archive_and_index_is_rewritten(paths: AgentPaths) -> None:
     folder = AgentFolder(paths.root)
     dream.apply(folder, dream.plan(folder, today=TODAY), tag="dream-t2")
