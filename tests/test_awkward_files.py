@@ -19,7 +19,7 @@ import pytest
 from vault_agent.memory.catalog import Catalog
 from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import NoteStore, read_note
-from vault_agent.vault.reading import FileTooLarge, NotRegularFile, read_regular
+from vault_agent.vault.reading import LINK_ERRNOS, Beneath, FileTooLarge, NotRegularFile, read_regular
 
 from security_kit import call, make_agent, needs_bwrap, runtime
 
@@ -54,7 +54,7 @@ def within(seconds: float, fn: Callable[[], T], fifo: Path) -> T:
     return box["result"]
 
 
-def test_read_regular_refuses_a_pipe_a_folder_an_oversized_file_and_a_link_when_told(tmp_path: Path) -> None:
+def test_read_regular_refuses_a_pipe_a_folder_an_oversized_file_and_beneath_a_link(tmp_path: Path) -> None:
     fifo = pipe(tmp_path / "note.md")
     with pytest.raises(NotRegularFile):
         within(5, lambda: read_regular(fifo, 100), fifo)
@@ -68,8 +68,9 @@ def test_read_regular_refuses_a_pipe_a_folder_an_oversized_file_and_a_link_when_
     assert read_regular(big, 101) == b"x" * 101
     (tmp_path / "link.md").symlink_to(big)
     assert read_regular(tmp_path / "link.md", 101) == b"x" * 101
-    with pytest.raises(OSError):
-        read_regular(tmp_path / "link.md", 101, follow_symlinks=False)
+    with pytest.raises(OSError) as linked, Beneath(tmp_path) as beneath:
+        beneath.read("link.md", 101)
+    assert linked.value.errno in LINK_ERRNOS
     (tmp_path / "empty.md").write_bytes(b"")
     assert read_regular(tmp_path / "empty.md", 0) == b""
 

@@ -45,7 +45,7 @@ LINK_ERRNOS = (errno.ELOOP, errno.EMLINK)
 _BY_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 
 
-def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
+def read_regular(path: Path | str, max_bytes: int) -> bytes:
     """The bytes of the regular file at `path`.
 
     Raises FileNotFoundError, IsADirectoryError, NotRegularFile, FileTooLarge
@@ -53,7 +53,7 @@ def read_regular(path: Path | str, max_bytes: int, *, follow_symlinks: bool = Tr
     size the file had when opened: a file growing meanwhile is read short, and
     callers that keep its stat see it differ next time and read it again.
     """
-    return _read_fd(os.open(path, _READ | (0 if follow_symlinks else _NOFOLLOW)), path, max_bytes)
+    return _read_fd(os.open(path, _READ), path, max_bytes)
 
 
 def _read_fd(fd: int, path: Path | str, max_bytes: int) -> bytes:
