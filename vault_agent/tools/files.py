@@ -11,7 +11,7 @@ from ..errors import VaultAgentError
 from ..security.decision import ALLOWED, Decision, Refused, refuse
 from ..security.paths import PathRules, sensitive_reason
 from ..vault.atomic import atomic_write, content_hash
-from ..vault.reading import LINK_ERRNOS, Beneath, FileTooLarge, LinkOutside, NotRegularFile
+from ..vault.reading import Beneath, FileTooLarge, NotRegularFile, is_link_error
 from .base import BaseTool, ToolContext, ToolError, schema
 
 READ_CHARS = 20_000  # one read_file answer, at most; page with offset
@@ -31,8 +31,6 @@ def _read_text(root: Path, path: Path) -> str:
     try:
         with Beneath(root) as beneath:
             data = beneath.read(path.relative_to(root).as_posix(), MAX_FILE_BYTES)
-    except LinkOutside:
-        raise _swapped(path.name) from None
     except FileNotFoundError:
         raise ToolError(f"no such file: {path.name}") from None
     except IsADirectoryError:
@@ -42,7 +40,7 @@ def _read_text(root: Path, path: Path) -> str:
     except NotRegularFile:
         raise ToolError(f"{path.name} is not a regular file (a pipe, socket or device)") from None
     except OSError as exc:
-        if exc.errno in LINK_ERRNOS:
+        if is_link_error(exc):
             raise _swapped(path.name) from None
         raise ToolError(f"cannot read {path.name}: {exc.strerror or exc}") from None
     if b"\x00" in data[:8192]:
@@ -215,7 +213,7 @@ def _walk(rules: PathRules, beneath: Beneath, folder: Path, recursive: bool) -> 
         try:
             entries = sorted(beneath.scandir(current), key=lambda e: e.name)
         except OSError as exc:
-            if current == start and (isinstance(exc, LinkOutside) or exc.errno in LINK_ERRNOS):
+            if current == start and is_link_error(exc):
                 raise _swapped(start) from None
             continue
         subdirs = []

@@ -143,6 +143,11 @@ def no_folder_link(root: Path, path: Path) -> None:
             raise FolderLink(errno.ELOOP, "a folder on the way is a link", str(folder))
 
 
+def is_link_error(exc: OSError) -> bool:
+    """Whether opening through Beneath failed on a link: a folder on the way, or the file itself."""
+    return isinstance(exc, LinkOutside) or exc.errno in LINK_ERRNOS
+
+
 def _is_link(name: str, dir_fd: int) -> bool:
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
