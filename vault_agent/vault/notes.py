@@ -21,7 +21,7 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
-from .reading import FileTooLarge, FolderLink, LinkOutside, NotRegularFile, read_inside, read_regular
+from .reading import Beneath, FileTooLarge, FolderLink, LinkOutside, NotRegularFile, read_inside, read_regular
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -219,11 +219,12 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
     return note, findings
 
 
-def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES,
-              inside: Path | None = None) -> tuple[Note | None, list[Finding]]:
-    """The note at `path`, or None and why. `inside`: the agent folder, whose rule for links (link_inside) applies."""
+def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES, inside: Path | None = None,
+              beneath: Beneath | None = None) -> tuple[Note | None, list[Finding]]:
+    """The note at `path`, or None and why. `inside`: the agent folder, whose rule for links (link_inside)
+    applies; `beneath`: a Beneath of it to open through (read_inside's), for many notes in a row."""
     try:
-        data = read_inside(inside, path, max_bytes) if inside is not None else read_regular(path, max_bytes)
+        data = read_inside(inside, path, max_bytes, beneath) if inside is not None else read_regular(path, max_bytes)
     except FolderLink:
         return None, [Finding("warning", path, "is inside a linked folder, which is never followed; left out",
                               "move the folder here instead of linking to it")]
@@ -329,11 +330,12 @@ class NoteStore:
         notes: list[Note] = []
         findings: list[Finding] = []
         unreadable: list[Path] = []
-        for path in iter_note_paths(self.paths.memory, unreadable):
-            note, problems = read_note(path, max_bytes=self.max_bytes, inside=self.paths.root)
-            findings.extend(problems)
-            if note is not None:
-                notes.append(note)
+        with Beneath(self.paths.root) as beneath:
+            for path in iter_note_paths(self.paths.memory, unreadable):
+                note, problems = read_note(path, max_bytes=self.max_bytes, inside=self.paths.root, beneath=beneath)
+                findings.extend(problems)
+                if note is not None:
+                    notes.append(note)
         findings.extend(Finding("error", folder, "cannot list this folder; its notes are left out",
                                 "check its permissions") for folder in unreadable)
         self.findings = findings
