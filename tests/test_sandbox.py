@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from vault_agent.models.base import ToolCall
+from vault_agent.ops import schedule as sched
 from vault_agent.security import sandbox
+from vault_agent.vault import AgentFolder, placeholders
 
 from security_kit import LocalServer, ScriptedApprover, call, html, live_cmdlines, make_agent, needs_bwrap, runtime
 
@@ -64,12 +66,82 @@ def test_a_command_cannot_create_a_protected_path_that_does_not_exist_yet(tmp_pa
     # The whole folder is writable (the default grant); schedule.md, journal/ and the rest do not exist yet.
     root = make_agent(tmp_path, "tools: [shell]\ncapabilities:\n  shell: true")
     shutil.rmtree(root / "wiki")
+    (root / ".vault-agent").mkdir()  # as in every run (its run lock is there)
     before = sorted(p.name for p in root.iterdir())
     outcome = call(runtime(root), "shell", command=CREATE_PROTECTED)
     assert "wrote-drafts" in outcome.result.content
     assert outcome.result.content.count("Read-only file system") >= 5, outcome.result.content
     assert sorted(p.name for p in root.iterdir()) == before  # no placeholder is left behind either
+    assert list((root / ".vault-agent").iterdir()) == []  # nor the record of them
     assert (root / "drafts" / "ok.md").read_text() == "x\n"
+
+
+KEEP_HOLDING = """
+import sys
+from pathlib import Path
+from vault_agent.ops import schedule as sched
+from vault_agent.security import sandbox
+from vault_agent.vault import AgentFolder, placeholders
+root = Path(sys.argv[1])
+spec = sandbox.Spec(read=(root,), write=(root,), read_only_inside=(root / "PAUSED.md", root / "journal"), agent=root,
+                    cwd=root)
+sandbox.run(["/bin/sh", "-c", "sleep 30"], spec)
+"""
+
+
+@needs_bwrap
+def test_placeholders_a_killed_runtime_left_pause_nothing_and_go_at_the_next_run_lock(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [shell]")
+    folder = AgentFolder(root)
+    child = subprocess.Popen([sys.executable, "-c", KEEP_HOLDING, str(root)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (root / "journal").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait()
+    assert (root / "PAUSED.md").read_bytes() == b"" and list((root / "journal").iterdir()) == []
+    assert sched.pause_info(folder) is None  # the runtime's empty stand-in is not a person pausing the agent
+    assert not sched.resume(folder) and (root / "PAUSED.md").exists()
+    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef"):
+        assert not (root / "PAUSED.md").exists() and not (root / "journal").exists()
+    assert not (root / ".vault-agent" / placeholders.RECORD).exists()
+
+
+@needs_bwrap
+def test_a_file_a_person_put_where_a_placeholder_was_left_is_theirs(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [shell]")
+    folder = AgentFolder(root)
+    child = subprocess.Popen([sys.executable, "-c", KEEP_HOLDING, str(root)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (root / "journal").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait()
+    (root / "mine.md").write_text("")
+    os.replace(root / "mine.md", root / "PAUSED.md")  # a person pausing the agent with an empty file of their own
+    (root / "journal" / "2026-11-21.md").write_text("# 2026-11-21\n")
+    assert sched.pause_info(folder) is not None
+    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef"):
+        pass
+    assert (root / "PAUSED.md").exists() and (root / "journal" / "2026-11-21.md").exists()
+    assert sched.pause_info(folder) is not None
+
+
+def test_a_held_placeholder_is_no_pause_and_resume_leaves_it(tmp_path: Path) -> None:
+    # No command runs here: holding the place is what a running command does, in this process or another.
+    root = make_agent(tmp_path, "tools: [shell]")
+    folder = AgentFolder(root)
+    with placeholders.hold(root, [root / "PAUSED.md"]) as held:
+        assert held == [root / "PAUSED.md"] and (root / "PAUSED.md").exists()
+        assert sched.pause_info(folder) is None
+        assert not sched.resume(folder) and (root / "PAUSED.md").exists()
+    assert not (root / "PAUSED.md").exists()
+    (root / "PAUSED.md").write_text("")
+    assert sched.pause_info(folder) is not None
 
 
 @needs_bwrap

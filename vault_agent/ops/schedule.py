@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, Finding
-from ..vault import frontmatter, runlog
+from ..vault import frontmatter, placeholders, runlog
 from ..vault.atomic import atomic_write, read_state
 from ..vault.folder import AgentFolder
 from . import when as when_mod
@@ -169,10 +169,17 @@ def pause_path(folder: AgentFolder) -> Path:
 
 
 def pause_info(folder: AgentFolder) -> dict[str, Any] | None:
-    """PAUSED.md's properties when the agent is paused (the file exists and does not say `paused: false`)."""
+    """PAUSED.md's properties when the agent is paused (the file exists and does not say `paused: false`).
+
+    The empty placeholder the sandbox holds there while a command runs (or a
+    killed run left) is not a pause.
+    """
+    path = pause_path(folder)
     try:
-        text = pause_path(folder).read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
+        return None
+    if not text and placeholders.is_placeholder(folder.root, path):
         return None
     try:
         fm, body = frontmatter.split(text)
@@ -202,8 +209,11 @@ def pause(folder: AgentFolder, *, failures: int, last_run_id: str, last_error: s
 
 
 def resume(folder: AgentFolder) -> bool:
+    path = pause_path(folder)
+    if placeholders.is_placeholder(folder.root, path):
+        return False  # a command's mount point: unlinking it would lift the mount
     try:
-        pause_path(folder).unlink()
+        path.unlink()
     except FileNotFoundError:
         return False
     return True

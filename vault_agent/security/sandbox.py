@@ -7,8 +7,7 @@ read-only); it has no network unless granted, its own PID namespace (so it
 dies with its namespace) and dies with the runtime (--die-with-parent). A
 protected path under a writable grant that does not exist yet (schedule.md,
 journal/ ...) is held by an empty read-only placeholder while commands run,
-so a command cannot create it; the placeholder is removed after the last
-command that holds it.
+so a command cannot create it (vault.placeholders).
 Without bwrap the command runs in a fresh temporary HOME with the same
 limits, timeout and environment but without namespaces: it can then read
 whatever the runtime's user can, which `doctor` warns about.
@@ -22,14 +21,12 @@ avoided because tool calls run on several threads, where it may deadlock.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import os
 import resource
 import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -37,7 +34,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+
+from ..vault import placeholders
 
 SYSTEM_RO = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
 # /etc pieces programs need to start (the dynamic loader, users, locale, TLS roots), not /etc as a whole.
@@ -80,9 +78,10 @@ class Spec:
 
     read: tuple[Path, ...] = ()
     write: tuple[Path, ...] = ()
-    # Re-mounted read-only on top of a writable grant; one that does not exist is held by an empty placeholder:
-    # a file when its name ends in .md, else a folder.
+    # Re-mounted read-only on top of a writable grant; one that does not exist is held by an empty placeholder
+    # (vault.placeholders), recorded in the agent folder `agent`.
     read_only_inside: tuple[Path, ...] = ()
+    agent: Path | None = None
     cwd: Path | None = None
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
@@ -153,8 +152,8 @@ def run(argv: list[str], spec: Spec, *, stdin: bytes | None = None, isolate: boo
     bwrap = bwrap_path() if isolate is not False else None
     if not bwrap:
         return _run(argv, spec, stdin, None, {})
-    with _held_absent(spec.read_only_inside) as placeholders:
-        return _run(argv, spec, stdin, bwrap, placeholders)
+    with placeholders.hold(spec.agent, spec.read_only_inside) as held:
+        return _run(argv, spec, stdin, bwrap, {p: _empty_source(folder=not placeholders.is_file(p)) for p in held})
 
 
 def _run(argv: list[str], spec: Spec, stdin: bytes | None, bwrap: str | None,
@@ -192,52 +191,6 @@ def _run(argv: list[str], spec: Spec, stdin: bytes | None, bwrap: str | None,
             shutil.rmtree(scratch, ignore_errors=True)
     return SandboxResult(None if timed_out else proc.returncode, out, err, timed_out, truncated, bool(bwrap),
                          time.monotonic() - started)
-
-
-# Protected paths that did not exist when a command started: path -> how many running commands hold it.
-_ABSENT: dict[Path, int] = {}
-_ABSENT_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _held_absent(paths: tuple[Path, ...]) -> Iterator[dict[Path, str]]:
-    """For each of `paths` that does not exist (or is already held): what to mount on it, for as long as the
-    block runs.
-
-    bwrap makes the mount point itself, in the agent folder, so the host sees
-    the empty file or folder while commands run. It is removed when the last
-    command holding it ends, and only while still empty, so nothing a person
-    or the runtime wrote meanwhile is lost. Commands of one turn run in
-    parallel: removing it while another still runs would lift that one's
-    mount, hence the count.
-    """
-    held: dict[Path, str] = {}
-    with _ABSENT_LOCK:
-        for path in paths:
-            if path in _ABSENT or not os.path.lexists(path):
-                _ABSENT[path] = _ABSENT.get(path, 0) + 1
-                held[path] = _empty_source(folder=path.suffix != ".md")
-    try:
-        yield held
-    finally:
-        with _ABSENT_LOCK:
-            for path in held:
-                _ABSENT[path] -= 1
-                if not _ABSENT[path]:
-                    del _ABSENT[path]
-                    _remove_placeholder(path)
-
-
-def _remove_placeholder(path: Path) -> None:
-    try:
-        if path.suffix != ".md":
-            os.rmdir(path)  # only when empty
-            return
-        st = os.lstat(path)
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            os.unlink(path)
-    except OSError:
-        pass
 
 
 @functools.cache

@@ -23,7 +23,8 @@ def sandbox_spec(ctx: ToolContext, *, network: bool, env: dict[str, str], timeou
         limits = dataclasses.replace(limits, timeout_s=min(timeout_s, limits.timeout_s))
     workdir = rules.check(cwd, "read") if cwd else rules.root
     return sandbox.Spec(read=(*rules.readable_roots(), *extra_read), write=tuple(rules.writable_roots()),
-                        read_only_inside=tuple(rules.read_only_inside_writable()), cwd=workdir, network=network,
+                        read_only_inside=tuple(rules.read_only_inside_writable()), agent=rules.root, cwd=workdir,
+                        network=network,
                         env=env, limits=limits)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import AgentNotFound, Finding
-from . import index_md, journal, runlog
+from . import index_md, journal, placeholders, runlog
 from .atomic import append_line
 from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
@@ -58,6 +58,7 @@ class AgentFolder:
     def run_lock(self, *, timeout: float, run_id: str) -> Iterator[None]:
         with run_lock(self.paths.run_lock, timeout=timeout,
                       owner={"run_id": run_id, "since": runlog.ts_string(runlog.now_ts())}):
+            placeholders.clear_leftovers(self.root)  # of a killed run: no command of this agent runs now
             yield
 
     @contextmanager
