@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,58 @@ def test_an_edit_keeping_size_and_mtime_is_still_seen_after_an_atomic_replace(pa
         os.replace(tmp, path)  # editors and vault-agent both save this way: a new inode
         assert cat.sync().changed == 1
         assert cat.summaries()[0]["description"] == "y"
+
+
+def test_a_new_connection_sees_a_change_made_after_a_partial_sync_and_then_undone(paths: AgentPaths) -> None:
+    # A full sync leaves a digest of the stats it synced, which lets the next process skip loading them. A watch's
+    # partial sync changes the table without a full walk: the digest must go, or restoring a file's bytes and
+    # mtime in place (rsync --inplace -t, a backup tool) would match it while the index holds the edit.
+    path = write(paths, "a.md", "A", desc="xxxx")
+    st = path.stat()
+    with Catalog(paths) as cat:
+        cat.sync()
+        path.write_text(path.read_text().replace("xxxx", "yyyy"))
+        assert cat.sync(only={"memory/a.md"}).changed == 1
+    path.write_text(path.read_text().replace("yyyy", "xxxx"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_ino == st.st_ino and path.stat().st_size == st.st_size
+    with Catalog(paths) as cat:
+        assert cat.sync().changed == 1
+        assert cat.summaries()[0]["description"] == "xxxx"
+
+
+def test_a_sync_that_changed_nothing_does_not_wait_for_another_writer(paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    with Catalog(paths) as cat:
+        cat.sync()
+        write(paths, "a.md", "A", desc="edited")
+        cat.sync(only={"memory/a.md"})  # the digest of the last full sync is gone now
+    other = sqlite3.connect(paths.state / "index.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+    try:
+        started = time.monotonic()
+        with Catalog(paths) as cat:
+            assert cat.sync().unchanged == 1
+        assert time.monotonic() - started < 10  # not the 30 s a write would wait for the lock
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Catalog(paths) as cat:
+        assert cat.sync().unchanged == 1
+        assert cat.conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 1  # stored once the lock was free
+
+
+def test_no_digest_is_stored_beside_a_table_another_process_changed_during_the_sync(paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    with Catalog(paths) as slow, Catalog(paths) as other:
+        slow.sync()
+        seen = slow._version()  # where a sync started reading the table
+        write(paths, "b.md", "B")
+        other.sync()  # commits in the middle of it
+        slow._store_digest("0" * 32, seen)
+        assert slow._stored_digest() != "0" * 32
+        slow._store_digest("0" * 32, slow._version())
+        assert slow._stored_digest() == "0" * 32
 
 
 def test_rebuilding_from_scratch_gives_the_same_catalog(paths: AgentPaths) -> None:

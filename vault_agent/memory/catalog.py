@@ -19,11 +19,12 @@ import shutil
 import sqlite3
 import stat as stat_mod
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from hashlib import sha1
+from hashlib import blake2b, sha1
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ from .sources import (
     stem_key,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
 # every later search ~10% cheaper for ~3% of the build. Smaller indexes search fast enough as they are.
@@ -101,6 +103,10 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE INDEX IF NOT EXISTS docs_by_path ON docs(path);
 CREATE INDEX IF NOT EXISTS docs_by_stem ON docs(stem_key);
 {_FTS_TABLE};
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,       -- 'files': _digest of the stats the files table was last synced to in full
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vectors (
     model TEXT NOT NULL,
     hash TEXT NOT NULL,         -- docs.hash: unchanged text is never embedded twice
@@ -140,11 +146,11 @@ Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read
 def _connect_db(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # One connection may serve several threads of a long-lived Agent, which serializes their use.
-    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except BaseException:
         conn.close()
         raise
@@ -297,7 +303,7 @@ class Catalog:
         content and cost money to make again.
         """
         with self.writing():
-            for table in ("files", "notes", "docs"):
+            for table in ("files", "notes", "docs", "meta"):
                 self.conn.execute(f"DELETE FROM {table}")
             # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
             self.conn.execute("DROP TABLE docs_fts")
@@ -314,12 +320,22 @@ class Catalog:
         file is stat'ed (a full sync).
         """
         stats = SyncStats()
-        known = self._known_state()
+        digest = None
         if only is None:
             on_disk: dict[str, Stat] = {}
             for folder in SOURCE_FOLDERS:
                 _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk)
-        else:
+            if self._current_known() is None:
+                # A new connection would load every file's stat from the table to compare (a fifth of a
+                # no-change sync at 10k notes); the digest of the last full sync says "nothing changed" at once.
+                digest = _digest(on_disk)
+                if digest is not None and digest == self._stored_digest():
+                    stats.unchanged = len(on_disk)
+                    self._known, self._data_version = on_disk, self._version()
+                    return stats
+        seen = self._version()
+        known = self._known_state()
+        if only is not None:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
                 if kind_of(rel) is None or link_inside(self.paths.root, self.paths.root / rel) is None:
@@ -338,6 +354,8 @@ class Catalog:
             self._apply(stale, removed, on_disk, known, stats)
             if stats.added + stats.changed >= OPTIMIZE_AFTER:
                 self._optimize()
+        if only is None:
+            self._store_digest(digest or _digest(on_disk), seen)
         self._known = on_disk
         self._data_version = self._version()
         return stats
@@ -384,6 +402,7 @@ class Catalog:
         reindexed = [(r.rel,) for r in reads if not r.touch_only]
         gone = [(rel,) for rel in removed]
         with self.writing():
+            self.conn.execute("DELETE FROM meta WHERE key = 'files'")
             self.conn.executemany("UPDATE files SET ino = ?, size = ?, mtime_ns = ? WHERE path = ?",
                                   [(*r.st, r.rel) for r in reads if r.touch_only])
             for rows in (reindexed, gone):
@@ -444,11 +463,44 @@ class Catalog:
                 (fts_term, cap + 1)).fetchone()[0]
         return found
 
-    def _known_state(self) -> dict[str, Stat]:
+    def _current_known(self) -> dict[str, Stat] | None:
         # PRAGMA data_version changes only when another connection commits: until
         # then the state this connection last synced is still what the table holds.
-        if self._known is not None and self._data_version == self._version():
-            return self._known
+        return self._known if self._known is not None and self._data_version == self._version() else None
+
+    def _stored_digest(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'files'").fetchone()
+        return row[0] if row else None
+
+    def _store_digest(self, digest: str | None, seen: int) -> None:
+        """Record that the files table now holds exactly the stats `digest` sums up; None forgets it.
+
+        `seen`: PRAGMA data_version when the sync read the table. Every other
+        write to the table forgets the digest in its own transaction (_write),
+        and none is stored once another connection has written since `seen`:
+        a digest is only ever left beside the state it describes. Best effort:
+        a sync that changed nothing must not wait for another process's write
+        or fail on a read-only folder; it is stored next time.
+        """
+        if digest == self._stored_digest():
+            return
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            with self.writing():
+                if self._version() != seen:
+                    return
+                self.conn.execute("DELETE FROM meta WHERE key = 'files'")
+                if digest is not None:
+                    self.conn.execute("INSERT INTO meta VALUES ('files', ?)", (digest,))
+        except StorageError:
+            pass
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _known_state(self) -> dict[str, Stat]:
+        current = self._current_known()
+        if current is not None:
+            return current
         return {path: (ino, size, mtime_ns)
                 for path, ino, size, mtime_ns in self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
 
@@ -583,6 +635,17 @@ def _read_bytes(root: Path, path: Path, beneath: Beneath) -> bytes | None:
 # Where the OS allows it, each file is stat'ed by name inside its open folder instead of by its full path:
 # no walk down the path for every file, which was a fifth of a no-change sync at 10k notes.
 _BY_FD = os.scandir in os.supports_fd
+
+
+def _digest(state: dict[str, Stat]) -> str | None:
+    """A hash of every path and stat in `state`, in its order (a walk of unchanged folders repeats it); None
+    when a number does not fit in 64 bits."""
+    try:
+        numbers = array("q", [n for st in state.values() for n in st])
+    except OverflowError:
+        return None
+    return blake2b(f"{len(state)}\0{chr(0).join(state)}".encode("utf-8", "surrogateescape") + numbers.tobytes(),
+                   digest_size=16).hexdigest()
 
 
 def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
