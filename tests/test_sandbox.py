@@ -79,28 +79,36 @@ def test_a_command_cannot_create_a_protected_path_that_does_not_exist_yet(tmp_pa
 KEEP_HOLDING = """
 import sys
 from pathlib import Path
-from vault_agent.ops import schedule as sched
 from vault_agent.security import sandbox
-from vault_agent.vault import AgentFolder, placeholders
 root = Path(sys.argv[1])
 spec = sandbox.Spec(read=(root,), write=(root,), read_only_inside=(root / "PAUSED.md", root / "journal"), agent=root,
                     cwd=root)
-sandbox.run(["/bin/sh", "-c", "sleep 30"], spec)
+sandbox.run(["/bin/sh", "-c", f"echo > drafts/started; sleep {sys.argv[2]}"], spec)
 """
+
+
+def kill_while_holding(root: Path) -> None:
+    """SIGKILL a runtime process while its command runs with PAUSED.md and journal/ held, and let its sandbox die."""
+    marker = f"33.{os.getpid()}"
+    child = subprocess.Popen([sys.executable, "-c", KEEP_HOLDING, str(root), marker])
+    try:
+        deadline = time.monotonic() + 10
+        while not (root / "drafts" / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait()
+    deadline = time.monotonic() + 5
+    while live_cmdlines(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (root / "drafts" / "started").exists() and live_cmdlines(f"sleep {marker}") == []
 
 
 @needs_bwrap
 def test_placeholders_a_killed_runtime_left_pause_nothing_and_go_at_the_next_run_lock(tmp_path: Path) -> None:
     root = make_agent(tmp_path, "tools: [shell]")
     folder = AgentFolder(root)
-    child = subprocess.Popen([sys.executable, "-c", KEEP_HOLDING, str(root)])
-    try:
-        deadline = time.monotonic() + 10
-        while not (root / "journal").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        child.kill()
-        child.wait()
+    kill_while_holding(root)
     assert (root / "PAUSED.md").read_bytes() == b"" and list((root / "journal").iterdir()) == []
     assert sched.pause_info(folder) is None  # the runtime's empty stand-in is not a person pausing the agent
     assert not sched.resume(folder) and (root / "PAUSED.md").exists()
@@ -113,14 +121,7 @@ def test_placeholders_a_killed_runtime_left_pause_nothing_and_go_at_the_next_run
 def test_a_file_a_person_put_where_a_placeholder_was_left_is_theirs(tmp_path: Path) -> None:
     root = make_agent(tmp_path, "tools: [shell]")
     folder = AgentFolder(root)
-    child = subprocess.Popen([sys.executable, "-c", KEEP_HOLDING, str(root)])
-    try:
-        deadline = time.monotonic() + 10
-        while not (root / "journal").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        child.kill()
-        child.wait()
+    kill_while_holding(root)
     (root / "mine.md").write_text("")
     os.replace(root / "mine.md", root / "PAUSED.md")  # a person pausing the agent with an empty file of their own
     (root / "journal" / "2026-11-21.md").write_text("# 2026-11-21\n")

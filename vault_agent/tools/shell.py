@@ -24,8 +24,7 @@ def sandbox_spec(ctx: ToolContext, *, network: bool, env: dict[str, str], timeou
     workdir = rules.check(cwd, "read") if cwd else rules.root
     return sandbox.Spec(read=(*rules.readable_roots(), *extra_read), write=tuple(rules.writable_roots()),
                         read_only_inside=tuple(rules.read_only_inside_writable()), agent=rules.root, cwd=workdir,
-                        network=network,
-                        env=env, limits=limits)
+                        network=network, env=env, limits=limits)
 
 
 def granted_env(ctx: ToolContext, secrets: Mapping[str, str]) -> dict[str, str]:

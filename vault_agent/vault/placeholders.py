@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import stat
 import threading
 from collections.abc import Iterable, Iterator
@@ -57,6 +58,7 @@ def hold(root: Path | None, paths: Iterable[Path]) -> Iterator[list[Path]]:
     """
     paths = list(paths)
     held: list[Path] = []
+    temps: dict[Path, Path] = {}
     with _LOCK:
         try:
             if root is not None and any(p not in _HELD and not os.path.lexists(p) for p in paths):
@@ -69,16 +71,30 @@ def hold(root: Path | None, paths: Iterable[Path]) -> Iterator[list[Path]]:
                     _HELD[path] = (count + 1, ident)
                     held.append(path)
                 elif not os.path.lexists(path):
-                    ident = _make(path)
-                    if ident is not None:  # None: someone made it meanwhile; it is theirs, mounted as it is
-                        _HELD[path] = (1, ident)
-                        held.append(path)
-                        made[path] = ident
+                    if is_file(path):
+                        temps[path], ident = _make_file(path)
+                    else:
+                        ident = _make_folder(path)
+                        if ident is None:  # someone made it meanwhile: it is theirs, mounted as it is
+                            continue
+                    _HELD[path] = (1, ident)
+                    held.append(path)
+                    made[path] = ident
             if made and root is not None:
+                # Before a file takes its name: a kill from here on leaves it listed. (An empty folder left
+                # unlisted by a kill just before this does no harm; an empty PAUSED.md would pause the agent.)
                 _record(root, made, ())
+            for path, tmp in temps.items():
+                if not _place(tmp, path):  # someone made it meanwhile; its entry names another inode
+                    del _HELD[path]
+                    held.remove(path)
         except BaseException:
             _release(root, held)
             raise
+        finally:
+            for tmp in temps.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
     try:
         yield held
     finally:
@@ -104,26 +120,44 @@ def clear_leftovers(root: Path) -> None:
             path = root / rel
             if path in _HELD:
                 continue
-            if not isinstance(ident, list) or not _still_empty(path, tuple(ident)) or _remove(path):
+            inside = not Path(rel).is_absolute() and ".." not in Path(rel).parts  # the record is a file too
+            if not inside or not isinstance(ident, list) or not _still_empty(path, tuple(ident)) or _remove(path):
                 gone.append(rel)
         if gone:
             with contextlib.suppress(OSError, StorageError):
                 _record(root, {}, gone)
 
 
-def _make(path: Path) -> _Ident | None:
+def _make_file(path: Path) -> tuple[Path, _Ident]:
+    """An empty file beside `path` under a dot-named temporary name (which nothing indexes or watches)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
-        if is_file(path):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            try:
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
-        else:
-            os.mkdir(path)
-            st = os.lstat(path)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return tmp, (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _place(tmp: Path, path: Path) -> bool:
+    """Give the file `tmp` the name `path` unless something has taken it (a link never replaces a file)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links (FAT): a rename, after a look
+        if os.path.lexists(path):
+            return False
+        os.rename(tmp, path)
+    return True
+
+
+def _make_folder(path: Path) -> _Ident | None:
+    try:
+        os.mkdir(path)
     except FileExistsError:
         return None
+    st = os.lstat(path)
     return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
