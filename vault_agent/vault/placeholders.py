@@ -120,7 +120,8 @@ def clear_leftovers(root: Path) -> None:
             path = root / rel
             if path in _HELD:
                 continue
-            inside = not Path(rel).is_absolute() and ".." not in Path(rel).parts  # the record is a file too
+            # A person may edit the record too: nothing outside the folder is ever removed.
+            inside = not Path(rel).is_absolute() and ".." not in Path(rel).parts
             if not inside or not isinstance(ident, list) or not _still_empty(path, tuple(ident)) or _remove(path):
                 gone.append(rel)
         if gone:
