@@ -58,6 +58,10 @@ def test_daemon_runs_two_agents_without_overlap_pauses_a_failing_one_and_stops_o
             while time.monotonic() < deadline and not (
                     len(_runs(alpha)) >= 3 and len(_runs(beta)) >= 3 and (broken.root / "PAUSED.md").exists()):
                 time.sleep(0.2)
+            # SIGTERM just after a model call arrives (it takes SLOW_S): mid-run, whatever the gaps between runs.
+            seen, deadline = len(server.requests), time.monotonic() + 10
+            while len(server.requests) == seen and time.monotonic() < deadline:
+                time.sleep(0.01)
             stopped_at = dt.datetime.now().astimezone()
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
