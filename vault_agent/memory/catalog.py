@@ -354,8 +354,11 @@ class Catalog:
             self._apply(stale, removed, on_disk, known, stats)
             if stats.added + stats.changed >= OPTIMIZE_AFTER:
                 self._optimize()
-        if only is None:
-            self._store_digest(digest or _digest(on_disk), seen)
+        # A stored digest always describes the table (every write drops it): with nothing written it still holds.
+        if only is None and (stale or removed or self._stored_digest() is None):
+            digest = digest or _digest(on_disk)
+            if digest is not None:
+                self._store_digest(digest, seen)
         self._known = on_disk
         self._data_version = self._version()
         return stats
@@ -472,8 +475,8 @@ class Catalog:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'files'").fetchone()
         return row[0] if row else None
 
-    def _store_digest(self, digest: str | None, seen: int) -> None:
-        """Record that the files table now holds exactly the stats `digest` sums up; None forgets it.
+    def _store_digest(self, digest: str, seen: int) -> None:
+        """Record that the files table now holds exactly the stats `digest` sums up.
 
         `seen`: PRAGMA data_version when the sync read the table. Every other
         write to the table forgets the digest in its own transaction (_write),
@@ -482,16 +485,11 @@ class Catalog:
         a sync that changed nothing must not wait for another process's write
         or fail on a read-only folder; it is stored next time.
         """
-        if digest == self._stored_digest():
-            return
         self.conn.execute("PRAGMA busy_timeout=0")
         try:
             with self.writing():
-                if self._version() != seen:
-                    return
-                self.conn.execute("DELETE FROM meta WHERE key = 'files'")
-                if digest is not None:
-                    self.conn.execute("INSERT INTO meta VALUES ('files', ?)", (digest,))
+                if self._version() == seen:
+                    self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('files', ?)", (digest,))
         except StorageError:
             pass
         finally:
