@@ -114,7 +114,7 @@ def _limit_prefix(limits: Limits) -> list[str]:
     return [sys.executable, "-S", "-c", f"import os,sys,resource as r;{sets};os.execvp(sys.argv[1],sys.argv[1:])"]
 
 
-def _bwrap_args(bwrap: str, spec: Spec, home: str, placeholders: dict[Path, str]) -> list[str]:
+def _bwrap_args(bwrap: str, spec: Spec, home: str, stand_ins: dict[Path, str]) -> list[str]:
     args = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
             "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", home]
     if spec.network:
@@ -132,8 +132,8 @@ def _bwrap_args(bwrap: str, spec: Spec, home: str, placeholders: dict[Path, str]
         if os.path.exists(path):
             args += ["--bind" if writable else "--ro-bind", path, path]
     for path in spec.read_only_inside:
-        if path in placeholders:
-            args += ["--ro-bind", placeholders[path], str(path)]
+        if path in stand_ins:
+            args += ["--ro-bind", stand_ins[path], str(path)]
         elif os.path.lexists(path):
             args += ["--ro-bind", str(path), str(path)]
     mounted = [Path(p) for p in (*spec.read, *spec.write)]
@@ -157,12 +157,13 @@ def run(argv: list[str], spec: Spec, *, stdin: bytes | None = None, isolate: boo
 
 
 def _run(argv: list[str], spec: Spec, stdin: bytes | None, bwrap: str | None,
-         placeholders: dict[Path, str]) -> SandboxResult:
+         stand_ins: dict[Path, str]) -> SandboxResult:
+    """`stand_ins`: the empty source to mount on each held placeholder."""
     started = time.monotonic()
     scratch = None
     if bwrap:
         home = "/tmp/home"
-        command = _limit_prefix(spec.limits) + _bwrap_args(bwrap, spec, home, placeholders) + argv
+        command = _limit_prefix(spec.limits) + _bwrap_args(bwrap, spec, home, stand_ins) + argv
         cwd = None
     else:
         scratch = tempfile.mkdtemp(prefix="vault-agent-sandbox-")
