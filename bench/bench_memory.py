@@ -9,8 +9,10 @@ phrased) is generated, then:
   state from the database, stats every file) and a long-lived one's;
 - sync, one note changed: one note rewritten, then a sync;
 - search p50/p95: `search()` in-process over every labelled question, first
-  pass (no cached term statistics; the stems of note names are remembered
-  from one search to the next, as in any process) and repeated;
+  pass (nothing cached at the start; a term's statistics and ranking, and
+  the stems of note names, are kept from one search to the next, as in any
+  process, so a term an earlier question used costs nothing again) and
+  repeated (every term's ranking kept);
 - prompt tokens: `Agent.context()` for the same work items (must stay flat);
 - recall@5: is the labelled note among the first five notes recall ranks
   (`relevant()`), on the dev questions (used while building the search),

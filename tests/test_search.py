@@ -64,6 +64,21 @@ def test_a_name_match_outranks_a_passing_mention(paths: AgentPaths) -> None:
         assert [h.stem for h in search(cat, "car", limit=2, today=TODAY)] == ["car-lease", "mention"]
 
 
+def test_a_search_after_the_index_changed_ranks_anew_whichever_connection_changed_it(paths: AgentPaths) -> None:
+    def top(cat: Catalog) -> str:
+        return search(cat, "car", limit=1, today=TODAY)[0].stem
+
+    with Catalog(paths) as cat, Catalog(paths) as other:
+        cat.sync()
+        assert top(cat) == "car-lease"
+        car = note(paths, "car", "Car", "The car is a Polestar.")
+        other.sync()  # as the watcher or another run indexes it
+        assert top(cat) == "car"
+        car.write_text(car.read_text().replace('"Car"', '"Bicycle"').replace("car is", "bike is"))
+        cat.sync()
+        assert top(cat) == "car-lease"
+
+
 @pytest.mark.parametrize("aliases", ["aliases: aangifte, Belastingdienst\n",
                                      "aliases:\n  - aangifte\n  - Belastingdienst\n"])
 def test_a_notes_aliases_find_it_by_words_it_does_not_contain(paths: AgentPaths, aliases: str) -> None:

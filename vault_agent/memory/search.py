@@ -173,13 +173,6 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
         return []
     absent = {t.text for t in found if t.weight == 1.0 and not catalog.document_frequency(t.fts(), MATCH_BUDGET)}
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
-    if type:
-        sql = (f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts "
-               "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND ? IN (docs.type, docs.kind) "
-               "ORDER BY s LIMIT ?")
-    else:
-        sql = (f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
-               "ORDER BY s LIMIT ?")
     total = catalog.document_count()
     best: dict[tuple[str, int], float] = {}  # (question word, doc id) -> best term score
     for fts, term, df in _affordable(catalog, found):
@@ -190,7 +183,7 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
         ratio = (total - df + 0.5) / (df + 0.5)
         idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
         concept = term.source or term.text
-        for rowid, bm25 in catalog.conn.execute(sql, (fts, type.lower(), pool) if type else (fts, pool)):
+        for rowid, bm25 in catalog.term_ranking(fts, weights, type.lower() if type else None, pool):
             if bm25 < 0:  # bm25() is negative, lower is better
                 key = (concept, rowid)
                 best[key] = max(best.get(key, 0.0), -weight * bm25 * idf)
