@@ -211,6 +211,23 @@ def test_a_long_first_index_says_on_stderr_that_it_is_under_way(paths: AgentPath
     assert "indexing" not in again.output and "memory/dentist.md" in again.output.splitlines()[0]
 
 
+def test_words_stemmed_together_get_the_stems_they_get_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import related
+
+    # "ab\u19b0cd" is one word to Python and two tokens to FTS5's older Unicode tables: a batch holding it
+    # cannot be read one token per word.
+    for batch in (["Invoices", "Café", "running", "2027", "東京", "naïve"],
+                  ["Invoices", "ab\u19b0cd", "running", "2027", "naïve"]):
+        monkeypatch.setattr(related, "_seen", {})
+        together = related.stems(batch)
+        apart = []
+        for word in batch:
+            monkeypatch.setattr(related, "_seen", {})
+            apart += related.stems([word])
+        assert together == apart
+    assert together == ["invoic", "ab", "run", "2027", "naiv"]
+
+
 def test_stems_are_the_same_fresh_or_remembered_and_the_memory_of_them_stays_bounded(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from vault_agent.memory import related
