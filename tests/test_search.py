@@ -71,12 +71,12 @@ def test_a_search_after_the_index_changed_ranks_anew_whichever_connection_change
     with Catalog(paths) as cat, Catalog(paths) as other:
         cat.sync()
         assert top(cat) == "car-lease"
-        car = note(paths, "car", "Car", "The car is a Polestar.")
+        note(paths, "car", "Car", "The car is a Polestar.")
         other.sync()  # as the watcher or another run indexes it
         assert top(cat) == "car"
-        car.write_text(car.read_text().replace('"Car"', '"Bicycle"').replace("car is", "bike is"))
-        cat.sync()
-        assert top(cat) == "car-lease"
+        note(paths, "polestar", "Car", "Car, car and car again.")
+        cat.sync()  # this connection's own write
+        assert top(cat) == "polestar"
 
 
 @pytest.mark.parametrize("aliases", ["aliases: aangifte, Belastingdienst\n",

@@ -224,10 +224,7 @@ class Catalog:
         self.conn = self._open()
         self._known: dict[str, Stat] | None = None
         self._data_version = -1
-        # Search statistics and single-term rankings, valid while the index is unchanged.
-        self._counts: dict[str, int] = {}
-        self._rankings: dict[tuple[str, str, str | None, int], list[tuple[int, float]]] = {}
-        self._counts_version = -1
+        self._stats: SearchStats | None = None
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -312,7 +309,7 @@ class Catalog:
             self.conn.execute("DROP TABLE docs_fts")
             self.conn.execute(_FTS_TABLE)
         self._known = None
-        self._counts_version = -1
+        self._stats = None
         return self.sync()
 
     def sync(self, only: set[str] | None = None) -> SyncStats:
@@ -421,7 +418,7 @@ class Catalog:
             self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   [r.note_row for r in reads if r.note_row is not None])
             self._insert_docs([(r.rel, d) for r in reads for d in (r.docs or ())])
-        self._counts_version = -1  # this connection's own commits do not move data_version
+        self._stats = None  # this connection's own commits do not move data_version
 
     def _insert_docs(self, docs: list[tuple[str, Doc]]) -> None:
         if not docs:
@@ -442,58 +439,21 @@ class Catalog:
     def _version(self) -> int:
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
-    def _fresh_counts(self) -> dict[str, int]:
+    def search_stats(self) -> SearchStats:
+        """What searches keep of the index as it is now: term counts and rankings. Kept until the index
+        changes; a search asks once and uses it throughout (the check costs a query)."""
         version = self._version()
-        if version != self._counts_version:
-            self._counts, self._rankings, self._counts_version = {}, {}, version
-        return self._counts
+        if self._stats is None or self._stats.version != version:
+            self._stats = SearchStats(self.conn, version)
+        return self._stats
 
     def document_count(self) -> int:
         """How many search documents the index holds."""
-        counts = self._fresh_counts()
-        if "" not in counts:
-            counts[""] = self.conn.execute("SELECT count(*) FROM docs").fetchone()[0]
-        return counts[""]
+        return self.search_stats().document_count()
 
     def types(self) -> list[str]:
         """Every type and kind the search documents have, sorted: what a search can be limited to."""
         return [t for (t,) in self.conn.execute("SELECT type FROM docs UNION SELECT kind FROM docs ORDER BY 1")]
-
-    def document_frequency(self, fts_term: str, cap: int) -> int:
-        """How many documents match one FTS5 term, counted up to `cap` + 1 (counting is what costs)."""
-        counts = self._fresh_counts()
-        found = counts.get(fts_term)
-        if found is None:
-            found = counts[fts_term] = self.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
-                (fts_term, cap + 1)).fetchone()[0]
-        return found
-
-    def term_ranking(self, fts_term: str, weights: str, type: str | None, limit: int) -> list[tuple[int, float]]:
-        """The `limit` best documents for one FTS5 term, as (id, bm25) with these column weights (bm25 is
-        negative, lower is better); `type`: only documents of this type or kind (lowercase).
-
-        Kept until the index changes: BM25 scores every matching document to find the best, ~2 µs each,
-        and the same related terms come back question after question (half the terms of 252 questions
-        at 100k notes had been ranked before).
-        """
-        self._fresh_counts()
-        key = (fts_term, weights, type, limit)
-        found = self._rankings.get(key)
-        if found is None:
-            if type:
-                found = self.conn.execute(
-                    f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts JOIN docs "
-                    "ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND ? IN (docs.type, docs.kind) "
-                    "ORDER BY s LIMIT ?", (fts_term, type, limit)).fetchall()
-            else:
-                found = self.conn.execute(
-                    f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
-                    "ORDER BY s LIMIT ?", (fts_term, limit)).fetchall()
-            if len(self._rankings) >= _RANKINGS_MAX:
-                self._rankings.clear()
-            self._rankings[key] = found
-        return found
 
     def _current_known(self) -> dict[str, Stat] | None:
         # PRAGMA data_version changes only when another connection commits: until
@@ -603,6 +563,57 @@ class Catalog:
             for level, message, fix in json.loads(raw):
                 out.append(Finding(level, self.paths.root / rel, message, fix))
         return out
+
+
+class SearchStats:
+    """Term counts and single-term rankings of one state of the index (PRAGMA data_version `version`).
+
+    Computing them is most of a search: counting scans a term's matches, and
+    BM25 scores every matching document to find the best, ~2 µs each. The same
+    terms come back question after question (related terms above all: half the
+    terms of the bench's 252 questions at 100k notes had been ranked before).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, version: int) -> None:
+        self.conn = conn
+        self.version = version
+        self._counts: dict[str, int] = {}
+        self._rankings: dict[tuple[str, str, str | None, int], list[tuple[int, float]]] = {}
+
+    def document_count(self) -> int:
+        found = self._counts.get("")
+        if found is None:
+            found = self._counts[""] = self.conn.execute("SELECT count(*) FROM docs").fetchone()[0]
+        return found
+
+    def document_frequency(self, fts_term: str, cap: int) -> int:
+        """How many documents match one FTS5 term, counted up to `cap` + 1 (counting is what costs)."""
+        found = self._counts.get(fts_term)
+        if found is None:
+            found = self._counts[fts_term] = self.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
+                (fts_term, cap + 1)).fetchone()[0]
+        return found
+
+    def term_ranking(self, fts_term: str, weights: str, type: str | None, limit: int) -> list[tuple[int, float]]:
+        """The `limit` best documents for one FTS5 term, as (id, bm25) with these column weights (bm25 is
+        negative, lower is better); `type`: only documents of this type or kind (lowercase)."""
+        key = (fts_term, weights, type, limit)
+        found = self._rankings.get(key)
+        if found is None:
+            if type:
+                found = self.conn.execute(
+                    f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts JOIN docs "
+                    "ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND ? IN (docs.type, docs.kind) "
+                    "ORDER BY s LIMIT ?", (fts_term, type, limit)).fetchall()
+            else:
+                found = self.conn.execute(
+                    f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
+                    "ORDER BY s LIMIT ?", (fts_term, limit)).fetchall()
+            if len(self._rankings) >= _RANKINGS_MAX:
+                self._rankings.clear()
+            self._rankings[key] = found
+        return found
 
 
 def _read_batch(root: Path, batch: list[tuple[str, Stat, str | None]]) -> list[_Read]:

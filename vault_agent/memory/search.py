@@ -32,7 +32,7 @@ from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES
 from ..vault.reading import read_inside
-from .catalog import Catalog, name_key
+from .catalog import Catalog, SearchStats, name_key
 from .embed import rrf
 from .query import Term, terms
 from .related import fold, stems, token_stems, words
@@ -171,11 +171,12 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     """
     if not found:
         return []
-    absent = {t.text for t in found if t.weight == 1.0 and not catalog.document_frequency(t.fts(), MATCH_BUDGET)}
+    stats = catalog.search_stats()
+    absent = {t.text for t in found if t.weight == 1.0 and not stats.document_frequency(t.fts(), MATCH_BUDGET)}
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
-    total = catalog.document_count()
+    total = stats.document_count()
     best: dict[tuple[str, int], float] = {}  # (question word, doc id) -> best term score
-    for fts, term, df in _affordable(catalog, found):
+    for fts, term, df in _affordable(stats, found):
         weight = 1.0 if term.weight == 1.0 or term.source in absent else term.weight
         # FTS5's IDF, ln((N - n + 0.5) / (n + 0.5)), is clamped to 1e-6 for a word in half the documents or
         # more: in a small vault the very words a question is about would count for nothing. Swap it for
@@ -183,7 +184,7 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
         ratio = (total - df + 0.5) / (df + 0.5)
         idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
         concept = term.source or term.text
-        for rowid, bm25 in catalog.term_ranking(fts, weights, type.lower() if type else None, pool):
+        for rowid, bm25 in stats.term_ranking(fts, weights, type.lower() if type else None, pool):
             if bm25 < 0:  # bm25() is negative, lower is better
                 key = (concept, rowid)
                 best[key] = max(best.get(key, 0.0), -weight * bm25 * idf)
@@ -215,7 +216,7 @@ def _concept_stems(found: list[Term]) -> list[set[str]]:
     return [by_word[t.text] for t in own] or [set()]
 
 
-def _affordable(catalog: Catalog, found: list[Term]) -> list[tuple[str, Term, int]]:
+def _affordable(stats: SearchStats, found: list[Term]) -> list[tuple[str, Term, int]]:
     """The terms worth ranking, as FTS5 strings: rarest first, while the documents they match fit the budget.
 
     Ranking costs ~2 µs per matching document; a term found in a fifth of all
@@ -224,8 +225,8 @@ def _affordable(catalog: Catalog, found: list[Term]) -> list[tuple[str, Term, in
     affordable, the rarest is kept anyway, matched only in the name,
     description and tags (or only the name).
     """
-    common = max(50, int(catalog.document_count() * COMMON_SHARE))
-    counted = sorted((catalog.document_frequency(t.fts(), MATCH_BUDGET), i, t) for i, t in enumerate(found))
+    common = max(50, int(stats.document_count() * COMMON_SHARE))
+    counted = sorted((stats.document_frequency(t.fts(), MATCH_BUDGET), i, t) for i, t in enumerate(found))
     budget = MATCH_BUDGET
     kept: list[tuple[str, Term, int]] = []
     for df, _, term in counted:
@@ -238,7 +239,7 @@ def _affordable(catalog: Catalog, found: list[Term]) -> list[tuple[str, Term, in
         if own:
             rarest = own[0][1]
             for narrowed in (f"{{name description tags}} : {rarest.fts()}", f"name : {rarest.fts()}"):
-                df = catalog.document_frequency(narrowed, MATCH_BUDGET)
+                df = stats.document_frequency(narrowed, MATCH_BUDGET)
                 if 0 < df <= max(budget, MATCH_BUDGET // 4):
                     kept.append((narrowed, rarest, df))
                     break
