@@ -169,6 +169,11 @@ MODEL = "---\nprovider: {provider}\nmodel: m1\n{extra}---\nProse.\n"
     ("fallback: {provider: nowhere, model: x}\n", "unknown provider 'nowhere'"),
     ("base_url: ftp://x\n", "base_url must be an http(s) URL"),
     ("prices:\n  m1: {input: 1}\n", "prices.m1.output"),
+    ("max_output_tokens: .inf\n", "'max_output_tokens' must be a number, got inf"),
+    ("context_budget: .nan\n", "'context_budget' must be a number, got nan"),
+    ("timeout_s: .nan\n", "'timeout_s' must be a number, got nan"),
+    ("context_budget: 1024.5\n", "'context_budget' must be a whole number, got 1024.5"),
+    ("max_output_tokens: 8192\ncontext_window: 8192\n", "'max_output_tokens' (8,192) leaves no room"),
 ])
 def test_model_md_values_are_checked_with_one_line_errors(tmp_path: Path, extra: str, message: str | None) -> None:
     path = tmp_path / "model.md"

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from vault_agent.errors import UnknownSearchType
+from vault_agent.errors import UnknownSearchType, VaultAgentError
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault import runlog
 from vault_agent.vault.folder import AgentFolder
@@ -93,3 +93,28 @@ def test_search_memory_ranks_name_matches_first(tmp_path: Path) -> None:
     assert {h["kind"] for h in tools.search_memory("sample", "studio", type="wiki")} == {"wiki"}
     with pytest.raises(UnknownSearchType, match="unknown type 'notes'"):
         tools.search_memory("sample", "day rate", type="notes")
+
+
+def test_a_client_sees_only_what_the_agent_may_read_with_stored_secrets_scrubbed(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from security_kit import store_secret
+
+    from vault_agent.ops.mcp_server import VaultTools
+    from vault_agent.vault.folder import Vault
+
+    vault = tmp_path / "vault"
+    root = create_agent(vault, "sample", "sample")
+    for key, value in store_secret(vault, "BANK_TOKEN", "s3cr3t-Value-9876xyz").items():
+        monkeypatch.setenv(key, value)
+    (root / "memory" / "bank-token.md").write_text(
+        "---\ntype: reference\nname: bank token\n---\nUse token s3cr3t-Value-9876xyz at the bank.\n")
+    tools = VaultTools(Vault(vault))
+    [hit] = tools.search_memory("sample", "bank token", limit=1)
+    shown = json.dumps(hit) + tools.read_note("sample", "bank-token")
+    assert "s3cr3t-Value" not in shown and "[REDACTED:secret:BANK_TOKEN]" in shown
+    assert tools.search_memory("sample", "studio handbook", type="wiki")
+    tools_md = root / "tools.md"
+    tools_md.write_text(tools_md.read_text().replace('read: ["."]', 'read: ["memory/"]'))
+    assert tools.search_memory("sample", "studio handbook", type="wiki") == []
+    with pytest.raises(VaultAgentError, match="outside the agent's read grant"):
+        tools.read_note("sample", "wiki/studio-handbook.md")

@@ -88,6 +88,16 @@ def test_index_view_is_bounded_puts_the_relevant_section_first_and_counts_the_re
         assert "Projects (40)" in view
 
 
+def test_index_view_lists_only_live_notes(paths: AgentPaths) -> None:
+    note(paths, "pinned-expired", "Old pinned voucher", "Gone.", extra="pinned: true\nexpires: 2020-01-01\n")
+    with Catalog(paths) as cat:
+        cat.sync()
+        view = index_view(cat, 4000, today=TODAY)
+        assert "[[new-rate]]" in view and "[[dentist]]" in view
+        for stem in ("old-rate", "expired", "pinned-expired"):
+            assert f"[[{stem}]]" not in view, view
+
+
 def test_the_runner_recalls_by_relevance_and_the_prompt_stays_flat_as_notes_grow(tmp_path: Path) -> None:
     sizes = {}
     for n in (200, 2000):

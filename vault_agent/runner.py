@@ -134,7 +134,7 @@ class Agent:
         self._model = model
         self._env = env
         self.lock_timeout_s = lock_timeout_s
-        self._make_recaller = recaller or (lambda folder, catalog: SearchRecaller(folder.paths, catalog))
+        self._make_recaller = recaller
         self._watch = watch
         self._index_progress = index_progress
         self._catalog: Catalog | None = None
@@ -197,12 +197,18 @@ class Agent:
 
     # --- the prompt ------------------------------------------------------
     def context(self, work_item: str, *, history: list[Message] | None = None) -> Context:
-        """Exactly what the model would be sent for this work item (no model call, no lock)."""
+        """Exactly what the model would be sent for this work item (no model call, no lock), leak-scanned as a
+        run's request is."""
         config = self.folder.load_config()
         with self._mutex:
             catalog = self._synced_catalog()
-            return self._assemble(config, catalog, work_item, history or [],
-                                  self._tools(config, "preview", catalog)[0])
+            tools = self._tools(config, "preview", catalog)[0]
+            context = self._assemble(config, catalog, work_item, history or [], tools)
+        scrub = tools.redactor.scrub
+        return dataclasses.replace(
+            context, system=[dataclasses.replace(b, text=scrub(b.text)) for b in context.system],
+            messages=[dataclasses.replace(m, text=scrub(m.text)) for m in context.messages],
+            parts=[dataclasses.replace(p, text=scrub(p.text)) for p in context.parts])
 
     def _tools(self, config: AgentConfig, run_id: str, catalog: Catalog,
                secrets: tuple[Redactor, dict[str, str]] | None = None) -> tuple[ToolRuntime, list[str]]:
@@ -211,12 +217,19 @@ class Agent:
 
     def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
                   tools: ToolRuntime) -> Context:
-        from .context.assemble import SHARES, tool_definition_tokens, total_budget
+        from .context.assemble import memory_budgets
 
         specs = tools.specs()
-        rest = max(0, total_budget(config) - tool_definition_tokens(specs))
-        recalled = self._make_recaller(self.folder, catalog).recall(work_item, int(rest * SHARES["recall"]) - 8)
-        view = index_view(catalog, int(rest * SHARES["index"]) - 16, work_item=work_item)
+        recall_budget, index_budget = memory_budgets(config, specs)
+
+        def readable(rel: str) -> bool:
+            return tools.policy.paths.allows(rel, "read")
+
+        recaller = self._make_recaller(self.folder, catalog) if self._make_recaller \
+            else SearchRecaller(self.folder.paths, catalog, readable=readable)
+        # A plugged-in recaller may not know the grant: what it returns passes the same check.
+        recalled = [r for r in recaller.recall(work_item, recall_budget) if readable(r.path)]
+        view = index_view(catalog, index_budget, work_item=work_item, readable=readable)
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 

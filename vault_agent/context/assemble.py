@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..capture import ALIASES_HINT
+from ..errors import ConfigError
 from ..models.base import Message, SystemBlock, ToolSpec
 from ..tools.memory_tools import OTHER_WORDS
 from ..vault.config import AgentConfig
+from .data import inert
 from .tokens import estimate_tokens, truncate_to_tokens
 
 DEFAULT_BUDGET_CAP = 24_000
+# The least the parts after the instructions and tool definitions may share: below it the persona, memory
+# and the work item itself would be cut to nothing, and a run would send the model an empty task.
+MIN_REST = 512
+RECALL_HEADER = "# Recalled notes\n\n"
+INDEX_HEADER = "# Memory index (a view)\n\n"
 # Shares of what is left after the fixed instructions and the tool definitions.
 SHARES = {"persona": 0.18, "tools": 0.08, "index": 0.08, "recall": 0.16, "journal": 0.06, "history": 0.24,
           "work_item": 0.20}
@@ -92,6 +99,32 @@ def tool_definition_tokens(tools: list[ToolSpec]) -> int:
     return sum(estimate_tokens(t.name + t.description + json.dumps(t.input_schema)) + 8 for t in tools)
 
 
+def _instructions(config: AgentConfig, tools: list[ToolSpec]) -> str:
+    text = INSTRUCTIONS.format(name=config.name, aliases_hint=ALIASES_HINT)
+    return text + SEARCH_HINT if any(t.name == "memory_search" for t in tools) else text
+
+
+def _shares(config: AgentConfig, tools: list[ToolSpec], instructions: str) -> dict[str, int]:
+    budget = total_budget(config)
+    fixed = estimate_tokens(instructions) + tool_definition_tokens(tools)
+    rest = budget - fixed
+    if rest < MIN_REST:
+        raise ConfigError(f"the context budget of {budget:,} tokens leaves {max(rest, 0):,} for the persona, "
+                          f"memory and work item after the instructions and {len(tools)} tool definitions "
+                          f"({fixed:,}); at least {MIN_REST:,} are needed", path=config.model.path,
+                          fix=f"raise context_budget (or context_window) to at least {fixed + MIN_REST:,}, "
+                              "or grant fewer tools in tools.md")
+    return {k: int(rest * v) for k, v in SHARES.items()}
+
+
+
+def memory_budgets(config: AgentConfig, tools: list[ToolSpec]) -> tuple[int, int]:
+    """The tokens recall's notes and the INDEX view may take: their shares less their headers, so that what
+    the recaller packs is exactly what `assemble` keeps, never cut again there."""
+    share = _shares(config, tools, _instructions(config, tools))
+    return share["recall"] - estimate_tokens(RECALL_HEADER), share["index"] - estimate_tokens(INDEX_HEADER)
+
+
 def _fit(name: str, text: str, budget: int, warnings: list[str], items: int = 0) -> Part:
     fitted = truncate_to_tokens(text, budget)
     truncated = fitted != text
@@ -105,13 +138,10 @@ def assemble(config: AgentConfig, *, work_item: str, tools: list[ToolSpec], inde
     """Build the prompt. `recalled` items have .text; `journal` is newest first."""
     warnings: list[str] = []
     budget = total_budget(config)
-    instructions = INSTRUCTIONS.format(name=config.name, aliases_hint=ALIASES_HINT)
-    if any(t.name == "memory_search" for t in tools):
-        instructions += SEARCH_HINT
+    instructions = _instructions(config, tools)
+    share = _shares(config, tools, instructions)
     fixed = estimate_tokens(instructions)
     tool_tokens = tool_definition_tokens(tools)
-    rest = max(0, budget - fixed - tool_tokens)
-    share = {k: int(rest * v) for k, v in SHARES.items()}
     parts = [Part("instructions", instructions, fixed, fixed)]
 
     persona_text = "\n\n".join(f"# {title}\n\n{text}" for title, text in config.persona.parts() if text)
@@ -121,10 +151,10 @@ def assemble(config: AgentConfig, *, work_item: str, tools: list[ToolSpec], inde
     guidance = f"# Tools\n\nGranted tools: {granted}.\n\n{config.tools.prose}".strip()
     parts.append(_fit("tools", guidance, share["tools"], warnings))
 
-    parts.append(_fit("index", f"# Memory index (a view)\n\n{index_view}", share["index"], warnings))
+    parts.append(_fit("index", INDEX_HEADER + index_view, share["index"], warnings))
 
     recall_text = "\n\n".join(r.text for r in recalled)
-    recall_part = _fit("recall", f"# Recalled notes\n\n{recall_text}" if recalled else "", share["recall"],
+    recall_part = _fit("recall", RECALL_HEADER + recall_text if recalled else "", share["recall"],
                        warnings, items=len(recalled))
     parts.append(recall_part)
 
@@ -136,7 +166,8 @@ def assemble(config: AgentConfig, *, work_item: str, tools: list[ToolSpec], inde
             break
         kept.append(entry)
         used += cost
-    journal_text = ("# Recent journal\n\n<journal>\n" + "\n".join(reversed(kept)) + "\n</journal>") if kept else ""
+    journal_text = ("# Recent journal\n\n<journal>\n" + inert("\n".join(reversed(kept))) + "\n</journal>") \
+        if kept else ""
     parts.append(Part("journal", journal_text, share["journal"], estimate_tokens(journal_text), False, len(kept)))
 
     # History and the work item share what the parts above left unused.

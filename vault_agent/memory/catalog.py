@@ -549,13 +549,18 @@ class Catalog:
         # Unreadable files have type NULL: grouping on the indexed column alone needs no table scan.
         return {t: n for t, n in self.conn.execute("SELECT type, count(*) FROM notes GROUP BY type") if t}
 
-    def index_lines(self, note_type: str, limit: int) -> list[tuple[str, str, str, bool]]:
-        """(stem, name, description, pinned) of one type's notes, pinned and most recent first."""
+    def index_lines(self, note_type: str, *, today: str) -> Iterator[tuple[str, str, str, str, bool]]:
+        """(path, stem, name, description, pinned) of one type's live notes, pinned and most recent first.
+
+        Lazily, in the order of an index: the caller reads as many as it shows.
+        """
+        superseded = self.superseded()
         rows = self.conn.execute(
-            "SELECT stem, name, summary, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
-            "ORDER BY pinned DESC, updated DESC, path LIMIT ?", (note_type, limit))
-        return [(stem, name, json.loads(summary).get("description", ""), bool(pinned))
-                for stem, name, summary, pinned in rows]
+            "SELECT path, stem, name, summary, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
+            "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path", (note_type, today))
+        for path, stem, name, summary, pinned in rows:
+            if stem not in superseded and (name or "").casefold() not in superseded:
+                yield path, stem, name, json.loads(summary).get("description", ""), bool(pinned)
 
     def findings(self) -> list[Finding]:
         out: list[Finding] = []

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Protocol
+from itertools import chain
+from typing import Callable, Iterator, Protocol
 
+from ..context.data import inert
 from ..context.tokens import estimate_tokens, truncate_to_tokens
 from ..vault.index_md import SECTION_TITLES
 from ..vault.layout import NOTE_TYPES, AgentPaths
@@ -33,6 +35,16 @@ class RecalledNote:
     truncated: bool = False
 
 
+# Whether the agent may read a path (relative to its folder): tools.md's read grant. Recall and the INDEX
+# view show the model only what memory_read would, so a note outside the grant, or a link in memory/ to a
+# file elsewhere, never reaches the prompt.
+Readable = Callable[[str], bool]
+
+
+def _anything(rel: str) -> bool:
+    return True
+
+
 class Recaller(Protocol):
     def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
         """Notes relevant to the work item whose rendered size fits `budget_tokens`."""
@@ -40,7 +52,7 @@ class Recaller(Protocol):
 
 
 def render_note(stem: str, name: str, note_type: str, body: str) -> str:
-    return f'<note link="[[{stem}]]" type="{note_type}" name="{_attr(name)}">\n{body.strip()}\n</note>'
+    return f'<note link="[[{stem}]]" type="{note_type}" name="{_attr(name)}">\n{inert(body.strip())}\n</note>'
 
 
 def _attr(value: str) -> str:
@@ -73,16 +85,20 @@ def pack(candidates: list[tuple[str, str, str, str, str]], budget_tokens: int,
 class RecentRecaller:
     """Pinned notes first, then the most recently updated; expired and superseded notes left out."""
 
-    def __init__(self, paths: AgentPaths, catalog: Catalog, *, max_candidates: int = 40) -> None:
+    def __init__(self, paths: AgentPaths, catalog: Catalog, *, max_candidates: int = 40,
+                 readable: Readable = _anything) -> None:
         self.paths = paths
         self.catalog = catalog
         self.max_candidates = max_candidates
+        self.readable = readable
 
     def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
         today = _dt.date.today().isoformat()
         rows = self.catalog.candidates(today=today, limit=self.max_candidates)
         candidates = []
         for row in rows:
+            if not self.readable(row["path"]):
+                continue
             note, _ = read_note(self.paths.root / row["path"], inside=self.paths.root)
             if note is not None:
                 candidates.append((row["path"], note.stem, note.name, note.type, note.body))
@@ -102,7 +118,7 @@ class SearchRecaller:
 
     def __init__(self, paths: AgentPaths, catalog: Catalog, *, kinds: tuple[str, ...] = ("memory", "wiki"),
                  pinned_share: float = 0.34, max_candidates: int = 100, today: _dt.date | None = None,
-                 embedder: Embedder | None | bool = True) -> None:
+                 embedder: Embedder | None | bool = True, readable: Readable = _anything) -> None:
         """`embedder`: True reads model.md's `embeddings:` (spec/index-db.md); None or False: BM25 only.
 
         `max_candidates`: enough that the budget fills even when the best notes
@@ -114,6 +130,7 @@ class SearchRecaller:
         self.pinned_share = pinned_share
         self.max_candidates = max_candidates
         self.today = today
+        self.readable = readable
         self.embedder: Embedder | None = embedder_for(paths, timeout_s=QUERY_EMBED_TIMEOUT_S) \
             if embedder is True else embedder or None
 
@@ -144,6 +161,8 @@ class SearchRecaller:
             return None  # the endpoint is down: this run recalls by BM25 alone
 
     def _candidate(self, rel: str) -> tuple[str, str, str, str, str] | None:
+        if not self.readable(rel):
+            return None
         # The index holds each document's text as of this run's sync: no file is opened here.
         row = self.catalog.conn.execute(
             "SELECT d.stem, d.name, d.type, f.body FROM docs d JOIN docs_fts f ON f.rowid = d.id "
@@ -152,19 +171,21 @@ class SearchRecaller:
 
 
 def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per_section: int = 12,
-               today: _dt.date | None = None) -> str:
+               today: _dt.date | None = None, readable: Readable = _anything) -> str:
     """A bounded view of INDEX: the sections most relevant to the work item first, and a count of the rest.
 
     Each section shown lists the notes that match the work item, then pinned
     and recently updated ones, as far as its share of the budget goes; the
     sections that do not fit are named with their note counts. The model
-    reads any note with memory_search / memory_read.
+    reads any note with memory_search / memory_read. Like recall, it lists
+    only live notes the agent may read.
     """
     counts = catalog.count_by_type()
     if not counts:
         return "(no notes yet)"
-    hits = relevant(catalog, work_item, today=today or _dt.date.today(), kinds=("memory",),
-                    limit=4 * per_section) if work_item.strip() else []
+    today = today or _dt.date.today()
+    hits = [h for h in relevant(catalog, work_item, today=today, kinds=("memory",), limit=4 * per_section)
+            if readable(h.path)] if work_item.strip() else []
     by_type: dict[str, list[Hit]] = {}
     for hit in hits:
         by_type.setdefault(hit.type, []).append(hit)
@@ -178,7 +199,9 @@ def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per
     for note_type in order:
         title = SECTION_TITLES.get(note_type, note_type.title())
         room = min(share, budget_tokens - used - 24)  # 24: the closing line about the sections left out
-        section = _section(catalog, note_type, title, counts[note_type], by_type.get(note_type, []),
+        lines = ((stem, name, description, pinned) for path, stem, name, description, pinned
+                 in catalog.index_lines(note_type, today=today.isoformat()) if readable(path))
+        section = _section(note_type, title, counts[note_type], by_type.get(note_type, []), lines,
                            per_section, room)
         if section is None:
             left_out.append(f"{title} ({counts[note_type]:,})")
@@ -190,18 +213,18 @@ def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per
     return truncate_to_tokens("\n\n".join(sections), budget_tokens)
 
 
-def _section(catalog: Catalog, note_type: str, title: str, count: int, hits: list[Hit], per_section: int,
-             room: int) -> str | None:
+def _section(note_type: str, title: str, count: int, hits: list[Hit], recent: Iterator[tuple[str, str, str, bool]],
+             per_section: int, room: int) -> str | None:
     head = f"## {title} ({count:,})"
     used = estimate_tokens(head) + 16  # 16: the "… N more" line
     if used + 8 > room:
         return None
     lines = [head]
     seen: set[str] = set()
-    recent = [(stem, name, description, pinned) for stem, name, description, pinned
-              in catalog.index_lines(note_type, per_section)]
-    for stem, name, description, pinned in [(h.stem, h.name, h.description, h.pinned) for h in hits] + recent:
-        if stem in seen or len(seen) >= per_section:
+    for stem, name, description, pinned in chain(((h.stem, h.name, h.description, h.pinned) for h in hits), recent):
+        if len(seen) >= per_section:
+            break
+        if stem in seen:
             continue
         line = f"- [[{stem}]] {name}{' (pinned)' if pinned else ''} — {description}"
         cost = estimate_tokens(line) + 1

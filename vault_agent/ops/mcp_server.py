@@ -3,17 +3,22 @@
 Built on the official `mcp` package (imported only by this command). Runs go
 through Agent.run with trigger `mcp`, so they are logged, journaled and capped
 like any other; read_note reads Markdown inside an agent folder and nothing
-outside it or in its hidden derived state.
+outside it or in its hidden derived state. The client is a model too: what
+search_memory and read_note return is what the agent's own memory tools would
+show it, inside its read grant and scrubbed of stored secret values.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from typing import Any, Callable
 
 from ..errors import VaultAgentError
 from ..memory.catalog import Catalog
 from ..runner import Agent
+from ..security.policy import Policy, parse_grants
+from ..security.redact import load_redactor
 from ..tools.memory_tools import OTHER_WORDS, TYPE_CHOICES
 from ..vault import runlog
 from ..vault.folder import AgentFolder, Vault
@@ -59,28 +64,47 @@ class VaultTools:
         from ..memory.search import search
 
         folder = self.vault.agent(agent)
+        readable, scrub = _shown(folder)
         with Catalog(folder.paths) as catalog:
             catalog.sync()
-            return [hit.as_dict() for hit in search(catalog, query, type=type or None, limit=max(1, min(limit, 50)))]
+            hits = [h for h in search(catalog, query, type=type or None, limit=50) if readable(h.path)]
+        return [{k: scrub(v) if isinstance(v, str) else v for k, v in h.as_dict().items()}
+                for h in hits[:max(1, min(limit, 50))]]
 
     def read_note(self, agent: str, path: str) -> str:
         """A note by path, stem, name or [[wikilink]], resolved as the agent's memory_read tool does."""
         from ..memory.search import read_note_by_ref
 
         folder = self.vault.agent(agent)
+        readable, scrub = _shown(folder)
         with Catalog(folder.paths) as catalog:
             catalog.sync()
             found = read_note_by_ref(folder.paths, catalog, path)
+        if found is not None and not readable(found.path):
+            raise VaultAgentError(f"{found.path} is outside the agent's read grant", path=folder.paths.tools_md,
+                                  fix="grant it under read: in tools.md to show it to the agent and its clients")
         if found is None:
             raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder that its index knows",
                                   path=folder.root,
                                   fix="give a path such as memory/day-rate-2026.md, a note's stem or name; "
                                       "find notes with search_memory")
-        return found.text[:MAX_NOTE_CHARS]
+        return scrub(found.text[:MAX_NOTE_CHARS])
 
     def close(self) -> None:
         for agent in self._agents.values():
             agent.close()
+
+
+def _shown(folder: AgentFolder) -> tuple[Callable[[str], bool], Callable[[str], str]]:
+    """Whether the agent may read a path (tools.md's read grant), and the scrubber of its runs."""
+    config = folder.load_config()
+    rules = Policy(folder.root, parse_grants(config.tools), tools_md=config.tools.path).paths
+    redactor, _, warning = load_redactor(folder.root.parent, os.environ)
+    if warning:
+        # A run goes on with a warning in its record; a client has no record to read it in.
+        raise VaultAgentError(warning, path=folder.root.parent,
+                              fix="give the MCP server the secret store's key as its runs get it (spec/secrets.md)")
+    return (lambda rel: rules.allows(rel, "read")), redactor.scrub
 
 
 def _newest_day(folder: AgentFolder) -> list[dict[str, Any]]:

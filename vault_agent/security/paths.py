@@ -119,6 +119,14 @@ class PathRules:
                 raise Refused("wiki/ is read-only unless tools.md's write grant names it")
         return path
 
+    def allows(self, raw: str, mode: str) -> bool:
+        """Whether `check` would pass: for what the runtime itself shows the model (recall, INDEX, MCP)."""
+        try:
+            self.check(raw, mode)
+        except Refused:
+            return False
+        return True
+
     def readable_roots(self) -> list[Path]:
         return list(self.read)
 

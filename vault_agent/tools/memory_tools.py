@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..capture import REMEMBER_SCHEMA, CaptureProblem, validate
+from ..context.data import inert
 from ..memory.catalog import Catalog
 from ..memory.sources import KINDS
-from ..security.decision import Refused
 from ..vault.layout import NOTE_TYPES
 from .base import BaseTool, ToolContext, ToolError, schema
 
@@ -37,11 +37,7 @@ def _catalog(ctx: ToolContext) -> Catalog:
 
 
 def _readable(ctx: ToolContext, rel: str) -> bool:
-    try:
-        ctx.policy.paths.check(rel, "read")
-    except Refused:
-        return False
-    return True
+    return ctx.policy.paths.allows(rel, "read")
 
 
 # Which other words to search with when a keyword search finds nothing that fits: the same advice
@@ -95,4 +91,4 @@ class MemoryRead(BaseTool):
             raise ToolError(f"{found.path} is outside the read grant in tools.md")
         note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n" if found.superseded_by \
             else ""
-        return f"{note}<note path=\"{found.path}\">\n{found.text.strip()}\n</note>"
+        return f"{note}<note path=\"{found.path}\">\n{inert(found.text.strip())}\n</note>"

@@ -9,6 +9,7 @@ with a `cost_guardrails` YAML block, load too
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -181,9 +182,12 @@ def _number(path: Path, key: str, value: Any, *, kind: type = float, minimum: fl
             allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"'{key}' must be a number, got {value!r}", path=path,
                           fix=f"write {key}: followed by a number")
+    if kind is int and value != int(value):
+        raise ConfigError(f"'{key}' must be a whole number, got {value!r}", path=path,
+                          fix=f"write {key}: followed by a whole number")
     if value < minimum:
         raise ConfigError(f"'{key}' must be at least {minimum}, got {value}", path=path)
     return kind(value)
@@ -317,12 +321,18 @@ def parse_model_md(path: Path, text: str) -> ModelConfig:
         raise ConfigError("provider replay needs 'replay:' naming a transcript file", path=path,
                           fix="e.g. replay: replays/demo.yaml (relative to the agent folder)")
     temperature = meta.get("temperature")
+    max_output_tokens = _number(path, "max_output_tokens", meta.get("max_output_tokens", 4096), kind=int,
+                                minimum=1, allow_none=False)
+    context_window = _number(path, "context_window", meta.get("context_window", 200_000), kind=int, minimum=1024,
+                             allow_none=False)
+    if max_output_tokens >= context_window:
+        raise ConfigError(f"'max_output_tokens' ({max_output_tokens:,}) leaves no room for the prompt in "
+                          f"'context_window' ({context_window:,})", path=path,
+                          fix="lower max_output_tokens or raise context_window to the model's real window")
     return ModelConfig(
         primary=primary,
-        max_output_tokens=_number(path, "max_output_tokens", meta.get("max_output_tokens", 4096),
-                                  kind=int, minimum=1, allow_none=False),
-        context_window=_number(path, "context_window", meta.get("context_window", 200_000),
-                               kind=int, minimum=1024, allow_none=False),
+        max_output_tokens=max_output_tokens,
+        context_window=context_window,
         temperature=_temperature(path, temperature),
         max_tool_iterations=_number(path, "max_tool_iterations", meta.get("max_tool_iterations", 12),
                                     kind=int, minimum=1, allow_none=False),
