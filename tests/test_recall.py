@@ -88,6 +88,18 @@ def test_index_view_is_bounded_puts_the_relevant_section_first_and_counts_the_re
         assert "Projects (40)" in view
 
 
+def test_index_view_names_the_sections_left_out_however_many_types_there_are(paths: AgentPaths) -> None:
+    for i in range(400):
+        note(paths, f"custom-{i}", f"Custom {i}", "Odd.", type=f"kind{i:03}")
+    with Catalog(paths) as cat:
+        cat.sync()
+        for budget in (120, 400, 1200):
+            view = index_view(cat, budget, today=TODAY)
+            assert estimate_tokens(view) <= budget
+            last = view.splitlines()[-1]
+            assert last.startswith("Not shown: ") and "more — use memory_search / memory_read" in last, last
+
+
 def test_index_view_lists_only_live_notes(paths: AgentPaths) -> None:
     note(paths, "pinned-expired", "Old pinned voucher", "Gone.", extra="pinned: true\nexpires: 2020-01-01\n")
     with Catalog(paths) as cat:

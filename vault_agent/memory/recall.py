@@ -209,8 +209,23 @@ def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per
         sections.append(section)
         used += estimate_tokens(section) + 2
     if left_out:
-        sections.append(f"Not shown: {', '.join(left_out)} — use memory_search / memory_read")
+        sections.append(_not_shown(left_out, budget_tokens - used))
     return truncate_to_tokens("\n\n".join(sections), budget_tokens)
+
+
+def _not_shown(titles: list[str], room: int) -> str:
+    """The closing line: as many of the sections left out as fit by name, then how many more."""
+    def line(named: list[str]) -> str:
+        more = len(titles) - len(named)
+        listed = ", ".join(named) + (f" and {more:,} more" if named and more else "")
+        return f"Not shown: {listed or f'{more:,} sections'} — use memory_search / memory_read"
+
+    named: list[str] = []
+    for title in titles:
+        if estimate_tokens(line([*named, title])) > room:
+            break
+        named.append(title)
+    return line(named)
 
 
 def _section(note_type: str, title: str, count: int, hits: list[Hit], recent: Iterator[tuple[str, str, str, bool]],
