@@ -350,3 +350,22 @@ def test_memory_search_finds_notes_by_their_aliases_and_says_to_rephrase_when_no
     assert wrong.is_error and wrong.content.startswith("unknown type 'notes' (fix: use one of archive, decision, ")
     nothing = call(rt, "memory_search", query="zeppelin").result.content
     assert nothing == "no matches for 'zeppelin': try other words for the same thing"
+
+
+def test_memory_read_pages_through_a_long_note_with_its_own_offset(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [memory_read]")
+    lines = [f"line {i} of the long note." for i in range(1, 30_001)]  # 0.8 MB, under the 1 MiB a note may be
+    (root / "memory" / "long.md").write_text("---\ntype: reference\nname: Long\n---\n" + "\n".join(lines) + "\n")
+    rt = runtime(root)
+    seen, offset, calls = [], 1, 0
+    while True:
+        out = call(rt, "memory_read", name="long", offset=offset)
+        calls += 1
+        assert out.status == "ok" and out.artifact is None and "read_file" not in out.result.content
+        body = out.result.content.split('<note path="memory/long.md">\n', 1)[1].rsplit("\n</note>", 1)[0]
+        pointer = body.rsplit("\n[lines ", 1)
+        seen += [ln for ln in pointer[0].splitlines() if ln.startswith("line ")]
+        if len(pointer) == 1:
+            break
+        offset = int(pointer[1].split("read on with offset=")[1].rstrip("]"))
+    assert seen == lines and calls > 10

@@ -72,22 +72,25 @@ class ReadFile(_PathTool):
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
         path, rel = self.resolve(args, ctx)
-        lines = _read_text(ctx.policy.paths.root, path).splitlines(keepends=True)
-        first = args.get("offset", 1)
-        limit = args.get("limit", 2000)
-        if first > max(1, len(lines)):
-            raise ToolError(f"{rel} has {len(lines)} lines; offset {first} is past its end")
-        chunk, size = [], 0
-        for line in lines[first - 1:first - 1 + limit]:
-            if size + len(line) > READ_CHARS and chunk:
-                break
-            chunk.append(line)
-            size += len(line)
-        last = first - 1 + len(chunk)
-        text = "".join(chunk)
-        if last < len(lines):
-            text += f"\n[lines {first}-{last} of {len(lines)}; read on with offset={last + 1}]"
-        return text
+        return page(_read_text(ctx.policy.paths.root, path), rel, args.get("offset", 1), args.get("limit", 2000))
+
+
+def page(text: str, label: str, first: int, limit: int, max_chars: int = READ_CHARS) -> str:
+    """Lines `first`.. of `text`, at most `limit` of them and about `max_chars`, saying where to read on."""
+    lines = text.splitlines(keepends=True)
+    if first > max(1, len(lines)):
+        raise ToolError(f"{label} has {len(lines)} lines; offset {first} is past its end")
+    chunk, size = [], 0
+    for line in lines[first - 1:first - 1 + limit]:
+        if size + len(line) > max_chars and chunk:
+            break
+        chunk.append(line)
+        size += len(line)
+    last = first - 1 + len(chunk)
+    out = "".join(chunk)
+    if last < len(lines):
+        out += f"\n[lines {first}-{last} of {len(lines)}; read on with offset={last + 1}]"
+    return out
 
 
 class WriteFile(_PathTool):

@@ -10,6 +10,11 @@ from ..memory.catalog import Catalog
 from ..memory.sources import KINDS
 from ..vault.layout import NOTE_TYPES
 from .base import BaseTool, ToolContext, ToolError, schema
+from .files import page
+
+# One page of memory_read: with its wrapper, under the runtime's cut (artifacts.MAX_RESULT_CHARS), so a
+# long note pages on with this tool's own offset rather than with read_file, which the agent may lack.
+PAGE_CHARS = 16_000
 
 
 class RememberTool(BaseTool):
@@ -76,9 +81,11 @@ class MemorySearch(BaseTool):
 
 class MemoryRead(BaseTool):
     name = "memory_read"
-    description = "Read a note (or wiki page, skill, journal day) in full by [[wikilink]], stem, name or path."
+    description = ("Read a note (or wiki page, skill, journal day) by [[wikilink]], stem, name or path. A long "
+                   "one comes in pages: `offset` is the first line (from 1).")
     input_schema = schema({"name": {"type": "string", "minLength": 1,
-                                    "description": "e.g. [[day-rate-2026]] or Day rate 2026"}}, ["name"])
+                                    "description": "e.g. [[day-rate-2026]] or Day rate 2026"},
+                           "offset": {"type": "integer", "minimum": 1}}, ["name"])
     parallel_safe = False  # one SQLite connection per run
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
@@ -91,4 +98,5 @@ class MemoryRead(BaseTool):
             raise ToolError(f"{found.path} is outside the read grant in tools.md")
         note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n" if found.superseded_by \
             else ""
-        return f"{note}<note path=\"{found.path}\">\n{inert(found.text.strip())}\n</note>"
+        text = page(found.text.strip(), found.path, args.get("offset", 1), 5000, PAGE_CHARS)
+        return f"{note}<note path=\"{found.path}\">\n{inert(text)}\n</note>"
