@@ -369,3 +369,22 @@ def test_memory_read_pages_through_a_long_note_with_its_own_offset(tmp_path: Pat
             break
         offset = int(pointer[1].split("read on with offset=")[1].rstrip("]"))
     assert seen == lines and calls > 10
+
+
+def test_memory_search_and_read_say_when_a_note_is_superseded_or_expired(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [memory_search, memory_read]")
+    memory = root / "memory"
+    (memory / "rate-2026.md").write_text("---\ntype: decision\nname: Day rate 2026\n---\nThe day rate is €720.\n")
+    (memory / "rate-2027.md").write_text("---\ntype: decision\nname: Day rate 2027\nsupersedes: rate-2026\n---\n"
+                                         "The day rate is €780.\n")
+    (memory / "voucher.md").write_text("---\ntype: reference\nname: Day rate voucher\nexpires: 2020-01-31\n---\n"
+                                       "A day rate discount voucher.\n")
+    rt = runtime(root)
+    found = {line.split()[1]: line for line in call(rt, "memory_search", query="day rate").result.content.splitlines()
+             if line.startswith("- ")}
+    assert "(superseded by [[rate-2027]])" in found["[[rate-2026]]"]
+    assert "(expired 2020-01-31)" in found["[[voucher]]"]
+    assert "superseded" not in found["[[rate-2027]]"] and "expired" not in found["[[rate-2027]]"]
+    old = call(rt, "memory_read", name="rate-2026").result.content
+    assert old.startswith("(this note is superseded by [[rate-2027]]: not current)\n") and "€720" in old
+    assert call(rt, "memory_read", name="rate-2027").result.content.startswith("<note ")

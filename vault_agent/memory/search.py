@@ -358,14 +358,40 @@ def read_note_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText 
         hit = _first(catalog, where, args)
         if hit is not None:
             return _read(paths, hit)
-    for path, raw in catalog.conn.execute("SELECT path, supersedes FROM notes WHERE supersedes != '[]'"):
-        if any(r.casefold() in (stem.casefold(), target.casefold()) for r in json.loads(raw)):
-            hit = _first(catalog, "path = ?", (path,))
-            if hit is not None:
-                found = _read(paths, hit)
-                if found is not None:
-                    found.superseded_by = hit.stem
-                return found
+    newer = _superseding(catalog, stem, target)
+    if newer is not None:
+        found = _read(paths, newer)
+        if found is not None:
+            found.superseded_by = newer.stem
+        return found
+    return None
+
+
+def outdated(catalog: Catalog, notes: list[tuple[str, str, str]], *, today: str) -> dict[str, str]:
+    """Which of these documents (path, stem, name) are memory notes past their time, and why:
+    path -> "superseded by [[x]]" or "expired YYYY-MM-DD". Recall leaves such notes out; a search or
+    a read by name still finds them, and the agent must not take them for current."""
+    superseded = catalog.superseded()
+    out: dict[str, str] = {}
+    for path, stem, name in notes:
+        if kind_of(path) != "memory":
+            continue
+        newer = _superseding(catalog, stem, name, besides=path) \
+            if stem in superseded or name.casefold() in superseded else None
+        row = catalog.conn.execute("SELECT expires FROM notes WHERE path = ?", (path,)).fetchone()
+        if newer is not None:
+            out[path] = f"superseded by {newer.link}"
+        elif row is not None and row[0] is not None and row[0] < today:
+            out[path] = f"expired {row[0]}"
+    return out
+
+
+def _superseding(catalog: Catalog, *refs: str, besides: str = "") -> Hit | None:
+    """The first note (by path) other than `besides` whose `supersedes` names one of `refs`."""
+    wanted = {r.casefold() for r in refs if r}
+    for path, raw in catalog.conn.execute("SELECT path, supersedes FROM notes WHERE supersedes != '[]' ORDER BY path"):
+        if path != besides and any(r.casefold() in wanted for r in json.loads(raw)):
+            return _first(catalog, "path = ?", (path,))
     return None
 
 

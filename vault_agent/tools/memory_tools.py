@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any, Mapping
 
 from ..capture import REMEMBER_SCHEMA, CaptureProblem, validate
@@ -65,16 +66,19 @@ class MemorySearch(BaseTool):
     parallel_safe = False  # one SQLite connection per run
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
-        from ..memory.search import search  # lazy: the search engine loads only when asked
+        from ..memory.search import outdated, search  # lazy: the search engine loads only when asked
 
-        hits = [h for h in search(_catalog(ctx), args["query"], type=args.get("type"), limit=args.get("limit", 8))
+        catalog = _catalog(ctx)
+        hits = [h for h in search(catalog, args["query"], type=args.get("type"), limit=args.get("limit", 8))
                 if _readable(ctx, h.path)]
         if not hits:
             return f"no matches for {args['query']!r}: try other words for the same thing"
+        past = outdated(catalog, [(h.path, h.stem, h.name) for h in hits], today=_dt.date.today().isoformat())
         lines = []
         for h in hits:
             anchor = f" (run {h.anchor})" if h.anchor else ""
-            lines.append(f"- {h.link} {h.name} [{h.type or h.kind}]{anchor} — {h.description}"
+            status = f" ({past[h.path]})" if h.path in past else ""
+            lines.append(f"- {h.link} {h.name} [{h.type or h.kind}]{anchor}{status} — {h.description}"
                          + (f"\n  {h.snippet}" if h.snippet else ""))
         return "\n".join(lines)
 
@@ -89,14 +93,18 @@ class MemoryRead(BaseTool):
     parallel_safe = False  # one SQLite connection per run
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
-        from ..memory.search import read_note_by_ref
+        from ..memory.search import outdated, read_note_by_ref
 
-        found = read_note_by_ref(ctx.folder.paths, _catalog(ctx), args["name"])
+        catalog = _catalog(ctx)
+        found = read_note_by_ref(ctx.folder.paths, catalog, args["name"])
         if found is None:
             raise ToolError(f"no note {args['name']!r}; find it with memory_search")
         if not _readable(ctx, found.path):
             raise ToolError(f"{found.path} is outside the read grant in tools.md")
-        note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n" if found.superseded_by \
-            else ""
+        past = outdated(catalog, [(found.path, found.stem, found.name)], today=_dt.date.today().isoformat())
+        if found.superseded_by:
+            note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n"
+        else:
+            note = f"(this note is {past[found.path]}: not current)\n" if found.path in past else ""
         text = page(found.text.strip(), found.path, args.get("offset", 1), 5000, PAGE_CHARS)
         return f"{note}<note path=\"{found.path}\">\n{inert(text)}\n</note>"
