@@ -244,3 +244,73 @@ def test_stems_are_the_same_fresh_or_remembered_and_the_memory_of_them_stays_bou
         assert related.token_stems(batch) == [{"run", "late"}] + [{"note", "number", str(i)}
                                                                   for i in range(start, start + 7)]
         assert len(related._seen) <= 50
+
+
+# A note in each script, and questions in its own words: unicode61 folds only case and Latin accents, so the
+# question must not lose what it keeps (the voiced mark of "デ", the breve of "й", the accent of "ά", "ß").
+SCRIPTS = [
+    ("korean", "한국어 수업은 서울에서 화요일에", ["한국어", "수업은"]),
+    ("kana", "データベース の ひらがな 表記 ガイド", ["データベース", "ひらがな", "ガイド"]),
+    ("russian", "Новый офис: мой район, улица Толстого", ["Новый", "мой", "улица"]),
+    ("greek", "Ελληνικά μαθήματα: άλφα και ωμέγα", ["Ελληνικά", "άλφα", "ΩΜΈΓΑ"]),
+    ("hindi", "हिन्दी भाषा की कक्षा", ["हिन्दी", "भाषा", "कक्षा"]),
+    ("german", "Lieferadresse: Hauptstraße 5, Gießen", ["Hauptstraße", "Gießen"]),
+]
+
+
+@pytest.mark.parametrize(("stem", "body", "questions"), SCRIPTS, ids=[s for s, _, _ in SCRIPTS])
+def test_a_note_in_any_script_is_found_by_its_own_words(paths: AgentPaths, stem: str, body: str,
+                                                       questions: list[str]) -> None:
+    note(paths, stem, stem, body)
+    with Catalog(paths) as cat:
+        cat.sync()
+        found = {q: [h.stem for h in search(cat, q, today=TODAY)] for q in questions}
+    assert found == {q: [stem] for q in questions}
+
+
+def test_a_korean_or_japanese_word_finds_the_longer_words_it_begins(paths: AgentPaths) -> None:
+    note(paths, "seoul", "Seoul office", "사무실은 서울에서 가깝다")  # "in Seoul": the particle is part of the word
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [h.stem for h in search(cat, "서울", today=TODAY)] == ["seoul"]
+
+
+def test_the_specs_example_name_is_found_by_its_name(paths: AgentPaths) -> None:
+    note(paths, "東京デザイン週間", "東京デザイン週間", "Booth identity and wayfinding.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [h.stem for h in search(cat, "東京デザイン週間", today=TODAY)] == ["東京デザイン週間"]
+
+
+def test_a_hindi_word_is_one_word_in_the_index_not_its_letters(paths: AgentPaths) -> None:
+    # Split at its vowel signs, "भाषा" (language) would be "भ ष", as "भेष" (disguise) is.
+    note(paths, "language", "language", "भाषा")
+    note(paths, "disguise", "disguise", "भेष")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [h.stem for h in search(cat, "भाषा", today=TODAY)] == ["language"]
+
+
+@pytest.mark.parametrize(("written", "asked"), [("Müller", "muller"), ("Muller", "Müller"),
+                                                ("José García", "jose garcia"), ("Bjo\u0308rk", "björk")])
+def test_latin_accents_fold_both_ways(paths: AgentPaths, written: str, asked: str) -> None:
+    note(paths, "accents", "accents", f"Meeting with {written} about the brochure.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        hits = search(cat, asked, today=TODAY)
+    assert [h.stem for h in hits] == ["accents"]
+    assert all(f"[{word}]" in hits[0].snippet for word in written.split())
+
+
+def test_a_questions_words_are_the_words_the_index_stored_in_any_script(paths: AgentPaths) -> None:
+    from vault_agent.memory import related
+
+    text = " ".join(body for _, body, _ in SCRIPTS) + " Müller cafe\u0301 ｱｲｳ Ⅻ x² 東京デザイン週間 İstanbul ΣΊΣΥΦΟΣ"
+    note(paths, "mixed", "mixed", text)
+    with Catalog(paths) as cat:
+        cat.sync()
+        cat.conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, docs_fts, 'instance')")
+        stored = [term for term, in cat.conn.execute(
+            "SELECT term FROM temp.vocab JOIN docs ON docs.id = doc WHERE docs.stem = 'mixed' AND col = 'body' "
+            "ORDER BY offset")]
+    assert related.stems(related.words(text)) == stored

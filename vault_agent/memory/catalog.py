@@ -34,6 +34,7 @@ from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
 from ..vault.reading import Beneath, link_inside, read_inside
 from .readahead import read_in_order
+from .related import TOKENIZE
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -45,7 +46,7 @@ from .sources import (
     stem_key,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
@@ -53,9 +54,9 @@ BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of wo
 OPTIMIZE_AFTER = 20_000
 _RANKINGS_MAX = 1024  # single-term rankings kept (term_ranking): at most ~120 rows each
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
-_FTS_TABLE = """CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
+_FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
     name, description, tags, body, type, links, dates,
-    tokenize = 'porter unicode61 remove_diacritics 2'
+    tokenize = "{TOKENIZE}"
 )"""
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS files (

@@ -6,6 +6,9 @@ people use for the same thing (synonyms), or in the same breath about it
 the group's other words into the query at a lower weight (query.py). Lookup
 is by the index's own stem (FTS5 porter), so "invoices", "invoicing" and
 "invoice" find the same groups.
+
+It also turns text into words as that tokenizer does (`words`, `fold`), so
+that a question's words are the very tokens the index stored, in any script.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-import unicodedata
 from functools import lru_cache
 from importlib import resources
 
+# The index's tokenizer (catalog.py). Marks count as letters: by default unicode61 splits words at them,
+# so Hindi "भाषा" would be stored as "भ" and "ष". remove_diacritics still drops the accents that Latin
+# text writes as separate marks ("cafe\u0301" is "cafe").
+TOKENIZE = "porter unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
 _STEMMER_LOCK = threading.Lock()
-_WORD = re.compile(r"[^\W_]+")
+_WORD = re.compile(r"[^\W_]+")  # on ASCII text, exactly the tokenizer's words: letters and digits
 # Texts already tokenized. A search stems the names of every note it scores, and the same names come
 # back search after search: tokenizing them again was a tenth of a search at 100k notes.
 _seen: dict[str, dict[str, int]] = {}
@@ -29,8 +35,10 @@ _SEEN_MAX = 50_000
 def _stemmer() -> sqlite3.Connection:
     # The index's own tokenizer, so that "closing" and "close" meet here exactly when they meet in a search.
     conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.execute("CREATE VIRTUAL TABLE w USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
+    conn.execute(f'CREATE VIRTUAL TABLE w USING fts5(x, tokenize="{TOKENIZE}")')
     conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(w, 'instance')")
+    conn.execute(f'CREATE VIRTUAL TABLE f USING fts5(x, tokenize="{TOKENIZE.removeprefix("porter ")}")')
+    conn.execute("CREATE VIRTUAL TABLE fv USING fts5vocab(f, 'instance')")
     return conn
 
 
@@ -82,12 +90,50 @@ def _single_words(conn: sqlite3.Connection, single: list[str]) -> dict[str, dict
     return {word: {by_offset[i]: 0} for i, word in enumerate(single)}
 
 
+# What the tokenizer makes of each character it has been asked about (`_learn`): in _FOLD its folded
+# form ("" for an accent it drops; a character between words is kept), in _SPLIT the same with a space
+# for a character between words. Asked of the tokenizer, not worked out in Python, because it folds
+# by its own tables: it keeps "ß", "й", "が" and Hangul syllables that a Unicode normalization changes.
+_FOLD: dict[int, str] = {i: chr(i).lower() for i in range(128)}
+_SPLIT: dict[int, str] = {i: chr(i).lower() if chr(i).isalnum() else " " for i in range(128)}
+_known: set[str] = {chr(i) for i in range(128)}
+
+
 def fold(word: str) -> str:
-    """Lowercase without accents: how query words and table words are compared."""
-    if word.isascii():  # nothing to decompose: the common case, ~3x faster
+    """Lowercase, without the accents the index's tokenizer removes: how a word is compared with its stems."""
+    if word.isascii():  # the common case, and ~3x faster
         return word.lower()
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    if not _known.issuperset(word):
+        _learn(word)
+    return word.translate(_FOLD)
+
+
+def words(text: str) -> list[str]:
+    """The text's words as the index's tokenizer splits and folds them, before stemming."""
+    if text.isascii():
+        return _WORD.findall(text.lower())
+    if not _known.issuperset(text):
+        _learn(text)
+    return text.translate(_SPLIT).split()
+
+
+def _learn(text: str) -> None:
+    """Ask the tokenizer about the characters of the text not yet in _FOLD, all in one statement."""
+    with _STEMMER_LOCK:
+        new = list(set(text).difference(_known))
+        # A lone surrogate (a file name's undecodable byte) cannot be given to SQLite; it is no letter.
+        probes = [(i + 1, f"a{c}a") for i, c in enumerate(new) if not 0xD800 <= ord(c) <= 0xDFFF]
+        conn = _stemmer()
+        conn.execute("DELETE FROM f")
+        conn.executemany("INSERT INTO f(rowid, x) VALUES (?, ?)", probes)
+        tokens: dict[int, list[str]] = {}
+        for term, doc in conn.execute("SELECT term, doc FROM fv"):
+            tokens.setdefault(doc, []).append(term)
+        for i, c in enumerate(new):
+            found = tokens.get(i + 1, [])
+            # "a" + c + "a" is one token when c is part of a word; c's folded form is its middle.
+            _FOLD[ord(c)], _SPLIT[ord(c)] = (found[0][1:-1],) * 2 if len(found) == 1 else (c, " ")
+        _known.update(new)
 
 
 def _groups() -> list[list[str]]:
@@ -115,6 +161,3 @@ def related(stem: str) -> list[tuple[str, str]]:
     found = dict.fromkeys(m for i in by_stem.get(stem, ()) for m in members[i])
     return [(w, k) for w, k in found if k != stem]
 
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(fold(text))
