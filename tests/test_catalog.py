@@ -201,6 +201,18 @@ def test_problems_with_a_note_are_remembered_until_it_is_fixed(paths: AgentPaths
         assert cat.findings() == [] and cat.summaries()[0]["name"] == "Fixed"
 
 
+def test_a_note_with_an_impossible_date_is_a_finding_and_every_other_note_is_indexed(paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    typo = paths.memory / "typo.md"
+    typo.write_text("---\ntype: decision\nname: D\nupdated: 2026-02-30\n---\nbody\n")
+    write(paths, "z.md", "Z")
+    with Catalog(paths) as cat:
+        cat.rebuild()
+        assert [s["name"] for s in cat.summaries()] == ["A", "Z"]
+        [finding] = cat.findings()
+        assert finding.path == typo and "line 4 ('updated: 2026-02-30')" in finding.message
+
+
 # --- the search tables (schema 6) ----------------------------------------------
 
 def docs(cat: Catalog) -> list[tuple[str, str, str, str]]:
