@@ -261,6 +261,24 @@ def test_wiki_pages_journal_entries_and_skills_are_indexed_one_entry_a_document(
         assert cat.conn.execute("SELECT count(*) FROM docs_fts").fetchone()[0] == len(docs(cat))
 
 
+def test_a_byte_order_mark_before_the_text_is_not_part_of_a_name_or_description(paths: AgentPaths) -> None:
+    import datetime as dt
+
+    from memory_helpers import journal_entry
+
+    bom = "\ufeff".encode("utf-8")
+    (paths.memory / "thought.md").write_bytes(bom + b"Just a thought.\n")
+    (paths.root / "wiki").mkdir()
+    (paths.root / "wiki" / "handbook.md").write_bytes(bom + b"# Studio handbook\n\nInvoices.\n")
+    day = journal_entry(paths, dt.datetime(2026, 11, 18, 9, 12, 4), "r1", "Plan the week")
+    day.write_bytes(bom + day.read_bytes())
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [(s["name"], s["description"]) for s in cat.summaries()] == [("thought", "Just a thought.")]
+        assert [(a, n) for _, a, _, n in docs(cat)] == [("r1", "2026-11-18 09:12:04 cli run r1 (ok)"),
+                                                        ("", "thought"), ("", "Studio handbook")]
+
+
 def test_rebuilding_from_scratch_gives_the_same_search_results(paths: AgentPaths) -> None:
     from vault_agent.memory.search import search
 

@@ -192,7 +192,8 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
         return None, [Finding("warning", path, "binary file in memory/; skipped",
                               "move attachments out of memory/ (notes are Markdown text)")]
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: the byte-order mark some Windows editors write first is not part of the text.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None, [Finding("warning", path, "not UTF-8 text; skipped", "save the note as UTF-8")]
     try:
