@@ -116,6 +116,18 @@ def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_b
     assert hit.snippet == "…w35 w36 w37 w38 w39 the [Boiler,] serviced in May; [boilers] last long. w0 w1 w2 w3 w4…"
 
 
+def test_a_snippet_stays_short_around_a_base64_image_or_text_without_spaces_and_keeps_its_match(
+        paths: AgentPaths) -> None:
+    image = "![logo](data:image/png;base64," + "iVBORw0KGgo" * 70_000 + ")"  # ~770 KB without a space
+    japanese = "ボイラーの点検は毎年五月に行います。" * 1_000
+    note(paths, "boiler", "Zorblat", f"{image} the boiler {japanese}", description="Zorblat")
+    with Catalog(paths) as cat:
+        cat.sync()
+        [hit] = search(cat, "boiler", limit=1, today=TODAY)
+    assert len(hit.snippet) <= 250 and "the [boiler] ボイラーの点検" in hit.snippet
+    assert hit.snippet.startswith("Zorblat — Zorblat ![logo](data:image/png;base…") and hit.snippet.endswith("…")
+
+
 def test_words_without_meaning_and_query_syntax_are_harmless(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         cat.sync()

@@ -57,6 +57,10 @@ TYPE_CUES = {
     "project": {"project", "projects", "status", "milestone", "progress"},
 }
 SNIPPET_WORDS = 18
+# A "word" can be a whole base64 image or a paragraph of a script written without spaces: a snippet is cut to
+# SNIPPET_CHARS, and each word before the match to LEAD_CHARS, so that the match always shows.
+SNIPPET_CHARS = 240
+LEAD_CHARS = 30
 _PUNCT = ".,;:!?()[]{}\"'*_`—–-…"
 
 
@@ -307,8 +311,18 @@ def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
         # Words are folded only up to the first match: folding all of them cost ~1 ms a search.
         first = next((i for i, w in enumerate(tokens) if matches(w)), 0)
         start = max(0, first - SNIPPET_WORDS // 3)
-        window = [f"[{w}]" if matches(w) else w for w in tokens[start:start + SNIPPET_WORDS]]
-        hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if start + SNIPPET_WORDS < len(tokens) else "")
+        window: list[str] = []
+        left = SNIPPET_CHARS
+        for i, word in enumerate(tokens[start:start + SNIPPET_WORDS], start):
+            room = min(left, LEAD_CHARS) if i < first else left
+            if len(word) > room:
+                word = word[:max(0, room - 3)] + "…"
+            window.append(f"[{word}]" if matches(word) else word)
+            left -= len(window[-1]) + 1
+            if left <= 3:
+                break
+        more = start + len(window) < len(tokens) and not window[-1].rstrip("]").endswith("…")
+        hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if more else "")
 
 
 # --- reading by reference ------------------------------------------------------
