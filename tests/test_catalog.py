@@ -12,6 +12,7 @@ import pytest
 
 from vault_agent.memory.catalog import Catalog
 from vault_agent.vault.layout import AgentPaths
+from vault_agent.vault.notes import NoteStore
 
 
 @pytest.fixture
@@ -213,6 +214,28 @@ def test_a_note_with_an_impossible_date_is_a_finding_and_every_other_note_is_ind
         assert finding.path == typo and "line 4 ('updated: 2026-02-30')" in finding.message
 
 
+def test_a_file_or_folder_whose_name_is_not_utf8_is_left_out_with_one_finding_and_the_rest_is_indexed(
+        paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    memory = os.fsencode(paths.memory)
+    try:
+        os.mkdir(memory + b"/fold\xe9r")
+    except OSError:
+        pytest.skip("this file system takes only UTF-8 names")
+    for name in (b"/caf\xe9.md", b"/fold\xe9r/n.md"):
+        with open(memory + name, "wb") as f:
+            f.write(b"---\ntype: reference\nname: L\n---\nx\n")
+    expected = [f"WARNING {paths.memory}/{name}: the name is not UTF-8; left out — fix: rename it"
+                for name in ("caf\\xe9.md", "fold\\xe9r")]
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 1
+        assert [s["name"] for s in cat.summaries()] == ["A"]
+        assert [f.one_line() for f in cat.findings()] == [f.one_line() for f in cat.findings(left_out=True)] == expected
+        assert cat.sync({os.fsdecode(memory + b"/caf\xe9.md")}).added == 0  # as `vault-agent watch` reports it
+    store = NoteStore(paths)
+    assert [n.name for n in store.scan()] == ["A"] and [f.one_line() for f in store.findings] == expected
+
+
 # --- the search tables (schema 6) ----------------------------------------------
 
 def docs(cat: Catalog) -> list[tuple[str, str, str, str]]:
@@ -401,7 +424,7 @@ def test_stat_by_open_folder_sees_what_stat_by_path_sees_and_closes_every_folder
     def stat_all() -> dict[str, tuple[int, int, int]]:
         out: dict[str, tuple[int, int, int]] = {}
         for folder in catalog.SOURCE_FOLDERS:
-            catalog._stat_tree(paths.root, str(paths.root / folder), f"{folder}/", out)
+            catalog._stat_tree(paths.root, str(paths.root / folder), f"{folder}/", out, [])
         return out
 
     fds = Path("/proc/self/fd")

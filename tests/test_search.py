@@ -208,6 +208,19 @@ def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentP
     assert "38 added" in rebuilt.output and "38 documents" in rebuilt.output
 
 
+def test_index_names_each_note_it_leaves_out_on_stderr_and_does_not_count_it_as_added(paths: AgentPaths) -> None:
+    vault = str(paths.root.parent)
+    bad = paths.memory / "typo.md"
+    bad.write_text("---\ntype: decision\nname: D\nupdated: 2026-02-30\n---\nbody\n")
+    first = CliRunner().invoke(main, ["--vault", vault, "index", "a"])
+    assert first.exit_code == 0
+    [line] = [x for x in first.stderr.splitlines() if "typo.md" in x]
+    assert line.startswith(f"ERROR {bad}: invalid value in frontmatter at line 4") and "fix:" in line
+    assert "a: 38 added, 0 changed, 0 removed, 0 unchanged, 0 touched without a change, 1 left out" in first.stdout
+    searched = CliRunner().invoke(main, ["--vault", vault, "search", "a", "teeth"])
+    assert searched.stderr.splitlines() == [line] and "memory/dentist.md" in searched.stdout
+
+
 def test_a_long_first_index_says_on_stderr_that_it_is_under_way(paths: AgentPaths,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from vault_agent.memory import catalog

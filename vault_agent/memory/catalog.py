@@ -31,8 +31,8 @@ from typing import Any
 from ..errors import Finding, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
-from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from ..vault.reading import Beneath, link_inside, read_inside
+from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
+from ..vault.reading import Beneath, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
 from .sources import (
     SOURCE_FOLDERS,
@@ -51,6 +51,9 @@ BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of wo
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
 # every later search ~10% cheaper for ~3% of the build. Smaller indexes search fast enough as they are.
 OPTIMIZE_AFTER = 20_000
+# The mtime_ns a sync knows a file that could not be read by: no stat matches it, so every sync reads it
+# again (making a note readable, with chmod, changes neither its inode, size nor mtime).
+UNREAD = -1
 _RANKINGS_MAX = 1024  # single-term rankings kept (term_ranking): at most ~120 rows each
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 _FTS_TABLE = """CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
@@ -138,6 +141,7 @@ class SyncStats:
     removed: int = 0
     unchanged: int = 0
     touched: int = 0  # stat changed, content did not: no re-index
+    skipped: int = 0  # read but left out of search (unreadable, invalid frontmatter ...): findings() say why
 
 
 Stat = tuple[int, int, int]
@@ -208,6 +212,7 @@ class _Read:
     st: Stat
     hash: str | None
     touch_only: bool = False
+    still_unread: bool = False  # unreadable now as at the last sync: its rows stand
     note_row: tuple[Any, ...] | None = None
     docs: list[Doc] | None = None
 
@@ -223,6 +228,7 @@ class Catalog:
         self.db_path = paths.state / "index.db"
         self.conn = self._open()
         self._known: dict[str, Stat] | None = None
+        self._unnamed: list[str] = []  # what the last full sync left out for a name that is not UTF-8
         self._data_version = -1
         self._stats: SearchStats | None = None
 
@@ -323,8 +329,9 @@ class Catalog:
         digest = None
         if only is None:
             on_disk: dict[str, Stat] = {}
+            self._unnamed = []
             for folder in SOURCE_FOLDERS:
-                _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk)
+                _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk, self._unnamed)
             if self._current_known() is None:
                 # A new connection would load every file's stat from the table to compare (a fifth of a
                 # no-change sync at 10k notes); the digest of the last full sync says "nothing changed" at once.
@@ -338,7 +345,8 @@ class Catalog:
         if only is not None:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
-                if kind_of(rel) is None or link_inside(self.paths.root, self.paths.root / rel) is None:
+                if kind_of(rel) is None or not utf8_name(rel) or \
+                        link_inside(self.paths.root, self.paths.root / rel) is None:
                     continue
                 try:
                     st = os.stat(self.paths.root / rel)
@@ -349,22 +357,28 @@ class Catalog:
         stale = sorted(rel for rel, st in on_disk.items() if known.get(rel) != st)
         removed = [rel for rel in known if rel not in on_disk]
         stats.unchanged = len(on_disk) - len(stale)
+        unread: list[str] = []
         if stale or removed:
             self._known = None  # until every batch is in, the cached state would be wrong
-            self._apply(stale, removed, on_disk, known, stats)
+            unread = self._apply(stale, removed, on_disk, known, stats)
             if stats.added + stats.changed >= OPTIMIZE_AFTER:
                 self._optimize()
         # A stored digest always describes the table (every write drops it): with nothing written it still holds.
-        if only is None and (stale or removed or self._stored_digest() is None):
+        # None beside a file that could not be read: the next sync must read it again, whatever the digest says.
+        if only is None and not unread and (stale or removed or self._stored_digest() is None):
             digest = digest or _digest(on_disk)
             if digest is not None:
                 self._store_digest(digest, seen)
+        for rel in unread:
+            ino, size, _ = on_disk[rel]
+            on_disk[rel] = (ino, size, UNREAD)
         self._known = on_disk
         self._data_version = self._version()
         return stats
 
     def _apply(self, stale: list[str], removed: list[str], on_disk: dict[str, Stat], known: dict[str, Stat],
-               stats: SyncStats) -> None:
+               stats: SyncStats) -> list[str]:
+        """Re-read the stale files and write what they hold, batch by batch; the files that could not be read."""
         old_hashes = self._hashes([rel for rel in stale if rel in known])
         if removed:
             self._write([], removed)
@@ -373,21 +387,29 @@ class Catalog:
         batches = [[(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
                    for start in range(0, len(stale), BATCH_FILES)]
         done = 0
+        unread: list[str] = []
         with closing(read_in_order(batches, partial(_read_batch, self.paths.root))) as read:
             for reads in read:
                 if progress is not None:
                     progress(done, len(stale))
                 done += len(reads)
-                self._write(reads, [])
+                written = [r for r in reads if not r.still_unread]
+                if written:
+                    self._write(written, [])
                 for r in reads:
+                    if r.hash is None:
+                        unread.append(r.rel)
                     if r.touch_only:
                         stats.touched += 1
+                    elif not r.docs:
+                        stats.skipped += 1
                     elif r.rel in known:
                         stats.changed += 1
                     else:
                         stats.added += 1
         if progress is not None:
             progress(len(stale), len(stale))
+        return unread
 
     def _optimize(self) -> None:
         with self.writing():
@@ -488,8 +510,8 @@ class Catalog:
         current = self._current_known()
         if current is not None:
             return current
-        return {path: (ino, size, mtime_ns)
-                for path, ino, size, mtime_ns in self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
+        return {path: (ino, size, mtime_ns) for path, ino, size, mtime_ns in self.conn.execute(
+            f"SELECT path, ino, size, CASE WHEN hash IS NULL THEN {UNREAD} ELSE mtime_ns END FROM files")}
 
     def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
@@ -557,12 +579,16 @@ class Catalog:
         return [(stem, name, json.loads(summary).get("description", ""), bool(pinned))
                 for stem, name, summary, pinned in rows]
 
-    def findings(self) -> list[Finding]:
+    def findings(self, *, left_out: bool = False) -> list[Finding]:
+        """What is wrong with the notes, note by note, and the names the last full sync could not index;
+        `left_out`: only about files that are not in the index."""
         out: list[Finding] = []
-        for rel, raw in self.conn.execute("SELECT path, findings FROM notes WHERE findings != '[]' ORDER BY path"):
+        sql = "SELECT path, findings FROM notes WHERE findings != '[]'"
+        for rel, raw in self.conn.execute(f"{sql} AND summary IS NULL ORDER BY path" if left_out else
+                                          f"{sql} ORDER BY path"):
             for level, message, fix in json.loads(raw):
                 out.append(Finding(level, self.paths.root / rel, message, fix))
-        return out
+        return out + [bad_name(self.paths.root / rel) for rel in self._unnamed]
 
 
 class SearchStats:
@@ -627,6 +653,8 @@ def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None, beneath: Be
     kind = kind_of(rel) or "memory"
     path = root / rel
     data = _read_bytes(root, path, beneath)
+    if data is None and old_hash is None:  # (a new file's old_hash is "")
+        return _Read(rel, kind, st, None, still_unread=True)
     digest = content_hash(data) if data is not None else None
     if digest is not None and digest == old_hash:
         return _Read(rel, kind, st, digest, touch_only=True)
@@ -686,8 +714,10 @@ def _digest(state: dict[str, Stat]) -> str | None:
                    digest_size=16).hexdigest()
 
 
-def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
-    """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes.
+def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], unnamed: list[str],
+               dir_fd: int | None = None) -> None:
+    """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes;
+    to `unnamed`, the paths of those files and folders whose name is not UTF-8 (utf8_name), left out.
 
     `root`: the agent folder, whose rule for links applies (link_inside).
     `folder`: a path, or with `dir_fd` a name inside that open folder. Plain
@@ -711,8 +741,13 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_f
                 if name[0] == ".":
                     continue
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        _stat_tree(root, entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if not name.isascii() and not utf8_name(name):
+                        if is_dir or kind(name) is not None:
+                            unnamed.append(prefix + name)
+                    elif is_dir:
+                        _stat_tree(root, entry.path if fd is None else name, f"{prefix}{name}/", out, unnamed,
+                                   dir_fd=fd)
                     elif kind(name) is not None:
                         if entry.is_symlink() and link_inside(root, root / (prefix + name)) is None:
                             continue
