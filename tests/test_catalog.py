@@ -6,11 +6,14 @@ import datetime as dt
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from memory_helpers import damage
 
 from vault_agent.memory.catalog import Catalog
+from vault_agent.memory.search import search
 from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import NoteStore
 
@@ -139,6 +142,46 @@ def test_a_damaged_index_is_discarded_and_rebuilt(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         cat.sync()
         assert [s["name"] for s in cat.summaries()] == ["A"]
+
+
+def _indexed(paths: AgentPaths, count: int) -> list[str]:
+    names = [f"N{i:03}" for i in range(count)]
+    for name in names:
+        write(paths, f"{name}.md", name, "words " * 40)
+    with Catalog(paths) as cat:
+        cat.sync()
+    return names
+
+
+@pytest.mark.parametrize("table, use", [
+    ("notes", lambda cat: cat.summaries()),
+    ("docs", lambda cat: (write(cat.paths, "N000.md", "N000", "words"), cat.sync())),
+    ("docs", lambda cat: cat.rebuild()),
+    ("docs_fts_data", lambda cat: search(cat, "words")),
+])
+def test_an_index_with_damaged_pages_is_rebuilt_by_the_read_sync_rebuild_or_search_that_finds_it(
+        paths: AgentPaths, table: str, use: Callable[[Catalog], object]) -> None:
+    names = _indexed(paths, 300)
+    damage(paths.state / "index.db", table)
+    with Catalog(paths) as cat:
+        use(cat)
+        assert [s["name"] for s in cat.summaries()] == names
+        assert len(search(cat, "words", limit=500)) == 300
+        assert cat.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_damaged_index_another_process_has_replaced_already_is_not_discarded_again(paths: AgentPaths) -> None:
+    names = _indexed(paths, 50)
+    with Catalog(paths) as first:  # open before the damage, as a chat or the daemon would be
+        damage(paths.state / "index.db", "notes")
+        with Catalog(paths) as second:
+            assert [s["name"] for s in second.summaries()] == names  # discards the file and builds a new one
+            replaced = os.stat(paths.state / "index.db").st_ino
+            # `first` still has the damaged file open and finds the damage only now: the new file must stay.
+            assert [s["name"] for s in first.summaries()] == names
+            assert os.stat(paths.state / "index.db").st_ino == replaced
+            write(paths, "N000.md", "Renamed")
+            assert first.sync().changed == 1 and second.summaries()[0]["name"] == "Renamed"
 
 
 def test_a_full_index_is_a_one_line_error_that_keeps_the_last_state_and_the_next_sync_goes_on(

@@ -835,7 +835,7 @@ def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None
                 raise click.UsageError("model.md has no usable `embeddings:` (model, and base_url or provider: "
                                        "ollama | openai | local); see spec/index-db.md")
             try:
-                count = embed_missing(catalog, embedder)
+                count = catalog.healing(lambda: embed_missing(catalog, embedder))
             except EmbeddingError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"{name}: embedded {count:,} document(s) with {embedder.model}")

@@ -215,8 +215,9 @@ class Agent:
 
         specs = tools.specs()
         rest = max(0, total_budget(config) - tool_definition_tokens(specs))
-        recalled = self._make_recaller(self.folder, catalog).recall(work_item, int(rest * SHARES["recall"]) - 8)
-        view = index_view(catalog, int(rest * SHARES["index"]) - 16, work_item=work_item)
+        recaller = self._make_recaller(self.folder, catalog)
+        recalled = catalog.healing(lambda: recaller.recall(work_item, int(rest * SHARES["recall"]) - 8))
+        view = catalog.healing(lambda: index_view(catalog, int(rest * SHARES["index"]) - 16, work_item=work_item))
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 

@@ -23,12 +23,12 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 from hashlib import blake2b, sha1
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import Finding, StorageError
+from ..errors import Finding, IndexDamaged, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
@@ -145,6 +145,7 @@ class SyncStats:
 
 
 Stat = tuple[int, int, int]
+_T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 
 
@@ -172,10 +173,27 @@ def _environmental(exc: sqlite3.Error) -> bool:
     return name.startswith(_ENVIRONMENTAL)
 
 
+def _damaged(exc: BaseException) -> bool:
+    """Whether `exc` says that the index file itself is damaged (pages overwritten, a torn copy ...)."""
+    return isinstance(exc, IndexDamaged) or isinstance(exc, sqlite3.DatabaseError) and \
+        (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     """The one-line error for an index that cannot be opened or written. The files are never touched by it:
     the index keeps its last committed state and the next sync goes on from there."""
     name = getattr(exc, "sqlite_errorname", "") or ""
+    agent = db_path.parent.parent.name
+    if _damaged(exc):
+        return IndexDamaged(f"the search index is damaged ({_reason(exc)})", path=db_path,
+                            fix=f"run: vault-agent index {agent} --rebuild")
     # SQLite reports a full disk as SQLITE_FULL, or as an I/O error when the WAL index cannot grow.
     if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == errno.ENOSPC or \
             (name.startswith("SQLITE_IOERR") and _nearly_full(db_path.parent)):
@@ -189,7 +207,7 @@ def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
         return StorageError("the search index stayed locked by another process for 30 s", path=db_path,
                             fix="try again once the other vault-agent command or run has finished")
     return StorageError(f"the search index failed ({_reason(exc)})", path=db_path,
-                        fix="run: vault-agent index NAME --rebuild")
+                        fix=f"run: vault-agent index {agent} --rebuild")
 
 
 def _nearly_full(folder: Path) -> bool:
@@ -201,6 +219,15 @@ def _nearly_full(folder: Path) -> bool:
 
 def _reason(exc: OSError | sqlite3.Error) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+def heals(read: Callable[..., _T]) -> Callable[..., _T]:
+    """Catalog.healing around each call of `read`, a read of the index whose first argument is the Catalog."""
+    @wraps(read)
+    def healed(catalog: Catalog, *args: Any, **kwargs: Any) -> _T:
+        return catalog.healing(lambda: read(catalog, *args, **kwargs))
+
+    return healed
 
 
 @dataclass
@@ -226,6 +253,7 @@ class Catalog:
         self.paths = paths
         self.progress = progress
         self.db_path = paths.state / "index.db"
+        self._ino: int | None = None  # the inode of the file self.conn has open
         self.conn = self._open()
         self._known: dict[str, Stat] | None = None
         self._unnamed: list[str] = []  # what the last full sync left out for a name that is not UTF-8
@@ -234,13 +262,14 @@ class Catalog:
 
     def _open(self) -> sqlite3.Connection:
         try:
+            found = _inode(self.db_path)
             try:
                 return self._connect()
             except sqlite3.DatabaseError as exc:
                 if _environmental(exc):
                     raise
                 # Derived state: a damaged index is thrown away and rebuilt from the files.
-                self._discard()
+                self._discard(found)
                 return self._connect(check=False)
         except (OSError, sqlite3.Error) as exc:
             raise _index_error(self.db_path, exc) from None
@@ -248,11 +277,13 @@ class Catalog:
     def _connect(self, check: bool = True) -> sqlite3.Connection:
         conn = _connect_db(self.db_path)
         try:
+            self._ino = _inode(self.db_path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if check and version not in (0, SCHEMA_VERSION):
+                self._discard(self._ino)
                 conn.close()
-                self._discard()
                 conn, version = _connect_db(self.db_path), 0
+                self._ino = _inode(self.db_path)
             if version != SCHEMA_VERSION:
                 # Only then: setting user_version is a write, and a reader must not queue behind a writer.
                 conn.executescript(_SCHEMA)
@@ -264,12 +295,60 @@ class Catalog:
             raise
         return conn
 
-    def _discard(self) -> None:
+    def _discard(self, ino: int | None) -> None:
+        """Delete the index file (and its -wal and -shm) if it is still the file with inode `ino`.
+
+        Another process may have found the same file damaged and put a new one in its place already: that
+        one stays. Callers that have the old file open call this before closing it, so that its inode
+        cannot have been given to the new file. A process still using the old file follows the new one
+        at its next sync (_follow).
+        """
+        if _inode(self.db_path) != ino:
+            return
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.unlink(f"{self.db_path}{suffix}")
             except FileNotFoundError:
                 pass
+
+    def _follow(self) -> None:
+        """Open the index file anew if it is not the one self.conn has open: another process discarded it
+        as damaged, or a person deleted it."""
+        if _inode(self.db_path) != self._ino:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        self.conn.close()
+        self.conn = self._open()
+        self._known = None
+        self._stats = None
+
+    def _rebuild_damaged(self) -> SyncStats:
+        """Throw the damaged index file away and build a new one from the files. Once: a new file found
+        damaged as well is one error line (IndexDamaged), never a loop."""
+        try:
+            self._discard(self._ino)
+        except OSError as exc:  # a read-only .vault-agent/
+            raise _index_error(self.db_path, exc) from None
+        self._reopen()
+        try:
+            return self._sync(None)
+        except sqlite3.Error as exc:
+            raise _index_error(self.db_path, exc) from None
+
+    def healing(self, read: Callable[[], _T]) -> _T:
+        """read() of the index; when it finds the file damaged, the index is built again from the files and
+        read() runs once more (a second failure is one error line)."""
+        try:
+            return read()
+        except (sqlite3.DatabaseError, IndexDamaged) as exc:
+            if not _damaged(exc):
+                raise
+        self._rebuild_damaged()
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            raise _index_error(self.db_path, exc) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -306,14 +385,18 @@ class Catalog:
 
         Emptied in one transaction rather than by deleting the file, which
         another process may have open. Embeddings are kept: they are keyed by
-        content and cost money to make again.
+        content and cost money to make again. A damaged file cannot be emptied: it is discarded.
         """
-        with self.writing():
-            for table in ("files", "notes", "docs", "meta"):
-                self.conn.execute(f"DELETE FROM {table}")
-            # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
-            self.conn.execute("DROP TABLE docs_fts")
-            self.conn.execute(_FTS_TABLE)
+        self._follow()
+        try:
+            with self.writing():
+                for table in ("files", "notes", "docs", "meta"):
+                    self.conn.execute(f"DELETE FROM {table}")
+                # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
+                self.conn.execute("DROP TABLE docs_fts")
+                self.conn.execute(_FTS_TABLE)
+        except IndexDamaged:
+            return self._rebuild_damaged()
         self._known = None
         self._stats = None
         return self.sync()
@@ -323,8 +406,17 @@ class Catalog:
 
         `only`: the paths (relative to the agent folder) a ChangeTracker saw
         change; then nothing else is even stat'ed. Without it every indexed
-        file is stat'ed (a full sync).
+        file is stat'ed (a full sync). A damaged index file is discarded and built again from the files.
         """
+        self._follow()
+        try:
+            return self._sync(only)
+        except (sqlite3.DatabaseError, IndexDamaged) as exc:
+            if not _damaged(exc):
+                raise
+        return self._rebuild_damaged()
+
+    def _sync(self, only: set[str] | None) -> SyncStats:
         stats = SyncStats()
         digest = None
         if only is None:
@@ -469,10 +561,12 @@ class Catalog:
             self._stats = SearchStats(self.conn, version)
         return self._stats
 
+    @heals
     def document_count(self) -> int:
         """How many search documents the index holds."""
         return self.search_stats().document_count()
 
+    @heals
     def types(self) -> list[str]:
         """Every type and kind the search documents have, sorted: what a search can be limited to."""
         return [t for (t,) in self.conn.execute("SELECT type FROM docs UNION SELECT kind FROM docs ORDER BY 1")]
@@ -517,6 +611,7 @@ class Catalog:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
         return json.loads(self.summaries_json(note_type))
 
+    @heals
     def summaries_json(self, note_type: str | None = None) -> str:
         """The same as a JSON array, joined from the stored JSON without decoding it."""
         sql = "SELECT summary FROM notes WHERE summary IS NOT NULL"
@@ -526,6 +621,7 @@ class Catalog:
             args = (note_type.lower(),)
         return "[" + ", ".join(r[0] for r in self.conn.execute(sql + " ORDER BY path", args)) + "]"
 
+    @heals
     def candidates(self, *, today: str, limit: int) -> list[dict[str, Any]]:
         """Live notes (not expired, not superseded), pinned first, then most recently updated."""
         superseded = self.superseded()
@@ -541,6 +637,7 @@ class Catalog:
                         "updated": updated, **{k: v for k, v in json.loads(summary).items() if k == "description"}})
         return out[:limit]
 
+    @heals
     def superseded(self) -> set[str]:
         """Stems and (casefolded) names that some note says it supersedes."""
         out: set[str] = set()
@@ -550,6 +647,7 @@ class Catalog:
                 out.add(ref.casefold())
         return out
 
+    @heals
     def find_note(self, note_type: str, name: str) -> Note | None:
         """The note with this type and name, read from its file (None when there is none)."""
         row = self.conn.execute("SELECT path, hash FROM notes WHERE type = ? AND name_key = ? ORDER BY path LIMIT 1",
@@ -563,14 +661,17 @@ class Catalog:
             note.hash = row[1]
         return note
 
+    @heals
     def index_entries(self) -> list[IndexRow]:
         rows = self.conn.execute("SELECT stem, name, type, description FROM notes WHERE summary IS NOT NULL")
         return [IndexRow(stem, name, note_type, description or "") for stem, name, note_type, description in rows]
 
+    @heals
     def count_by_type(self) -> dict[str, int]:
         # Unreadable files have type NULL: grouping on the indexed column alone needs no table scan.
         return {t: n for t, n in self.conn.execute("SELECT type, count(*) FROM notes GROUP BY type") if t}
 
+    @heals
     def index_lines(self, note_type: str, limit: int) -> list[tuple[str, str, str, bool]]:
         """(stem, name, description, pinned) of one type's notes, pinned and most recent first."""
         rows = self.conn.execute(
@@ -579,6 +680,7 @@ class Catalog:
         return [(stem, name, json.loads(summary).get("description", ""), bool(pinned))
                 for stem, name, summary, pinned in rows]
 
+    @heals
     def findings(self, *, left_out: bool = False) -> list[Finding]:
         """What is wrong with the notes, note by note, and the names the last full sync could not index;
         `left_out`: only about files that are not in the index."""
@@ -759,6 +861,26 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], unnam
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def check_index(paths: AgentPaths) -> Finding | None:
+    """What SQLite's quick_check finds wrong with the agent's index file, if anything. Read-only: for doctor,
+    which changes nothing; the next sync repairs it."""
+    db_path = paths.state / "index.db"
+    if not db_path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True)) as conn:
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            return None  # cannot be checked from here (locked, not readable ...): a sync says why
+        problem = _reason(exc)
+    if problem == "ok":
+        return None
+    problem = problem.splitlines()[-1]  # its first line is "*** in database main ***"
+    return Finding("warning", db_path, f"the search index is damaged ({problem})",
+                   f"run: vault-agent index {paths.name} --rebuild (it is built again from the files)")
 
 
 class CatalogDirectory:

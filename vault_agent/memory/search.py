@@ -32,7 +32,7 @@ from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES
 from ..vault.reading import read_inside
-from .catalog import Catalog, SearchStats, name_key
+from .catalog import Catalog, SearchStats, heals, name_key
 from .embed import rrf
 from .query import Term, terms
 from .related import fold, stems, token_stems, words
@@ -95,6 +95,7 @@ class Hit:
                 "linked_from": self.linked_from}
 
 
+@heals
 def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 10, *,
            today: _dt.date | None = None, expand: bool = True) -> list[Hit]:
     """Documents (notes, wiki pages, journal entries, skills) matching `query`, best first, with snippets.
@@ -116,6 +117,7 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     return ranked
 
 
+@heals
 def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str, ...] = ("memory", "wiki"),
              limit: int = 40, expand: bool = True, semantic: list[int] | None = None) -> list[Hit]:
     """For recall: live documents of these kinds for `query`, and notes [[linked]] from the best of them.
@@ -350,6 +352,10 @@ def read_note_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText 
     resolves to the note that replaced it. Only indexed files are readable
     (never model.md, tools.md or anything under a dot-folder).
     """
+    return catalog.healing(lambda: _read_by_ref(paths, catalog, ref))
+
+
+def _read_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText | None:
     target = ref.strip()
     if target.startswith("[[") and target.endswith("]]"):
         target = target[2:-2].split("|")[0].split("#")[0].strip()
