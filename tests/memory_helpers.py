@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from vault_agent.vault.folder import AgentFolder
@@ -58,3 +60,13 @@ def files_snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under root (dot-folders included) with its bytes and mtime: to prove nothing changed."""
     return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def damage(db: Path, table: str) -> None:
+    """Overwrite the first page of `table` in the (closed) index file `db` with zeros, as a bad disk would."""
+    with closing(sqlite3.connect(db)) as conn:
+        page = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(bytes(size))

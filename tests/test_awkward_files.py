@@ -156,6 +156,41 @@ def test_an_unreadable_folder_of_notes_is_left_out_of_the_index_and_named_by_doc
     assert sorted(n.name for n in NoteStore(AgentPaths(root)).scan()) == ["Hello", "People", "X"]
 
 
+_SYNC_AROUND_CHMOD = """
+import json, os, sys
+from pathlib import Path
+from vault_agent.memory.catalog import Catalog
+from vault_agent.vault.layout import AgentPaths
+
+paths = AgentPaths(Path(sys.argv[1]))
+first, second = paths.memory / "first.md", paths.memory / "second.md"
+out = {}
+with Catalog(paths) as cat:
+    out["locked"] = cat.sync().skipped
+    first.chmod(0o644)  # neither its inode, size nor mtime changes
+    out["same process"] = cat.sync().changed
+second.chmod(0o644)
+with Catalog(paths) as cat:
+    out["new process"] = cat.sync().changed
+    out["names"] = [s["name"] for s in cat.summaries()]
+    out["findings"] = [f.one_line() for f in cat.findings()]
+print(json.dumps(out))
+"""
+
+
+def test_a_note_that_could_not_be_read_is_read_again_once_its_permissions_are_fixed(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [read_file]")
+    for stem in ("first", "second"):
+        note = root / "memory" / f"{stem}.md"
+        note.write_text(f"---\ntype: user\nname: {stem.title()}\n---\nOnce locked.\n")
+        note.chmod(0)
+    done = subprocess.run([*_as_a_plain_user(), sys.executable, "-c", _SYNC_AROUND_CHMOD, str(root)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"locked": 2, "same process": 1, "new process": 1,
+                                       "names": ["First", "Hello", "Second"], "findings": []}
+
+
 def _sample(tmp_path: Path) -> tuple[list[str], Path]:
     vault = tmp_path / "vault"
     subprocess.run([sys.executable, "-m", "vault_agent", "--vault", str(vault), "init", "sample", "--template",

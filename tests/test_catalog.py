@@ -6,12 +6,16 @@ import datetime as dt
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from memory_helpers import damage
 
 from vault_agent.memory.catalog import Catalog
+from vault_agent.memory.search import search
 from vault_agent.vault.layout import AgentPaths
+from vault_agent.vault.notes import NoteStore
 
 
 @pytest.fixture
@@ -140,6 +144,46 @@ def test_a_damaged_index_is_discarded_and_rebuilt(paths: AgentPaths) -> None:
         assert [s["name"] for s in cat.summaries()] == ["A"]
 
 
+def _indexed(paths: AgentPaths, count: int) -> list[str]:
+    names = [f"N{i:03}" for i in range(count)]
+    for name in names:
+        write(paths, f"{name}.md", name, "words " * 40)
+    with Catalog(paths) as cat:
+        cat.sync()
+    return names
+
+
+@pytest.mark.parametrize("table, use", [
+    ("notes", lambda cat: cat.summaries()),
+    ("docs", lambda cat: (write(cat.paths, "N000.md", "N000", "words"), cat.sync())),
+    ("docs", lambda cat: cat.rebuild()),
+    ("docs_fts_data", lambda cat: search(cat, "words")),
+])
+def test_an_index_with_damaged_pages_is_rebuilt_by_the_read_sync_rebuild_or_search_that_finds_it(
+        paths: AgentPaths, table: str, use: Callable[[Catalog], object]) -> None:
+    names = _indexed(paths, 300)
+    damage(paths.state / "index.db", table)
+    with Catalog(paths) as cat:
+        use(cat)
+        assert [s["name"] for s in cat.summaries()] == names
+        assert len(search(cat, "words", limit=500)) == 300
+        assert cat.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_damaged_index_another_process_has_replaced_already_is_not_discarded_again(paths: AgentPaths) -> None:
+    names = _indexed(paths, 50)
+    with Catalog(paths) as first:  # open before the damage, as a chat or the daemon would be
+        damage(paths.state / "index.db", "notes")
+        with Catalog(paths) as second:
+            assert [s["name"] for s in second.summaries()] == names  # discards the file and builds a new one
+            replaced = os.stat(paths.state / "index.db").st_ino
+            # `first` still has the damaged file open and finds the damage only now: the new file must stay.
+            assert [s["name"] for s in first.summaries()] == names
+            assert os.stat(paths.state / "index.db").st_ino == replaced
+            write(paths, "N000.md", "Renamed")
+            assert first.sync().changed == 1 and second.summaries()[0]["name"] == "Renamed"
+
+
 def test_a_full_index_is_a_one_line_error_that_keeps_the_last_state_and_the_next_sync_goes_on(
         paths: AgentPaths) -> None:
     from vault_agent.errors import StorageError
@@ -201,6 +245,40 @@ def test_problems_with_a_note_are_remembered_until_it_is_fixed(paths: AgentPaths
         assert cat.findings() == [] and cat.summaries()[0]["name"] == "Fixed"
 
 
+def test_a_note_with_an_impossible_date_is_a_finding_and_every_other_note_is_indexed(paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    typo = paths.memory / "typo.md"
+    typo.write_text("---\ntype: decision\nname: D\nupdated: 2026-02-30\n---\nbody\n")
+    write(paths, "z.md", "Z")
+    with Catalog(paths) as cat:
+        cat.rebuild()
+        assert [s["name"] for s in cat.summaries()] == ["A", "Z"]
+        [finding] = cat.findings()
+        assert finding.path == typo and "line 4 ('updated: 2026-02-30')" in finding.message
+
+
+def test_a_file_or_folder_whose_name_is_not_utf8_is_left_out_with_one_finding_and_the_rest_is_indexed(
+        paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    memory = os.fsencode(paths.memory)
+    try:
+        os.mkdir(memory + b"/fold\xe9r")
+    except OSError:
+        pytest.skip("this file system takes only UTF-8 names")
+    for name in (b"/caf\xe9.md", b"/fold\xe9r/n.md"):
+        with open(memory + name, "wb") as f:
+            f.write(b"---\ntype: reference\nname: L\n---\nx\n")
+    expected = [f"WARNING {paths.memory}/{name}: the name is not UTF-8; left out — fix: rename it"
+                for name in ("caf\\xe9.md", "fold\\xe9r")]
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 1
+        assert [s["name"] for s in cat.summaries()] == ["A"]
+        assert [f.one_line() for f in cat.findings()] == [f.one_line() for f in cat.findings(left_out=True)] == expected
+        assert cat.sync({os.fsdecode(memory + b"/caf\xe9.md")}).added == 0  # as `vault-agent watch` reports it
+    store = NoteStore(paths)
+    assert [n.name for n in store.scan()] == ["A"] and [f.one_line() for f in store.findings] == expected
+
+
 # --- the search tables (schema 6) ----------------------------------------------
 
 def docs(cat: Catalog) -> list[tuple[str, str, str, str]]:
@@ -247,6 +325,24 @@ def test_wiki_pages_journal_entries_and_skills_are_indexed_one_entry_a_document(
         assert cat.sync().removed == 1
         assert "wiki" not in {k for _, _, k, _ in docs(cat)}
         assert cat.conn.execute("SELECT count(*) FROM docs_fts").fetchone()[0] == len(docs(cat))
+
+
+def test_a_byte_order_mark_before_the_text_is_not_part_of_a_name_or_description(paths: AgentPaths) -> None:
+    import datetime as dt
+
+    from memory_helpers import journal_entry
+
+    bom = "\ufeff".encode("utf-8")
+    (paths.memory / "thought.md").write_bytes(bom + b"Just a thought.\n")
+    (paths.root / "wiki").mkdir()
+    (paths.root / "wiki" / "handbook.md").write_bytes(bom + b"# Studio handbook\n\nInvoices.\n")
+    day = journal_entry(paths, dt.datetime(2026, 11, 18, 9, 12, 4), "r1", "Plan the week")
+    day.write_bytes(bom + day.read_bytes())
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [(s["name"], s["description"]) for s in cat.summaries()] == [("thought", "Just a thought.")]
+        assert [(a, n) for _, a, _, n in docs(cat)] == [("r1", "2026-11-18 09:12:04 cli run r1 (ok)"),
+                                                        ("", "thought"), ("", "Studio handbook")]
 
 
 def test_rebuilding_from_scratch_gives_the_same_search_results(paths: AgentPaths) -> None:
@@ -371,7 +467,7 @@ def test_stat_by_open_folder_sees_what_stat_by_path_sees_and_closes_every_folder
     def stat_all() -> dict[str, tuple[int, int, int]]:
         out: dict[str, tuple[int, int, int]] = {}
         for folder in catalog.SOURCE_FOLDERS:
-            catalog._stat_tree(paths.root, str(paths.root / folder), f"{folder}/", out)
+            catalog._stat_tree(paths.root, str(paths.root / folder), f"{folder}/", out, [])
         return out
 
     fds = Path("/proc/self/fd")

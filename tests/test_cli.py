@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from memory_helpers import damage
 
 
 def cli(*args: str, vault: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,6 +64,22 @@ def test_doctor_reports_a_malformed_model_md_with_file_and_fix(tmp_path: Path) -
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("ERROR"))
     assert "model.md" in line and "invalid YAML" in line and "fix:" in line
+
+
+def test_doctor_names_a_damaged_search_index_and_the_next_command_reading_it_rebuilds_it(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    cli("init", "helper", vault=vault)
+    for i in range(30):
+        (vault / "helper" / "memory" / f"n{i}.md").write_text(f"---\ntype: user\nname: N{i}\n---\nBody {i}.\n")
+    assert cli("index", "helper", vault=vault).returncode == 0
+    damage(vault / "helper" / ".vault-agent" / "index.db", "notes")
+    doctor = cli("doctor", "helper", vault=vault, env={"ANTHROPIC_API_KEY": "x"})
+    [line] = [l for l in doctor.stdout.splitlines() if "index.db" in l]
+    assert line.startswith("WARNING [helper] .vault-agent/index.db: the search index is damaged (Page ")
+    assert line.endswith("fix: run: vault-agent index helper --rebuild (it is built again from the files)")
+    notes = cli("notes", "helper", "--json", vault=vault)
+    assert notes.returncode == 0 and len(json.loads(notes.stdout)) == 30, notes.stderr
+    assert "index.db" not in cli("doctor", "helper", vault=vault, env={"ANTHROPIC_API_KEY": "x"}).stdout
 
 
 def test_doctor_fix_writes_a_missing_index(tmp_path: Path) -> None:

@@ -90,6 +90,16 @@ def test_invalid_yaml_names_the_line() -> None:
         frontmatter.parse("a: 1\nb: c: d\n")  # file line 3: the "---" line is line 1
 
 
+@pytest.mark.parametrize("line", ["updated: 2026-02-30", "updated: 2026-02-29", "updated: 2026-13-45",
+                                  "updated: 0000-01-01", "updated: 2026-01-01T25:00:00", "x: 0x_", "x: !!int abc",
+                                  "x: !!float abc", "x: !!timestamp 2026-99-99", "x: !!timestamp 99999-01-01",
+                                  "x: [a, !!int abc]"])
+def test_a_value_yaml_cannot_build_is_a_frontmatter_error_naming_its_line(line: str) -> None:
+    with pytest.raises(frontmatter.FrontmatterError) as err:
+        frontmatter.parse(f"type: decision\n{line}\n")
+    assert f"line 3 ({line!r})" in err.value.message and "YYYY-MM-DD" in (err.value.fix or "")
+
+
 def test_frontmatter_that_is_not_a_mapping_is_rejected() -> None:
     with pytest.raises(ConfigError, match="key: value"):
         frontmatter.parse("- just\n- a list\n")

@@ -116,6 +116,18 @@ def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_b
     assert hit.snippet == "…w35 w36 w37 w38 w39 the [Boiler,] serviced in May; [boilers] last long. w0 w1 w2 w3 w4…"
 
 
+def test_a_snippet_stays_short_around_a_base64_image_or_text_without_spaces_and_keeps_its_match(
+        paths: AgentPaths) -> None:
+    image = "![logo](data:image/png;base64," + "iVBORw0KGgo" * 70_000 + ")"  # ~770 KB without a space
+    japanese = "ボイラーの点検は毎年五月に行います。" * 1_000
+    note(paths, "boiler", "Zorblat", f"{image} the boiler {japanese}", description="Zorblat")
+    with Catalog(paths) as cat:
+        cat.sync()
+        [hit] = search(cat, "boiler", limit=1, today=TODAY)
+    assert len(hit.snippet) <= 250 and "the [boiler] ボイラーの点検" in hit.snippet
+    assert hit.snippet.startswith("Zorblat — Zorblat ![logo](data:image/png;base…") and hit.snippet.endswith("…")
+
+
 def test_words_without_meaning_and_query_syntax_are_harmless(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         cat.sync()
@@ -194,6 +206,19 @@ def test_index_command_syncs_incrementally_and_rebuilds_on_request(paths: AgentP
     assert "0 added, 0 changed, 0 removed, 38 unchanged" in again.output
     rebuilt = CliRunner().invoke(main, ["--vault", vault, "index", "a", "--rebuild"])
     assert "38 added" in rebuilt.output and "38 documents" in rebuilt.output
+
+
+def test_index_names_each_note_it_leaves_out_on_stderr_and_does_not_count_it_as_added(paths: AgentPaths) -> None:
+    vault = str(paths.root.parent)
+    bad = paths.memory / "typo.md"
+    bad.write_text("---\ntype: decision\nname: D\nupdated: 2026-02-30\n---\nbody\n")
+    first = CliRunner().invoke(main, ["--vault", vault, "index", "a"])
+    assert first.exit_code == 0
+    [line] = [x for x in first.stderr.splitlines() if "typo.md" in x]
+    assert line.startswith(f"ERROR {bad}: invalid value in frontmatter at line 4") and "fix:" in line
+    assert "a: 38 added, 0 changed, 0 removed, 0 unchanged, 0 touched without a change, 1 left out" in first.stdout
+    searched = CliRunner().invoke(main, ["--vault", vault, "search", "a", "teeth"])
+    assert searched.stderr.splitlines() == [line] and "memory/dentist.md" in searched.stdout
 
 
 def test_a_long_first_index_says_on_stderr_that_it_is_under_way(paths: AgentPaths,

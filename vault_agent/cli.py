@@ -820,8 +820,11 @@ def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None
     started = time.perf_counter()
     with Catalog(folder.paths, progress=_IndexProgress(name)) as catalog:
         s = catalog.rebuild() if rebuild else catalog.sync()
+        for finding in catalog.findings():
+            click.echo(finding.one_line(), err=True)
+        skipped = f", {s.skipped:,} left out (see above)" if s.skipped else ""
         click.echo(f"{name}: {s.added:,} added, {s.changed:,} changed, {s.removed:,} removed, "
-                   f"{s.unchanged:,} unchanged, {s.touched:,} touched without a change · "
+                   f"{s.unchanged:,} unchanged, {s.touched:,} touched without a change{skipped} · "
                    f"{catalog.document_count():,} documents · "
                    f"{time.perf_counter() - started:.2f} s")
         if embed:
@@ -832,7 +835,7 @@ def index_cmd(ctx: click.Context, name: str, rebuild: bool, embed: bool) -> None
                 raise click.UsageError("model.md has no usable `embeddings:` (model, and base_url or provider: "
                                        "ollama | openai | local); see spec/index-db.md")
             try:
-                count = embed_missing(catalog, embedder)
+                count = catalog.healing(lambda: embed_missing(catalog, embedder))
             except EmbeddingError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"{name}: embedded {count:,} document(s) with {embedder.model}")
@@ -856,6 +859,9 @@ def search_cmd(ctx: click.Context, name: str, query: tuple[str, ...], note_type:
     folder = _vault(ctx).agent(name)
     with Catalog(folder.paths, progress=_IndexProgress(name)) as catalog:
         catalog.sync()
+        # Only the files search cannot find, not every warning about the notes (`vault-agent notes` lists those).
+        for finding in catalog.findings(left_out=True):
+            click.echo(finding.one_line(), err=True)
         hits = search(catalog, " ".join(query), type=note_type, limit=limit)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False))

@@ -48,6 +48,10 @@ class StorageError(VaultAgentError):
     """A file could not be written safely (disk full, permissions, ...)."""
 
 
+class IndexDamaged(StorageError):
+    """The derived search index file is damaged: building it again from the files repairs it."""
+
+
 class UnknownSearchType(VaultAgentError):
     """A search was limited to a type that is neither a note type, a kind, nor one the notes use."""
 

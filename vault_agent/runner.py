@@ -228,8 +228,8 @@ class Agent:
         recaller = self._make_recaller(self.folder, catalog) if self._make_recaller \
             else SearchRecaller(self.folder.paths, catalog, readable=readable)
         # A plugged-in recaller may not know the grant: what it returns passes the same check.
-        recalled = [r for r in recaller.recall(work_item, recall_budget) if readable(r.path)]
-        view = index_view(catalog, index_budget, work_item=work_item, readable=readable)
+        recalled = [r for r in catalog.healing(lambda: recaller.recall(work_item, recall_budget)) if readable(r.path)]
+        view = catalog.healing(lambda: index_view(catalog, index_budget, work_item=work_item, readable=readable))
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 

@@ -23,16 +23,16 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 from hashlib import blake2b, sha1
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import Finding, StorageError
+from ..errors import Finding, IndexDamaged, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
-from ..vault.notes import MAX_NOTE_BYTES, Note, parse_note, read_note
-from ..vault.reading import Beneath, link_inside, read_inside
+from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
+from ..vault.reading import Beneath, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
 from .related import TOKENIZE
 from .sources import (
@@ -52,6 +52,9 @@ BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of wo
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
 # every later search ~10% cheaper for ~3% of the build. Smaller indexes search fast enough as they are.
 OPTIMIZE_AFTER = 20_000
+# The mtime_ns a sync knows a file that could not be read by: no stat matches it, so every sync reads it
+# again (making a note readable, with chmod, changes neither its inode, size nor mtime).
+UNREAD = -1
 _RANKINGS_MAX = 1024  # single-term rankings kept (term_ranking): at most ~120 rows each
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 _FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
@@ -139,9 +142,11 @@ class SyncStats:
     removed: int = 0
     unchanged: int = 0
     touched: int = 0  # stat changed, content did not: no re-index
+    skipped: int = 0  # read but left out of search (unreadable, invalid frontmatter ...): findings() say why
 
 
 Stat = tuple[int, int, int]
+_T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 
 
@@ -169,10 +174,27 @@ def _environmental(exc: sqlite3.Error) -> bool:
     return name.startswith(_ENVIRONMENTAL)
 
 
+def _damaged(exc: BaseException) -> bool:
+    """Whether `exc` says that the index file itself is damaged (pages overwritten, a torn copy ...)."""
+    return isinstance(exc, IndexDamaged) or isinstance(exc, sqlite3.DatabaseError) and \
+        (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     """The one-line error for an index that cannot be opened or written. The files are never touched by it:
     the index keeps its last committed state and the next sync goes on from there."""
     name = getattr(exc, "sqlite_errorname", "") or ""
+    agent = db_path.parent.parent.name
+    if _damaged(exc):
+        return IndexDamaged(f"the search index is damaged ({_reason(exc)})", path=db_path,
+                            fix=f"run: vault-agent index {agent} --rebuild")
     # SQLite reports a full disk as SQLITE_FULL, or as an I/O error when the WAL index cannot grow.
     if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == errno.ENOSPC or \
             (name.startswith("SQLITE_IOERR") and _nearly_full(db_path.parent)):
@@ -186,7 +208,7 @@ def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
         return StorageError("the search index stayed locked by another process for 30 s", path=db_path,
                             fix="try again once the other vault-agent command or run has finished")
     return StorageError(f"the search index failed ({_reason(exc)})", path=db_path,
-                        fix="run: vault-agent index NAME --rebuild")
+                        fix=f"run: vault-agent index {agent} --rebuild")
 
 
 def _nearly_full(folder: Path) -> bool:
@@ -200,6 +222,15 @@ def _reason(exc: OSError | sqlite3.Error) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
+def heals(read: Callable[..., _T]) -> Callable[..., _T]:
+    """Catalog.healing around each call of `read`, a read of the index whose first argument is the Catalog."""
+    @wraps(read)
+    def healed(catalog: Catalog, *args: Any, **kwargs: Any) -> _T:
+        return catalog.healing(lambda: read(catalog, *args, **kwargs))
+
+    return healed
+
+
 @dataclass
 class _Read:
     """One stale file, read outside the write transaction."""
@@ -209,6 +240,7 @@ class _Read:
     st: Stat
     hash: str | None
     touch_only: bool = False
+    still_unread: bool = False  # unreadable now as at the last sync: its rows stand
     note_row: tuple[Any, ...] | None = None
     docs: list[Doc] | None = None
 
@@ -222,20 +254,23 @@ class Catalog:
         self.paths = paths
         self.progress = progress
         self.db_path = paths.state / "index.db"
+        self._ino: int | None = None  # the inode of the file self.conn has open
         self.conn = self._open()
         self._known: dict[str, Stat] | None = None
+        self._unnamed: list[str] = []  # what the last full sync left out for a name that is not UTF-8
         self._data_version = -1
         self._stats: SearchStats | None = None
 
     def _open(self) -> sqlite3.Connection:
         try:
+            found = _inode(self.db_path)
             try:
                 return self._connect()
             except sqlite3.DatabaseError as exc:
                 if _environmental(exc):
                     raise
                 # Derived state: a damaged index is thrown away and rebuilt from the files.
-                self._discard()
+                self._discard(found)
                 return self._connect(check=False)
         except (OSError, sqlite3.Error) as exc:
             raise _index_error(self.db_path, exc) from None
@@ -243,11 +278,13 @@ class Catalog:
     def _connect(self, check: bool = True) -> sqlite3.Connection:
         conn = _connect_db(self.db_path)
         try:
+            self._ino = _inode(self.db_path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if check and version not in (0, SCHEMA_VERSION):
+                self._discard(self._ino)
                 conn.close()
-                self._discard()
                 conn, version = _connect_db(self.db_path), 0
+                self._ino = _inode(self.db_path)
             if version != SCHEMA_VERSION:
                 # Only then: setting user_version is a write, and a reader must not queue behind a writer.
                 conn.executescript(_SCHEMA)
@@ -259,12 +296,60 @@ class Catalog:
             raise
         return conn
 
-    def _discard(self) -> None:
+    def _discard(self, ino: int | None) -> None:
+        """Delete the index file (and its -wal and -shm) if it is still the file with inode `ino`.
+
+        Another process may have found the same file damaged and put a new one in its place already: that
+        one stays. Callers that have the old file open call this before closing it, so that its inode
+        cannot have been given to the new file. A process still using the old file follows the new one
+        at its next sync (_follow).
+        """
+        if _inode(self.db_path) != ino:
+            return
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.unlink(f"{self.db_path}{suffix}")
             except FileNotFoundError:
                 pass
+
+    def _follow(self) -> None:
+        """Open the index file anew if it is not the one self.conn has open: another process discarded it
+        as damaged, or a person deleted it."""
+        if _inode(self.db_path) != self._ino:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        self.conn.close()
+        self.conn = self._open()
+        self._known = None
+        self._stats = None
+
+    def _rebuild_damaged(self) -> SyncStats:
+        """Throw the damaged index file away and build a new one from the files. Once: a new file found
+        damaged as well is one error line (IndexDamaged), never a loop."""
+        try:
+            self._discard(self._ino)
+        except OSError as exc:  # a read-only .vault-agent/
+            raise _index_error(self.db_path, exc) from None
+        self._reopen()
+        try:
+            return self._sync(None)
+        except sqlite3.Error as exc:
+            raise _index_error(self.db_path, exc) from None
+
+    def healing(self, read: Callable[[], _T]) -> _T:
+        """read() of the index; when it finds the file damaged, the index is built again from the files and
+        read() runs once more (a second failure is one error line)."""
+        try:
+            return read()
+        except (sqlite3.DatabaseError, IndexDamaged) as exc:
+            if not _damaged(exc):
+                raise
+        self._rebuild_damaged()
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            raise _index_error(self.db_path, exc) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -301,14 +386,18 @@ class Catalog:
 
         Emptied in one transaction rather than by deleting the file, which
         another process may have open. Embeddings are kept: they are keyed by
-        content and cost money to make again.
+        content and cost money to make again. A damaged file cannot be emptied: it is discarded.
         """
-        with self.writing():
-            for table in ("files", "notes", "docs", "meta"):
-                self.conn.execute(f"DELETE FROM {table}")
-            # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
-            self.conn.execute("DROP TABLE docs_fts")
-            self.conn.execute(_FTS_TABLE)
+        self._follow()
+        try:
+            with self.writing():
+                for table in ("files", "notes", "docs", "meta"):
+                    self.conn.execute(f"DELETE FROM {table}")
+                # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
+                self.conn.execute("DROP TABLE docs_fts")
+                self.conn.execute(_FTS_TABLE)
+        except IndexDamaged:
+            return self._rebuild_damaged()
         self._known = None
         self._stats = None
         return self.sync()
@@ -318,14 +407,24 @@ class Catalog:
 
         `only`: the paths (relative to the agent folder) a ChangeTracker saw
         change; then nothing else is even stat'ed. Without it every indexed
-        file is stat'ed (a full sync).
+        file is stat'ed (a full sync). A damaged index file is discarded and built again from the files.
         """
+        self._follow()
+        try:
+            return self._sync(only)
+        except (sqlite3.DatabaseError, IndexDamaged) as exc:
+            if not _damaged(exc):
+                raise
+        return self._rebuild_damaged()
+
+    def _sync(self, only: set[str] | None) -> SyncStats:
         stats = SyncStats()
         digest = None
         if only is None:
             on_disk: dict[str, Stat] = {}
+            self._unnamed = []
             for folder in SOURCE_FOLDERS:
-                _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk)
+                _stat_tree(self.paths.root, str(self.paths.root / folder), f"{folder}/", on_disk, self._unnamed)
             if self._current_known() is None:
                 # A new connection would load every file's stat from the table to compare (a fifth of a
                 # no-change sync at 10k notes); the digest of the last full sync says "nothing changed" at once.
@@ -339,7 +438,8 @@ class Catalog:
         if only is not None:
             on_disk = {rel: st for rel, st in known.items() if rel not in only}
             for rel in only:
-                if kind_of(rel) is None or link_inside(self.paths.root, self.paths.root / rel) is None:
+                if kind_of(rel) is None or not utf8_name(rel) or \
+                        link_inside(self.paths.root, self.paths.root / rel) is None:
                     continue
                 try:
                     st = os.stat(self.paths.root / rel)
@@ -350,22 +450,28 @@ class Catalog:
         stale = sorted(rel for rel, st in on_disk.items() if known.get(rel) != st)
         removed = [rel for rel in known if rel not in on_disk]
         stats.unchanged = len(on_disk) - len(stale)
+        unread: list[str] = []
         if stale or removed:
             self._known = None  # until every batch is in, the cached state would be wrong
-            self._apply(stale, removed, on_disk, known, stats)
+            unread = self._apply(stale, removed, on_disk, known, stats)
             if stats.added + stats.changed >= OPTIMIZE_AFTER:
                 self._optimize()
         # A stored digest always describes the table (every write drops it): with nothing written it still holds.
-        if only is None and (stale or removed or self._stored_digest() is None):
+        # None beside a file that could not be read: the next sync must read it again, whatever the digest says.
+        if only is None and not unread and (stale or removed or self._stored_digest() is None):
             digest = digest or _digest(on_disk)
             if digest is not None:
                 self._store_digest(digest, seen)
+        for rel in unread:
+            ino, size, _ = on_disk[rel]
+            on_disk[rel] = (ino, size, UNREAD)
         self._known = on_disk
         self._data_version = self._version()
         return stats
 
     def _apply(self, stale: list[str], removed: list[str], on_disk: dict[str, Stat], known: dict[str, Stat],
-               stats: SyncStats) -> None:
+               stats: SyncStats) -> list[str]:
+        """Re-read the stale files and write what they hold, batch by batch; the files that could not be read."""
         old_hashes = self._hashes([rel for rel in stale if rel in known])
         if removed:
             self._write([], removed)
@@ -374,21 +480,29 @@ class Catalog:
         batches = [[(rel, on_disk[rel], old_hashes.get(rel, "")) for rel in stale[start:start + BATCH_FILES]]
                    for start in range(0, len(stale), BATCH_FILES)]
         done = 0
+        unread: list[str] = []
         with closing(read_in_order(batches, partial(_read_batch, self.paths.root))) as read:
             for reads in read:
                 if progress is not None:
                     progress(done, len(stale))
                 done += len(reads)
-                self._write(reads, [])
+                written = [r for r in reads if not r.still_unread]
+                if written:
+                    self._write(written, [])
                 for r in reads:
+                    if r.hash is None:
+                        unread.append(r.rel)
                     if r.touch_only:
                         stats.touched += 1
+                    elif not r.docs:
+                        stats.skipped += 1
                     elif r.rel in known:
                         stats.changed += 1
                     else:
                         stats.added += 1
         if progress is not None:
             progress(len(stale), len(stale))
+        return unread
 
     def _optimize(self) -> None:
         with self.writing():
@@ -448,10 +562,12 @@ class Catalog:
             self._stats = SearchStats(self.conn, version)
         return self._stats
 
+    @heals
     def document_count(self) -> int:
         """How many search documents the index holds."""
         return self.search_stats().document_count()
 
+    @heals
     def types(self) -> list[str]:
         """Every type and kind the search documents have, sorted: what a search can be limited to."""
         return [t for (t,) in self.conn.execute("SELECT type FROM docs UNION SELECT kind FROM docs ORDER BY 1")]
@@ -489,13 +605,14 @@ class Catalog:
         current = self._current_known()
         if current is not None:
             return current
-        return {path: (ino, size, mtime_ns)
-                for path, ino, size, mtime_ns in self.conn.execute("SELECT path, ino, size, mtime_ns FROM files")}
+        return {path: (ino, size, mtime_ns) for path, ino, size, mtime_ns in self.conn.execute(
+            f"SELECT path, ino, size, CASE WHEN hash IS NULL THEN {UNREAD} ELSE mtime_ns END FROM files")}
 
     def summaries(self, note_type: str | None = None) -> list[dict[str, Any]]:
         """Note summaries (as `vault-agent notes --json` prints them), in path order."""
         return json.loads(self.summaries_json(note_type))
 
+    @heals
     def summaries_json(self, note_type: str | None = None) -> str:
         """The same as a JSON array, joined from the stored JSON without decoding it."""
         sql = "SELECT summary FROM notes WHERE summary IS NOT NULL"
@@ -505,6 +622,7 @@ class Catalog:
             args = (note_type.lower(),)
         return "[" + ", ".join(r[0] for r in self.conn.execute(sql + " ORDER BY path", args)) + "]"
 
+    @heals
     def candidates(self, *, today: str, limit: int) -> list[dict[str, Any]]:
         """Live notes (not expired, not superseded), pinned first, then most recently updated."""
         superseded = self.superseded()
@@ -520,6 +638,7 @@ class Catalog:
                         "updated": updated, **{k: v for k, v in json.loads(summary).items() if k == "description"}})
         return out[:limit]
 
+    @heals
     def superseded(self) -> set[str]:
         """Stems and (casefolded) names that some note says it supersedes."""
         out: set[str] = set()
@@ -529,6 +648,7 @@ class Catalog:
                 out.add(ref.casefold())
         return out
 
+    @heals
     def find_note(self, note_type: str, name: str) -> Note | None:
         """The note with this type and name, read from its file (None when there is none)."""
         row = self.conn.execute("SELECT path, hash FROM notes WHERE type = ? AND name_key = ? ORDER BY path LIMIT 1",
@@ -542,10 +662,12 @@ class Catalog:
             note.hash = row[1]
         return note
 
+    @heals
     def index_entries(self) -> list[IndexRow]:
         rows = self.conn.execute("SELECT stem, name, type, description FROM notes WHERE summary IS NOT NULL")
         return [IndexRow(stem, name, note_type, description or "") for stem, name, note_type, description in rows]
 
+    @heals
     def count_by_type(self) -> dict[str, int]:
         # Unreadable files have type NULL: grouping on the indexed column alone needs no table scan.
         return {t: n for t, n in self.conn.execute("SELECT type, count(*) FROM notes GROUP BY type") if t}
@@ -553,7 +675,8 @@ class Catalog:
     def index_lines(self, note_type: str, *, today: str) -> Iterator[tuple[str, str, str, str, bool]]:
         """(path, stem, name, description, pinned) of one type's live notes, pinned and most recent first.
 
-        Lazily, in the order of an index: the caller reads as many as it shows.
+        Lazily, in the order of an index: the caller reads as many as it shows (a generator, so a damaged
+        index is healed by the caller's `healing`, not here).
         """
         superseded = self.superseded()
         rows = self.conn.execute(
@@ -563,12 +686,17 @@ class Catalog:
             if stem not in superseded and (name or "").casefold() not in superseded:
                 yield path, stem, name, json.loads(summary).get("description", ""), bool(pinned)
 
-    def findings(self) -> list[Finding]:
+    @heals
+    def findings(self, *, left_out: bool = False) -> list[Finding]:
+        """What is wrong with the notes, note by note, and the names the last full sync could not index;
+        `left_out`: only about files that are not in the index."""
         out: list[Finding] = []
-        for rel, raw in self.conn.execute("SELECT path, findings FROM notes WHERE findings != '[]' ORDER BY path"):
+        sql = "SELECT path, findings FROM notes WHERE findings != '[]'"
+        for rel, raw in self.conn.execute(f"{sql} AND summary IS NULL ORDER BY path" if left_out else
+                                          f"{sql} ORDER BY path"):
             for level, message, fix in json.loads(raw):
                 out.append(Finding(level, self.paths.root / rel, message, fix))
-        return out
+        return out + [bad_name(self.paths.root / rel) for rel in self._unnamed]
 
 
 class SearchStats:
@@ -633,6 +761,8 @@ def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None, beneath: Be
     kind = kind_of(rel) or "memory"
     path = root / rel
     data = _read_bytes(root, path, beneath)
+    if data is None and old_hash is None:  # (a new file's old_hash is "")
+        return _Read(rel, kind, st, None, still_unread=True)
     digest = content_hash(data) if data is not None else None
     if digest is not None and digest == old_hash:
         return _Read(rel, kind, st, digest, touch_only=True)
@@ -692,8 +822,10 @@ def _digest(state: dict[str, Stat]) -> str | None:
                    digest_size=16).hexdigest()
 
 
-def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_fd: int | None = None) -> None:
-    """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes.
+def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], unnamed: list[str],
+               dir_fd: int | None = None) -> None:
+    """Add rel path -> (inode, size, mtime_ns) of the regular files under `folder` that sources.kind_of indexes;
+    to `unnamed`, the paths of those files and folders whose name is not UTF-8 (utf8_name), left out.
 
     `root`: the agent folder, whose rule for links applies (link_inside).
     `folder`: a path, or with `dir_fd` a name inside that open folder. Plain
@@ -717,8 +849,13 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_f
                 if name[0] == ".":
                     continue
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        _stat_tree(root, entry.path if fd is None else name, f"{prefix}{name}/", out, dir_fd=fd)
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if not name.isascii() and not utf8_name(name):
+                        if is_dir or kind(name) is not None:
+                            unnamed.append(prefix + name)
+                    elif is_dir:
+                        _stat_tree(root, entry.path if fd is None else name, f"{prefix}{name}/", out, unnamed,
+                                   dir_fd=fd)
                     elif kind(name) is not None:
                         if entry.is_symlink() and link_inside(root, root / (prefix + name)) is None:
                             continue
@@ -730,6 +867,26 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], dir_f
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def check_index(paths: AgentPaths) -> Finding | None:
+    """What SQLite's quick_check finds wrong with the agent's index file, if anything. Read-only: for doctor,
+    which changes nothing; the next sync repairs it."""
+    db_path = paths.state / "index.db"
+    if not db_path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True)) as conn:
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            return None  # cannot be checked from here (locked, not readable ...): a sync says why
+        problem = _reason(exc)
+    if problem == "ok":
+        return None
+    problem = problem.splitlines()[-1]  # its first line is "*** in database main ***"
+    return Finding("warning", db_path, f"the search index is damaged ({problem})",
+                   f"run: vault-agent index {paths.name} --rebuild (it is built again from the files)")
 
 
 class CatalogDirectory:

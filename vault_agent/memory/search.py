@@ -32,7 +32,7 @@ from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES
 from ..vault.reading import read_inside
-from .catalog import Catalog, SearchStats, name_key
+from .catalog import Catalog, SearchStats, heals, name_key
 from .embed import rrf
 from .query import Term, terms
 from .related import fold, stems, token_stems, words
@@ -57,6 +57,10 @@ TYPE_CUES = {
     "project": {"project", "projects", "status", "milestone", "progress"},
 }
 SNIPPET_WORDS = 18
+# A "word" can be a whole base64 image or a paragraph of a script written without spaces: a snippet is cut to
+# SNIPPET_CHARS, and each word before the match to LEAD_CHARS, so that the match always shows.
+SNIPPET_CHARS = 240
+LEAD_CHARS = 30
 _PUNCT = ".,;:!?()[]{}\"'*_`—–-…"
 
 
@@ -91,6 +95,7 @@ class Hit:
                 "linked_from": self.linked_from}
 
 
+@heals
 def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 10, *,
            today: _dt.date | None = None, expand: bool = True) -> list[Hit]:
     """Documents (notes, wiki pages, journal entries, skills) matching `query`, best first, with snippets.
@@ -112,6 +117,7 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     return ranked
 
 
+@heals
 def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str, ...] = ("memory", "wiki"),
              limit: int = 40, expand: bool = True, semantic: list[int] | None = None) -> list[Hit]:
     """For recall: live documents of these kinds for `query`, and notes [[linked]] from the best of them.
@@ -307,8 +313,18 @@ def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
         # Words are folded only up to the first match: folding all of them cost ~1 ms a search.
         first = next((i for i, w in enumerate(tokens) if matches(w)), 0)
         start = max(0, first - SNIPPET_WORDS // 3)
-        window = [f"[{w}]" if matches(w) else w for w in tokens[start:start + SNIPPET_WORDS]]
-        hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if start + SNIPPET_WORDS < len(tokens) else "")
+        window: list[str] = []
+        left = SNIPPET_CHARS
+        for i, word in enumerate(tokens[start:start + SNIPPET_WORDS], start):
+            room = min(left, LEAD_CHARS) if i < first else left
+            if len(word) > room:
+                word = word[:max(0, room - 3)] + "…"
+            window.append(f"[{word}]" if matches(word) else word)
+            left -= len(window[-1]) + 1
+            if left <= 3:
+                break
+        more = start + len(window) < len(tokens) and not window[-1].rstrip("]").endswith("…")
+        hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if more else "")
 
 
 # --- reading by reference ------------------------------------------------------
@@ -336,6 +352,10 @@ def read_note_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText 
     resolves to the note that replaced it. Only indexed files are readable
     (never model.md, tools.md or anything under a dot-folder).
     """
+    return catalog.healing(lambda: _read_by_ref(paths, catalog, ref))
+
+
+def _read_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText | None:
     target = ref.strip()
     if target.startswith("[[") and target.endswith("]]"):
         target = target[2:-2].split("|")[0].split("#")[0].strip()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, Finding
+from ..memory.catalog import check_index
 from ..vault import index_md
 from ..vault.config import ModelRef
 from ..vault.folder import AgentFolder, Vault
@@ -90,6 +91,9 @@ def check_agent(folder: AgentFolder) -> list[Finding]:
     notes = folder.notes.scan()
     findings.extend(folder.notes.findings)
     findings.extend(_index_findings(folder, notes))
+    damaged = check_index(paths)
+    if damaged is not None:
+        findings.append(damaged)
     findings.extend(_log_findings(folder))
     findings.extend(_schedule_findings(folder))
     if is_locked(paths.run_lock):

@@ -66,12 +66,37 @@ def parse(fm: str) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FrontmatterError(f"invalid YAML in frontmatter{where}: {problem}",
                                fix="correct the YAML between the '---' lines") from None
+    except Exception as exc:
+        # PyYAML lets Python's own error out of a value it parsed but cannot build: ValueError for 2026-02-30 or
+        # `!!int abc`, AttributeError for a malformed `!!timestamp` ... One bad note must not stop a listing.
+        raise _bad_value(fm, exc) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise FrontmatterError("frontmatter is not a list of 'key: value' properties",
                                fix="write the properties as 'key: value' lines")
     return {str(k): v for k, v in data.items()}
+
+
+def _bad_value(fm: str, exc: Exception) -> FrontmatterError:
+    """The error for a value PyYAML parsed but could not build, named by its line when building the values one
+    at a time tells which."""
+    where = ""
+    try:
+        node = yaml.compose(fm, Loader=_Loader)
+        for _, value in node.value if isinstance(node, yaml.MappingNode) else ():
+            try:
+                yaml.constructor.SafeConstructor().construct_object(value, deep=True)
+            except Exception:  # the same errors as parse's
+                line = value.start_mark.line
+                where = f" at line {line + 2} ({fm.splitlines()[line].strip()!r})"
+                break
+    except yaml.YAMLError:
+        pass
+    # A ValueError says what is wrong ("day is out of range for month"); the rest only how PyYAML failed.
+    reason = f": {exc}" if isinstance(exc, ValueError) else ""
+    return FrontmatterError(f"invalid value in frontmatter{where}{reason}",
+                            fix="correct the value (dates are YYYY-MM-DD, with a real day)")
 
 
 def dump(data: dict[str, Any]) -> str:

@@ -21,7 +21,17 @@ from ..errors import ConfigError, EditConflict, Finding
 from . import frontmatter
 from .atomic import atomic_write, content_hash
 from .layout import NOTE_TYPES, AgentPaths
-from .reading import Beneath, FileTooLarge, FolderLink, LinkOutside, NotRegularFile, read_inside, read_regular
+from .reading import (
+    Beneath,
+    FileTooLarge,
+    FolderLink,
+    LinkOutside,
+    NotRegularFile,
+    read_inside,
+    read_regular,
+    shown,
+    utf8_name,
+)
 
 MAX_NOTE_BYTES = 1024 * 1024
 CANONICAL_KEYS = ("type", "name", "description", "tags", "aliases", "created", "updated", "confidence",
@@ -192,7 +202,8 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
         return None, [Finding("warning", path, "binary file in memory/; skipped",
                               "move attachments out of memory/ (notes are Markdown text)")]
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: the byte-order mark some Windows editors write first is not part of the text.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None, [Finding("warning", path, "not UTF-8 text; skipped", "save the note as UTF-8")]
     try:
@@ -242,15 +253,23 @@ def read_note(path: Path, *, max_bytes: int = MAX_NOTE_BYTES, inside: Path | Non
     return parse_note(path, data)
 
 
-def iter_note_paths(memory: Path, unreadable: list[Path] | None = None) -> Iterator[Path]:
+def bad_name(path: Path) -> Finding:
+    """The finding for a file or folder whose name is not UTF-8 (utf8_name): nothing can list it by name."""
+    return Finding("warning", Path(shown(path)), "the name is not UTF-8; left out", "rename it")
+
+
+def iter_note_paths(memory: Path, unreadable: list[Path] | None = None,
+                    unnamed: list[Path] | None = None) -> Iterator[Path]:
     """memory/**/*.md except memory/INDEX.md, skipping dot-files and dot-folders (temp files, derived state).
 
-    A folder that cannot be listed is skipped and, given `unreadable`, added to it.
+    A folder that cannot be listed is skipped and, given `unreadable`, added to it; a note or folder whose
+    name is not UTF-8 (utf8_name), to `unnamed`.
     """
-    yield from _note_paths(memory, memory, unreadable)
+    yield from _note_paths(memory, memory, unreadable, unnamed)
 
 
-def _note_paths(folder: Path, memory: Path, unreadable: list[Path] | None) -> Iterator[Path]:
+def _note_paths(folder: Path, memory: Path, unreadable: list[Path] | None,
+                unnamed: list[Path] | None) -> Iterator[Path]:
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
@@ -262,9 +281,15 @@ def _note_paths(folder: Path, memory: Path, unreadable: list[Path] | None) -> It
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _note_paths(Path(entry.path), memory, unreadable)
-        elif entry.name.endswith(".md") and not (entry.name == "INDEX.md" and folder == memory):
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if not is_dir and (not entry.name.endswith(".md") or (entry.name == "INDEX.md" and folder == memory)):
+            continue
+        if not utf8_name(entry.name):
+            if unnamed is not None:
+                unnamed.append(Path(entry.path))
+        elif is_dir:
+            yield from _note_paths(Path(entry.path), memory, unreadable, unnamed)
+        else:
             yield Path(entry.path)
 
 
@@ -330,14 +355,16 @@ class NoteStore:
         notes: list[Note] = []
         findings: list[Finding] = []
         unreadable: list[Path] = []
+        unnamed: list[Path] = []
         with Beneath(self.paths.root) as beneath:
-            for path in iter_note_paths(self.paths.memory, unreadable):
+            for path in iter_note_paths(self.paths.memory, unreadable, unnamed):
                 note, problems = read_note(path, max_bytes=self.max_bytes, inside=self.paths.root, beneath=beneath)
                 findings.extend(problems)
                 if note is not None:
                     notes.append(note)
         findings.extend(Finding("error", folder, "cannot list this folder; its notes are left out",
                                 "check its permissions") for folder in unreadable)
+        findings.extend(bad_name(path) for path in unnamed)
         self.findings = findings
         return notes
 

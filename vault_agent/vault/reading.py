@@ -78,6 +78,23 @@ def _read_fd(fd: int, path: Path | str, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def utf8_name(name: str) -> bool:
+    """Whether a name as os gives it is UTF-8 text. Other bytes come as lone surrogates ("caf\\udce9.md"),
+    which SQLite, JSON and the UTF-8 files that list notes cannot hold."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: Path | str) -> str:
+    """`path` printable, its bytes that are not UTF-8 written as \\xe9."""
+    return os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def link_inside(root: Path, path: Path) -> Path | None:
     """What to read for `path`, a file in the agent folder `root`: `path` itself when it is not a symlink; when it
     is, the file it leads to if that is a Markdown file inside `root` and outside its dot-folders; else None.
