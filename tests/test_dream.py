@@ -371,3 +371,27 @@ def test_a_refused_dream_does_not_count_its_notes_as_asked(paths: AgentPaths) ->
     assert "no aliases for 2 note(s): no model text: refused" in out.output
     assert not paths.aliases_asked.exists()
     assert [n.path for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased] == before
+
+
+RATE_TEXT = ("The day rate for all new quotes and all new client projects is {} per day, billed monthly in arrears. "
+             "Half days are billed at 55 percent of the day rate. Travel days count as half days.")
+
+
+# Either note may be the one kept (the most recently updated); either may carry the mark.
+@pytest.mark.parametrize("marked_on,old_updated,new_updated", [
+    ("new", "2026-11-15", "2026-11-10"), ("old", "2026-11-10", "2026-11-15"), ("both", "2026-11-15", "2026-11-10")])
+def test_a_note_is_never_merged_with_the_note_it_supersedes(tmp_path: Path, marked_on: str, old_updated: str,
+                                                            new_updated: str) -> None:
+    paths = agent(tmp_path)
+    old_mark = 'superseded_by: "[[day-rate-2027]]"\n' if marked_on in ("old", "both") else ""
+    new_mark = "supersedes: day-rate-2026\n" if marked_on in ("new", "both") else ""
+    old = note(paths, "day-rate-2026", "Day rate 2026", RATE_TEXT.format("€720"), type="decision",
+               extra=f"updated: {old_updated}\n{old_mark}")
+    new = note(paths, "day-rate-2027", "Day rate 2027", RATE_TEXT.format("€780"), type="decision",
+               extra=f"updated: {new_updated}\n{new_mark}")
+    before = old.read_bytes(), new.read_bytes()
+    folder = AgentFolder(paths.root)
+    planned = dream.plan(folder, today=TODAY, aliases=True)
+    assert planned.merges == [] and [n.stem for n in planned.unaliased] == ["day-rate-2027"]
+    dream.apply(folder, planned, tag="dream-s1")
+    assert (old.read_bytes(), new.read_bytes()) == before

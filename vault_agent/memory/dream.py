@@ -132,7 +132,9 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
     notes = folder.notes.scan()
     result = DreamPlan(today)
     result.expired = sorted((n for n in notes if n.is_expired(today)), key=lambda n: n.path)
-    live = [n for n in notes if not n.is_expired(today) and OBSERVATION_TAG not in n.tags]
+    # A superseded note is not live (recall leaves it out): merging it would bring its outdated facts back.
+    replaced = _superseded(notes)
+    live = [n for n in notes if not n.is_expired(today) and OBSERVATION_TAG not in n.tags and n.path not in replaced]
     by_path = {n.path: n for n in live}
     pairs = similar_pairs((((n.type, n.path), f"{n.description}\n{n.body}") for n in
                            sorted(live, key=lambda n: (n.type, str(n.path)))), threshold)
@@ -155,6 +157,18 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
                                   key=lambda n: (asked.get(_rel(n.path, folder.root)) != n.hash, *_keep_rank(n)),
                                   reverse=True)[:ALIAS_BATCH]
     return result
+
+
+def _superseded(notes: list[Note]) -> set[Path]:
+    """Notes another note `supersedes` (by stem or name, as Catalog.superseded), or that name a `superseded_by`
+    (atomic-agents-stack marks the old note instead of the new one)."""
+    refs: dict[str, set[Path]] = {}
+    for n in notes:
+        for ref in n.supersedes:
+            refs.setdefault(ref.casefold(), set()).add(n.path)
+    # A note listing its own stem or name does not supersede itself.
+    return {n.path for n in notes if n.meta.get("superseded_by") not in (None, "", [])
+            or refs.get(n.stem.casefold(), set()) - {n.path} or refs.get(n.name.casefold(), set()) - {n.path}}
 
 
 def _asked_before(path: Path) -> dict[str, str]:
