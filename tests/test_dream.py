@@ -395,3 +395,35 @@ def test_a_note_is_never_merged_with_the_note_it_supersedes(tmp_path: Path, mark
     assert planned.merges == [] and [n.stem for n in planned.unaliased] == ["day-rate-2027"]
     dream.apply(folder, planned, tag="dream-s1")
     assert (old.read_bytes(), new.read_bytes()) == before
+
+
+VENDOR = ("Our print vendor is Tryckeriet AB in Lund, contact Ola at ola@tryckeriet.se, net 30 days, "
+          "minimum order 500 sheets.")
+
+
+def test_notes_sharing_a_stem_in_different_folders_each_keep_their_own_version_and_stay_recalled(
+        tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    originals = {}
+    for i, (rel, vendor_id, updated) in enumerate([("vendor", "ID-.", "2026-11-03"), ("2025/vendor", "ID-2025",
+                                                   "2026-11-02"), ("2026/vendor", "ID-2026", "2026-11-01")]):
+        originals[vendor_id] = note(paths, rel, f"Print vendor {i}", VENDOR, type="reference",
+                                    extra=f"updated: {updated}\nvendor_id: {vendor_id}\n").read_bytes()
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 0, out.output
+    kept, _ = read_note(paths.memory / "vendor.md")
+    assert kept.meta.get("supersedes") is None and kept.meta["vendor_id"] == "ID-."
+    # Every removed note and the kept note's previous version: each in a file of its own, none overwritten.
+    saved = sorted(p.read_bytes() for p in (paths.versions / "vendor").iterdir())
+    assert saved == sorted(originals.values())
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]
+
+
+def test_a_note_listing_its_own_stem_in_supersedes_is_still_recalled(tmp_path: Path) -> None:
+    paths = agent(tmp_path)  # as an earlier dream could leave it
+    note(paths, "vendor", "Print vendor", VENDOR, extra="supersedes: [vendor, Print vendor]\n")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..vault import journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note, unique_folded
+from ..vault.notes import Note, new_version_path, unique_folded
 from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
@@ -334,10 +334,13 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
     keep = m.keep
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
-    supersedes = list(dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]))
+    # An absorbed note in another folder may share the kept note's stem: a note listing itself is not superseded.
+    own = {keep.stem.casefold(), keep.name.casefold()}
+    supersedes = [s for s in dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]) if s.casefold() not in own]
     aliases = _merged_aliases(keep, m.drop)
-    meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {}),
-            **({"aliases": aliases} if aliases else {})}
+    meta = {"updated": today, "sources": sources,
+            **({"supersedes": supersedes} if supersedes or "supersedes" in keep.meta else {}),
+            **({"tags": tags} if tags else {}), **({"aliases": aliases} if aliases else {})}
     body = merged_body(keep, m.drop)
     how = f"; deterministic merge: {fallback}" if fallback else ""
     if written is not None:
@@ -355,9 +358,10 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
             return [f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile"]
         out.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
         for note in m.drop:
-            atomic_write(folder.paths.versions / note.stem / f"{tag}.md", note.path.read_bytes())
+            kept_as = new_version_path(folder.paths, note.stem, tag)
+            atomic_write(kept_as, note.path.read_bytes())
             note.path.unlink()
-            out.append(f"removed {_rel(note.path, root)} (kept as .vault-agent/versions/{note.stem}/{tag}.md)")
+            out.append(f"removed {_rel(note.path, root)} (kept as {_rel(kept_as, root)})")
     return out
 
 

@@ -370,7 +370,7 @@ class NoteStore:
         if rendered == old.render() and old.hash is not None:
             note.hash = old.hash
             return NoteWrite("unchanged", note)
-        version_path = self.paths.versions / old.stem / f"{version_tag}.md"
+        version_path = new_version_path(self.paths, old.stem, version_tag)
         try:
             current = old.path.read_bytes()
         except FileNotFoundError:
@@ -391,6 +391,20 @@ class NoteStore:
         conflict_path = self.paths.conflicts / f"{note.stem}.{version_tag}.md"
         atomic_write(conflict_path, rendered)
         return NoteWrite("conflict", note, conflict_path=conflict_path)
+
+
+def new_version_path(paths: AgentPaths, stem: str, tag: str) -> Path:
+    """Where to keep a replaced or removed note: .vault-agent/versions/<stem>/<tag>.md, else <tag>-2.md, ...
+
+    Notes in different folders may share a stem, and one run may replace several: a version file is never
+    overwritten, or the text it kept would be lost.
+    """
+    folder = paths.versions / stem
+    candidate, n = folder / f"{tag}.md", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{tag}-{n}.md"
+    return candidate
 
 
 def order_meta(meta: dict[str, Any]) -> dict[str, Any]:
