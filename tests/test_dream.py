@@ -18,6 +18,7 @@ from vault_agent.memory.catalog import Catalog
 from vault_agent.memory.search import read_note_by_ref, search
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault.folder import AgentFolder
+from vault_agent.vault.journal import parse_day
 from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import read_note
 
@@ -427,3 +428,40 @@ def test_a_note_listing_its_own_stem_in_supersedes_is_still_recalled(tmp_path: P
     with Catalog(paths) as cat:
         cat.sync()
         assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]
+
+
+def interrupt_at_index_rewrite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the merges and the archiving, just before INDEX is rewritten."""
+    def ctrl_c(self: AgentFolder, notes: object = None) -> bool:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(AgentFolder, "rewrite_index", ctrl_c)
+
+
+def test_an_interrupted_dream_exits_130_and_is_logged_as_interrupted_with_the_steps_it_did(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupt_at_index_rewrite(monkeypatch)
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 130 and "Traceback" not in out.output and "interrupted" in out.output
+    [record] = run_records(paths)
+    assert (record["status"], record["work_item"]) == ("interrupted", "consolidate memory (dream)")
+    assert "merged into memory/tea.md (updated)" in record["dream"] and any(
+        step.startswith("archived memory/voucher.md") for step in record["dream"])
+    entries = [e for p in sorted(paths.journal.rglob("*.md")) for e in parse_day(p.read_text())]
+    assert [e.status for e in entries if "consolidate memory" in " ".join(e.fields.get("asked", []))] == [
+        "interrupted"]
+
+
+def test_a_dream_stopped_before_rewriting_index_leaves_that_to_the_next_dream(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    AgentFolder(paths.root).rewrite_index()
+    interrupt_at_index_rewrite(monkeypatch)
+    vault = ["--vault", str(paths.root.parent)]
+    assert CliRunner().invoke(main, [*vault, "dream", "a"]).exit_code == 130
+    monkeypatch.undo()
+    assert "[[tea-copy|Tea]]" in paths.index_md.read_text()  # a note the dream removed
+    planned = CliRunner().invoke(main, [*vault, "dream", "a", "--dry-run"])
+    assert planned.output.splitlines()[0] == "plan: rewrite memory/INDEX.md"  # the merges and archiving were done
+    assert CliRunner().invoke(main, [*vault, "dream", "a"]).exit_code == 0
+    index = paths.index_md.read_text()
+    assert "tea-copy" not in index and "voucher" not in index and "[[tea|Prefers green tea]]" in index
+    assert dream.plan(AgentFolder(paths.root), today=TODAY).empty

@@ -928,8 +928,12 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
         click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
     if dry_run or planned.empty:
         return
-    result = run_dream(_agent(ctx, name), days=days, with_model=with_model,
-                       say=lambda line: click.echo(f"warning: {line}", err=True))
+    try:
+        result = run_dream(_agent(ctx, name), days=days, with_model=with_model,
+                           say=lambda line: click.echo(f"warning: {line}", err=True))
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted (the dream was logged as interrupted, with the steps it had done)", err=True)
+        sys.exit(EXIT_FOR_STATUS["interrupted"])
     for line in result.text.splitlines():
         click.echo(f"done: {line}")
     if result.error:

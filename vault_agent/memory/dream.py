@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..vault import journal
+from ..vault import index_md, journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
 from ..vault.notes import Note, new_version_path, unique_folded
@@ -87,10 +87,12 @@ class DreamPlan:
     expired: list[Note] = field(default_factory=list)
     summary: Summary | None = None
     unaliased: list[Note] = field(default_factory=list)  # notes without aliases the model is asked to write some for
+    # INDEX's managed block lists other notes than memory/ holds (e.g. a dream was killed before rewriting it).
+    index_stale: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.merges or self.expired or self.summary or self.unaliased)
+        return not (self.merges or self.expired or self.summary or self.unaliased or self.index_stale)
 
     def lines(self, root: Path, *, with_model: bool = False) -> list[str]:
         """The plan as a person reads it, one step a line; `with_model` says which merges the model would write."""
@@ -105,7 +107,7 @@ class DreamPlan:
             out.append(f"merge into {_rel(m.keep.path, root)}: {dropped}{by}")
         for n in self.expired:
             out.append(f"archive expired ({n.expires}): {_rel(n.path, root)} -> {_rel(archive_path(root, n), root)}")
-        if self.merges or self.expired:
+        if self.merges or self.expired or self.index_stale:
             out.append("rewrite memory/INDEX.md")
         if self.summary:
             days = ", ".join(d.isoformat() for d in self.summary.days)
@@ -149,6 +151,7 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
         # least `threshold` alike to something in the group.
         result.merges.append(Merge(keep, drop, [sims.get(frozenset((keep.path, n.path)), threshold) for n in drop]))
     result.merges.sort(key=lambda m: m.keep.path)
+    result.index_stale = _index_stale(folder.paths.index_md, notes)
     result.summary = _journal_summary(folder, notes, today, days)
     if aliases:
         merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
@@ -157,6 +160,19 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
                                   key=lambda n: (asked.get(_rel(n.path, folder.root)) != n.hash, *_keep_rank(n)),
                                   reverse=True)[:ALIAS_BATCH]
     return result
+
+
+def _index_stale(index: Path, notes: list[Note]) -> bool:
+    """Whether INDEX's managed block differs from what a rewrite would put there.
+
+    Only a block INDEX already has: a missing INDEX, or one without markers (atomic-agents-stack's), is left
+    to the next capture, as before; a dream alone does not add one.
+    """
+    try:
+        _, managed, _ = index_md.split_managed(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return managed is not None and managed != index_md.render_block(notes)
 
 
 def _superseded(notes: list[Note]) -> set[Path]:
@@ -271,18 +287,20 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
     return Summary(name, [d for d, _ in chosen], sources, description, "\n".join(lines).rstrip() + "\n")
 
 
-def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None) -> list[str]:
+def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None,
+          done: list[str] | None = None) -> list[str]:
     """Carry out the plan; returns what was done (and what was skipped because a person changed a file).
 
     `model`: what the model wrote, if it was asked: merged notes replace the
     deterministic merge, a summary is added to the observation note under its
     own heading; where it wrote nothing usable, the line done says why.
+    `done`: the list to add each step to as it is done, so an interrupted dream can still log them.
     """
-    done: list[str] = []
+    done = [] if done is None else done
     root = folder.root
     model = model or ModelText()
     for number, m in enumerate(dream.merges, 1):
-        done += _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number))
+        _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number), done)
     for note in dream.expired:
         target = _unique(archive_path(root, note))
         with folder.write_lock():
@@ -297,7 +315,7 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(note.path, target)
         done.append(f"archived {_rel(note.path, root)} -> {_rel(target, root)}")
-    if dream.merges or dream.expired:
+    if dream.merges or dream.expired or dream.index_stale:
         if folder.rewrite_index():
             done.append("rewrote memory/INDEX.md")
     for note in dream.unaliased:
@@ -328,8 +346,9 @@ def _merged_aliases(keep: Note, drop: list[Note]) -> list[str]:
 
 
 def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,
-           fallback: str | None) -> list[str]:
-    """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge."""
+           fallback: str | None, done: list[str]) -> None:
+    """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge.
+    Each step goes to `done` as soon as it is on disk."""
     root = folder.root
     keep = m.keep
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
@@ -347,22 +366,22 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
         body, how = written.body, ", written by the model"
         if written.description:
             meta["description"] = written.description
-    out: list[str] = []
     with folder.write_lock():
         if any(_changed(n) for n in (keep, *m.drop)):
-            return [f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made"]
+            done.append(f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made")
+            return
         # Straight to the store, not save_note: two duplicates may share a type and name, and the
         # note to update is the one the plan chose. INDEX is rewritten once, after all merges.
         result = folder.notes.update(keep, meta, body, version_tag=tag)
         if result.action == "conflict":  # a person saved it this very moment: their edit stays
-            return [f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile"]
-        out.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
+            done.append(f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile")
+            return
+        done.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
         for note in m.drop:
             kept_as = new_version_path(folder.paths, note.stem, tag)
             atomic_write(kept_as, note.path.read_bytes())
             note.path.unlink()
-            out.append(f"removed {_rel(note.path, root)} (kept as {_rel(kept_as, root)})")
-    return out
+            done.append(f"removed {_rel(note.path, root)} (kept as {_rel(kept_as, root)})")
 
 
 def _add_aliases(folder: AgentFolder, note: Note, aliases: list[str], tag: str) -> list[str]:
