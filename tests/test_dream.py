@@ -465,3 +465,13 @@ def test_a_dream_stopped_before_rewriting_index_leaves_that_to_the_next_dream(
     index = paths.index_md.read_text()
     assert "tea-copy" not in index and "voucher" not in index and "[[tea|Prefers green tea]]" in index
     assert dream.plan(AgentFolder(paths.root), today=TODAY).empty
+
+
+def test_the_journal_summary_links_a_note_merged_away_by_the_same_dream_as_the_note_that_absorbed_it(
+        paths: AgentPaths) -> None:
+    journal_entry(paths, dt.datetime.combine(TODAY - dt.timedelta(days=1), dt.time(15)), "r4", "Note the tea",
+                  did="Noted", notes=["tea-copy", "tea-again", "tea", "rate"])
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    [obs] = paths.memory.glob("journal-*.md")
+    touched = obs.read_text().split("## Notes touched\n\n")[1].splitlines()[0]
+    assert touched == "[[rate]], [[tea]]"

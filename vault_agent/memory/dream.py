@@ -152,7 +152,9 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
         result.merges.append(Merge(keep, drop, [sims.get(frozenset((keep.path, n.path)), threshold) for n in drop]))
     result.merges.sort(key=lambda m: m.keep.path)
     result.index_stale = _index_stale(folder.paths.index_md, notes)
-    result.summary = _journal_summary(folder, notes, today, days)
+    # The summary links the notes the runs touched: one this dream removes is linked as the note that absorbs it.
+    absorbed = {n.stem: m.keep.stem for m in result.merges for n in m.drop}
+    result.summary = _journal_summary(folder, notes, today, days, absorbed)
     if aliases:
         merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
         asked = _asked_before(folder.paths.aliases_asked)
@@ -240,7 +242,8 @@ def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int) -> Summary | None:
+def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int,
+                     absorbed: dict[str, str]) -> Summary | None:
     covered = {s for n in notes if OBSERVATION_TAG in n.tags for s in n.sources}
     chosen: list[tuple[_dt.date, list[journal.ParsedEntry]]] = []
     for back in range(days, 0, -1):  # up to yesterday: today's journal is still being written
@@ -276,7 +279,7 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
             lines.append(f"- {e.time[:5]} {e.trigger} · {e.status} — {asked}" + (f" → {did}" if did else ""))
             for notes_line in e.fields.get("notes", []):
                 for stem in re.findall(r"\[\[([^\]|]+)", notes_line):
-                    linked[stem] = None
+                    linked[absorbed.get(stem, stem)] = None
             problems += [f"{day.isoformat()} {e.time[:5]}: {p}" for p in e.fields.get("problem", [])]
         lines.append("")
     if linked:
