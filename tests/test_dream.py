@@ -475,3 +475,34 @@ def test_the_journal_summary_links_a_note_merged_away_by_the_same_dream_as_the_n
     [obs] = paths.memory.glob("journal-*.md")
     touched = obs.read_text().split("## Notes touched\n\n")[1].splitlines()[0]
     assert touched == "[[rate]], [[tea]]"
+
+
+def test_dream_says_which_files_it_passes_over_one_warning_line_each_with_the_fix(paths: AgentPaths) -> None:
+    for stem, expires in [("slash", "31/10/2026"), ("words", "next week"), ("number", "20261001"),
+                          ("trailing", "2020-10-01garbage")]:
+        note(paths, f"flyer-{stem}", f"Flyer {stem}", f"Flyer printed for the {stem} sale.", type="project",
+             extra=f"expires: {expires}\n")
+    (paths.memory / "broken.md").write_text("---\ntype: user\nname: [unclosed\n---\nMust not be lost.\n")
+    (paths.memory / "latin1.md").write_bytes(b"---\ntype: user\nname: Latin1\n---\nCaf\xe9 au lait at 9.\n")
+    day = paths.journal_day(TODAY - dt.timedelta(days=3))
+    day.parent.mkdir(parents=True, exist_ok=True)
+    day.write_bytes(b"---\ndate: x\n---\n## 08:00:00 \xe2\x80\x94 cli \xc2\xb7 run r0 \xc2\xb7 ok\n\n- **Asked:** caf\xe9\n")
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 0, out.output
+    warnings = sorted(line for line in out.output.splitlines() if line.startswith("warning: "))
+    fix = "(fix: write dates as YYYY-MM-DD)"
+    assert warnings == sorted([
+        f"warning: memory/flyer-slash.md: 'expires' is not a date: '31/10/2026' {fix}",
+        f"warning: memory/flyer-words.md: 'expires' is not a date: 'next week' {fix}",
+        f"warning: memory/flyer-number.md: 'expires' is not a date: 20261001 {fix}",
+        f"warning: memory/flyer-trailing.md: 'expires' is not a date: '2020-10-01garbage' {fix}",
+        "warning: memory/broken.md: invalid YAML in frontmatter at line 4: did not find expected ',' or ']' "
+        "(fix: correct the YAML between the '---' lines)",
+        "warning: memory/latin1.md: not UTF-8 text; skipped (fix: save the note as UTF-8)",
+        f"warning: {day.relative_to(paths.root).as_posix()}: not UTF-8 text; this day is not summarized "
+        "(fix: save the journal day as UTF-8)"])
+    assert (paths.memory / "flyer-trailing.md").exists()  # never read as 2020-10-01, so never archived
+    [record] = run_records(paths)
+    assert sorted(f"warning: {w}" for w in record["warnings"]) == warnings  # logged too, for a scheduled dream
+    doctor = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "doctor", "a"])
+    assert "memory/flyer-trailing.md: 'expires' is not a date: '2020-10-01garbage'" in doctor.output

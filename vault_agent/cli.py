@@ -926,6 +926,8 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     planned = dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model)
     for line in planned.lines(folder.root, with_model=with_model):
         click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
+    for line in planned.warnings(folder.root):
+        click.echo(f"warning: {line}", err=True)
     if dry_run or planned.empty:
         return
     try:

@@ -24,7 +24,8 @@ from pathlib import Path
 from ..vault import index_md, journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note, new_version_path, unique_folded
+from ..errors import Finding
+from ..vault.notes import Note, date_findings, new_version_path, unique_folded
 from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
@@ -87,6 +88,7 @@ class DreamPlan:
     expired: list[Note] = field(default_factory=list)
     summary: Summary | None = None
     unaliased: list[Note] = field(default_factory=list)  # notes without aliases the model is asked to write some for
+    problems: list[Finding] = field(default_factory=list)  # files it could not read, or not all of
     # INDEX's managed block lists other notes than memory/ holds (e.g. a dream was killed before rewriting it).
     index_stale: bool = False
 
@@ -120,6 +122,11 @@ class DreamPlan:
                        + (f" and {more} more" if more > 0 else ""))
         return out or ["nothing to do"]
 
+    def warnings(self, root: Path) -> list[str]:
+        """One line per problem: the file (in the agent folder), what is wrong, and the fix."""
+        return [f"{_rel(f.path, root) if f.path is not None and f.path.is_relative_to(root) else f.path}: "
+                f"{f.message}" + (f" (fix: {f.fix})" if f.fix else "") for f in self.problems]
+
 
 def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
          threshold: float = NEAR_DUPLICATE, aliases: bool = False) -> DreamPlan:
@@ -133,6 +140,11 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
     """
     notes = folder.notes.scan()
     result = DreamPlan(today)
+    # What the dream passes over, said rather than skipped silently: unreadable notes, and dates it cannot
+    # read (an `expires` that is not a date is never archived); doctor reports the same findings.
+    read = {n.path for n in notes}
+    result.problems = [f for f in folder.notes.findings if f.path not in read]
+    result.problems += [f for n in notes for f in date_findings(n)]
     result.expired = sorted((n for n in notes if n.is_expired(today)), key=lambda n: n.path)
     # A superseded note is not live (recall leaves it out): merging it would bring its outdated facts back.
     replaced = _superseded(notes)
@@ -154,7 +166,7 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
     result.index_stale = _index_stale(folder.paths.index_md, notes)
     # The summary links the notes the runs touched: one this dream removes is linked as the note that absorbs it.
     absorbed = {n.stem: m.keep.stem for m in result.merges for n in m.drop}
-    result.summary = _journal_summary(folder, notes, today, days, absorbed)
+    result.summary = _journal_summary(folder, notes, today, days, absorbed, result.problems)
     if aliases:
         merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
         asked = _asked_before(folder.paths.aliases_asked)
@@ -243,7 +255,9 @@ def _norm(text: str) -> str:
 
 
 def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int,
-                     absorbed: dict[str, str]) -> Summary | None:
+                     absorbed: dict[str, str], unreadable: list[Finding]) -> Summary | None:
+    """The observation note for the past days no observation note covers; a day file it cannot read goes to
+    `unreadable` (a day without a file had no runs)."""
     covered = {s for n in notes if OBSERVATION_TAG in n.tags for s in n.sources}
     chosen: list[tuple[_dt.date, list[journal.ParsedEntry]]] = []
     for back in range(days, 0, -1):  # up to yesterday: today's journal is still being written
@@ -253,7 +267,15 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
             continue
         try:
             entries = journal.parse_day(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
+        except FileNotFoundError:
+            continue
+        except UnicodeDecodeError:
+            unreadable.append(Finding("warning", path, "not UTF-8 text; this day is not summarized",
+                                      "save the journal day as UTF-8"))
+            continue
+        except OSError as exc:
+            unreadable.append(Finding("warning", path, f"cannot read ({exc.strerror or exc}); this day is not "
+                                      "summarized", "check permissions"))
             continue
         if entries:
             chosen.append((day, entries))

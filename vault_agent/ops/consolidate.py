@@ -46,6 +46,8 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
 
     try:
         planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        if planned.problems:
+            extra["warnings"] = planned.warnings(folder.root)
         model = None
         work = dream_model.prompt(planned) if with_model else None
         if work is not None:

@@ -105,7 +105,7 @@ class Note:
     def date(self, key: str) -> _dt.date | None:
         """created / updated / expires, honouring the atomic-agents-stack spellings."""
         for k in (key, *ALIASES.get(key, ())):
-            value = _as_date(self.meta.get(k))
+            value = as_date(self.meta.get(k))
             if value is not None:
                 return value
         return None
@@ -151,17 +151,29 @@ def _iso(value: _dt.date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _as_date(value: Any) -> _dt.date | None:
+# YYYY-MM-DD, optionally with a time (atomic-agents-stack writes timestamps); nothing else may follow the date.
+_DATE_TEXT = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def as_date(value: Any) -> _dt.date | None:
+    """A date property's value as a date; None when it is not one (`2026-10-01garbage` and `20261001` are not)."""
     if isinstance(value, _dt.datetime):
         return value.date()
     if isinstance(value, _dt.date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and (m := _DATE_TEXT.fullmatch(value.strip())):
         try:
-            return _dt.date.fromisoformat(value.strip()[:10])
+            return _dt.date.fromisoformat(m.group(1))
         except ValueError:
             return None
     return None
+
+
+def date_findings(note: Note) -> list[Finding]:
+    """A warning per date property (created, updated, expires and their other spellings) that is not a date."""
+    return [Finding("warning", note.path, f"'{k}' is not a date: {value!r}", "write dates as YYYY-MM-DD")
+            for k, value in note.meta.items()
+            if k in _DATE_KEYS and value not in (None, "") and as_date(value) is None]
 
 
 def unique_folded(items: Iterable[str]) -> list[str]:
@@ -211,11 +223,7 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
     elif raw_type is not None and note.type not in NOTE_TYPES:
         findings.append(Finding("warning", path, f"unknown note type {raw_type!r}; listed under Other",
                                 f"use one of {', '.join(NOTE_TYPES)}"))
-    for k in _DATE_KEYS.intersection(meta):
-        value = meta[k]
-        if value not in (None, "") and not isinstance(value, _dt.date) and _as_date(value) is None:
-            findings.append(Finding("warning", path, f"'{k}' is not a date: {value!r}",
-                                    "write dates as YYYY-MM-DD"))
+    findings.extend(date_findings(note))
     return note, findings
 
 
