@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -506,3 +507,15 @@ def test_dream_says_which_files_it_passes_over_one_warning_line_each_with_the_fi
     assert sorted(f"warning: {w}" for w in record["warnings"]) == warnings  # logged too, for a scheduled dream
     doctor = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "doctor", "a"])
     assert "memory/flyer-trailing.md: 'expires' is not a date: '2020-10-01garbage'" in doctor.output
+
+
+def test_a_dream_record_has_the_time_the_dream_took(paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply = dream.apply
+
+    def slow_apply(*args: object, **kwargs: object) -> list[str]:
+        time.sleep(0.3)
+        return apply(*args, **kwargs)
+    monkeypatch.setattr(dream, "apply", slow_apply)
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    [record] = run_records(paths)
+    assert record["latency_ms"] >= 300
