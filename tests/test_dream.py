@@ -519,3 +519,16 @@ def test_a_dream_record_has_the_time_the_dream_took(paths: AgentPaths, monkeypat
     assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
     [record] = run_records(paths)
     assert record["latency_ms"] >= 300
+
+
+def test_a_dream_waits_for_a_run_only_as_long_as_wait_says_and_its_busy_entry_says_it_did_not_run(
+        paths: AgentPaths) -> None:
+    with AgentFolder(paths.root).run_lock(timeout=1, run_id="holder"):
+        t0 = time.monotonic()
+        out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a", "--wait", "0.2"])
+        assert time.monotonic() - t0 < 10  # not the default 30 s
+    assert out.exit_code == 75 and "agent busy" in out.output and "done: nothing to do" not in out.output
+    [record] = run_records(paths)
+    assert record["status"] == "busy" and record["dream"] == []
+    [entry] = [e for e in parse_day(paths.journal_day(TODAY).read_text()) if e.status == "busy"]
+    assert "did" not in entry.fields and "agent busy" in entry.fields["problem"][0]

@@ -914,8 +914,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
                    "without any (one run: cost caps apply; the deterministic merge stands where its text is unusable).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
               help="How many past journal days to summarize (up to yesterday).")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a run of this agent to finish.")
 @click.pass_context
-def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, days: int) -> None:
+def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, days: int, wait_s: float) -> None:
     """Consolidate agent NAME's memory: merge duplicates, archive expired notes, summarize recent journal days."""
     import datetime as dt
 
@@ -931,7 +933,7 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     if dry_run or planned.empty:
         return
     try:
-        result = run_dream(_agent(ctx, name), days=days, with_model=with_model,
+        result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
                            say=lambda line: click.echo(f"warning: {line}", err=True))
     except KeyboardInterrupt:
         click.echo("\ninterrupted (the dream was logged as interrupted, with the steps it had done)", err=True)

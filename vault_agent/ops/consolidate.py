@@ -40,9 +40,12 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
     extra: dict[str, object] = {}
 
     def record() -> RunResult:
+        # A dream that did not get to run (busy, error) did nothing: its journal entry, like a run's, says why
+        # under Problem only.
+        idle = "nothing to do" if status == "ok" else ""
         return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
-                            text="\n".join(done) or "nothing to do", error=error, cost_usd=0.0, captures=written,
-                            did="; ".join(done) or "nothing to do", extra={**extra, "dream": done})
+                            text="\n".join(done) or idle, error=error, cost_usd=0.0, captures=written,
+                            did="; ".join(done) or idle, extra={**extra, "dream": done})
 
     try:
         planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
