@@ -532,3 +532,38 @@ def test_a_dream_waits_for_a_run_only_as_long_as_wait_says_and_its_busy_entry_sa
     assert record["status"] == "busy" and record["dream"] == []
     [entry] = [e for e in parse_day(paths.journal_day(TODAY).read_text()) if e.status == "busy"]
     assert "did" not in entry.fields and "agent busy" in entry.fields["problem"][0]
+
+
+def test_dream_plans_once_and_shows_the_plan_it_carries_out(paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = []
+    plan = dream.plan
+
+    def counted(*args: object, **kwargs: object) -> dream.DreamPlan:
+        made.append(1)
+        return plan(*args, **kwargs)
+    monkeypatch.setattr(dream, "plan", counted)
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    assert len(made) == 1
+
+
+def client_note(i: int) -> str:
+    cities, names = ["Lund", "Malmö", "Oslo", "Bergen", "Riga"], ["Anna", "Bo", "Carl", "Dina", "Erik", "Fia"]
+    return (f"Client {i} is a design company based in {cities[i % 5]}. Their main contact is {names[i % 6]} "
+            f"{i}, reachable at c{i}@example.com. They pay invoices within {10 * (i % 3 + 1)} days and prefer to "
+            f"be billed in euros every month.")
+
+
+def test_notes_written_from_one_template_are_not_all_compared_with_each_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import similar
+
+    # 1,000 client notes from one sentence template, each once more as an exact copy; and two ordinary
+    # near-duplicates, which must still be found.
+    items: list[tuple[object, str]] = [(("client", i, copy), client_note(i)) for i in range(1000) for copy in "ab"]
+    items += [("tea", TEA), ("tea-again", TEA_AGAIN), ("invoice", INVOICE)]
+    compared = []
+    jaccard = similar.jaccard
+    monkeypatch.setattr(similar, "jaccard", lambda a, b: compared.append(1) or jaccard(a, b))
+    groups = sorted(sorted(map(str, g)) for g in similar.clusters(similar.similar_pairs(items, dream.NEAR_DUPLICATE)))
+    assert groups == sorted([[str(("client", i, "a")), str(("client", i, "b"))] for i in range(1000)]
+                            + [["tea", "tea-again"]])
+    assert len(compared) < 5 * len(items)  # every pair would be ~2 million

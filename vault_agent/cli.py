@@ -934,7 +934,7 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
         return
     try:
         result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
-                           say=lambda line: click.echo(f"warning: {line}", err=True))
+                           say=lambda line: click.echo(f"warning: {line}", err=True), planned=planned)
     except KeyboardInterrupt:
         click.echo("\ninterrupted (the dream was logged as interrupted, with the steps it had done)", err=True)
         sys.exit(EXIT_FOR_STATUS["interrupted"])

@@ -25,8 +25,12 @@ WORK_ITEM = "consolidate memory (dream)"
 
 
 def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY_DAYS, with_model: bool = False,
-              lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None) -> RunResult:
+              lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None,
+              planned: dream.DreamPlan | None = None) -> RunResult:
     """Consolidate the agent's memory now and log it as a run; never raises for a user problem.
+
+    `planned`: the plan the caller already made and showed (`dream.plan` with the same `days` and
+    `aliases=with_model`), so a large memory is not read and compared twice.
 
     KeyboardInterrupt (Ctrl-C, or the daemon stopping past its grace period) is logged as `interrupted`, with
     the steps done before it, and raised again.
@@ -48,7 +52,8 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
                             did="; ".join(done) or idle, extra={**extra, "dream": done})
 
     try:
-        planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        if planned is None:
+            planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
         if planned.problems:
             extra["warnings"] = planned.warnings(folder.root)
         model = None
