@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -157,3 +158,48 @@ def test_derived_state_that_is_missing_torn_or_not_an_object_reads_as_empty(tmp_
     assert read_state(path) == {}
     path.write_text('{"failures": 2}')
     assert read_state(path) == {"failures": 2}
+
+
+KILLED_MID_WRITE = textwrap.dedent("""
+    import os, sys
+    from vault_agent.vault.folder import AgentFolder
+    agent = AgentFolder(sys.argv[1])
+    with agent.run_lock(timeout=5, run_id="killed"):
+        os.replace = lambda *a, **k: os._exit(137)  # killed between writing a temp file and renaming it
+        agent.save_note({"type": "project", "name": "Cut off"}, "never renamed", version_tag="v1")
+""")
+
+
+def test_temp_files_of_a_writer_killed_holding_the_run_lock_go_when_the_lock_is_next_taken(tmp_path: Path) -> None:
+    agent = _make_agent(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(agent.root)], capture_output=True)
+    assert proc.returncode == 137, proc.stderr
+    [left] = [p for p in agent.paths.memory.iterdir() if p.name.startswith(".cut-off.md.")]
+    # Files a writer without the run lock may be writing now (fresh), and names that are not the writer's own.
+    fresh = agent.paths.journal / "2026-11" / ".2026-11-20.md.0123abcd.tmp"
+    others = [agent.paths.memory / ".draft.md.tmp", agent.paths.memory / ".notes.md.0123abcz.tmp",
+              agent.root / "wiki" / ".page.md.0123abcd.tmp"]
+    for path in (fresh, *others):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    old = time.time() - 120
+    for path in (left, *others):
+        os.utime(path, (old, old))
+    with agent.run_lock(timeout=5, run_id="next"):
+        pass
+    assert not left.exists() and fresh.exists() and all(p.exists() for p in others)
+
+
+def test_ctrl_c_in_the_middle_of_a_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.vault import atomic
+
+    path = tmp_path / "note.md"
+    path.write_text("old\n")
+
+    def ctrl_c(fd: int) -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(atomic.os, "fsync", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write(path, "new\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["note.md"] and path.read_text() == "old\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from vault_agent.memory.catalog import Catalog
 from vault_agent.memory.search import read_note_by_ref, search
 from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault.folder import AgentFolder
+from vault_agent.vault.journal import parse_day
 from vault_agent.vault.layout import AgentPaths
 from vault_agent.vault.notes import read_note
 
@@ -371,3 +373,197 @@ def test_a_refused_dream_does_not_count_its_notes_as_asked(paths: AgentPaths) ->
     assert "no aliases for 2 note(s): no model text: refused" in out.output
     assert not paths.aliases_asked.exists()
     assert [n.path for n in dream.plan(AgentFolder(paths.root), today=TODAY, aliases=True).unaliased] == before
+
+
+RATE_TEXT = ("The day rate for all new quotes and all new client projects is {} per day, billed monthly in arrears. "
+             "Half days are billed at 55 percent of the day rate. Travel days count as half days.")
+
+
+# Either note may be the one kept (the most recently updated); either may carry the mark.
+@pytest.mark.parametrize("marked_on,old_updated,new_updated", [
+    ("new", "2026-11-15", "2026-11-10"), ("old", "2026-11-10", "2026-11-15"), ("both", "2026-11-15", "2026-11-10")])
+def test_a_note_is_never_merged_with_the_note_it_supersedes(tmp_path: Path, marked_on: str, old_updated: str,
+                                                            new_updated: str) -> None:
+    paths = agent(tmp_path)
+    old_mark = 'superseded_by: "[[day-rate-2027]]"\n' if marked_on in ("old", "both") else ""
+    new_mark = "supersedes: day-rate-2026\n" if marked_on in ("new", "both") else ""
+    old = note(paths, "day-rate-2026", "Day rate 2026", RATE_TEXT.format("€720"), type="decision",
+               extra=f"updated: {old_updated}\n{old_mark}")
+    new = note(paths, "day-rate-2027", "Day rate 2027", RATE_TEXT.format("€780"), type="decision",
+               extra=f"updated: {new_updated}\n{new_mark}")
+    before = old.read_bytes(), new.read_bytes()
+    folder = AgentFolder(paths.root)
+    planned = dream.plan(folder, today=TODAY, aliases=True)
+    assert planned.merges == [] and [n.stem for n in planned.unaliased] == ["day-rate-2027"]
+    dream.apply(folder, planned, tag="dream-s1")
+    assert (old.read_bytes(), new.read_bytes()) == before
+
+
+VENDOR = ("Our print vendor is Tryckeriet AB in Lund, contact Ola at ola@tryckeriet.se, net 30 days, "
+          "minimum order 500 sheets.")
+
+
+def test_notes_sharing_a_stem_in_different_folders_each_keep_their_own_version_and_stay_recalled(
+        tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    originals = {}
+    for i, (rel, vendor_id, updated) in enumerate([("vendor", "ID-.", "2026-11-03"), ("2025/vendor", "ID-2025",
+                                                   "2026-11-02"), ("2026/vendor", "ID-2026", "2026-11-01")]):
+        originals[vendor_id] = note(paths, rel, f"Print vendor {i}", VENDOR, type="reference",
+                                    extra=f"updated: {updated}\nvendor_id: {vendor_id}\n").read_bytes()
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 0, out.output
+    kept, _ = read_note(paths.memory / "vendor.md")
+    assert kept.meta.get("supersedes") is None and kept.meta["vendor_id"] == "ID-."
+    # Every removed note and the kept note's previous version: each in a file of its own, none overwritten.
+    saved = sorted(p.read_bytes() for p in (paths.versions / "vendor").iterdir())
+    assert saved == sorted(originals.values())
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]
+
+
+def test_a_note_listing_its_own_stem_in_supersedes_is_still_recalled(tmp_path: Path) -> None:
+    paths = agent(tmp_path)  # as an earlier dream could leave it
+    note(paths, "vendor", "Print vendor", VENDOR, extra="supersedes: [vendor, Print vendor]\n")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]
+
+
+def interrupt_at_index_rewrite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the merges and the archiving, just before INDEX is rewritten."""
+    def ctrl_c(self: AgentFolder, notes: object = None) -> bool:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(AgentFolder, "rewrite_index", ctrl_c)
+
+
+def test_an_interrupted_dream_exits_130_and_is_logged_as_interrupted_with_the_steps_it_did(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupt_at_index_rewrite(monkeypatch)
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 130 and "Traceback" not in out.output and "interrupted" in out.output
+    [record] = run_records(paths)
+    assert (record["status"], record["work_item"]) == ("interrupted", "consolidate memory (dream)")
+    assert "merged into memory/tea.md (updated)" in record["dream"] and any(
+        step.startswith("archived memory/voucher.md") for step in record["dream"])
+    entries = [e for p in sorted(paths.journal.rglob("*.md")) for e in parse_day(p.read_text())]
+    assert [e.status for e in entries if "consolidate memory" in " ".join(e.fields.get("asked", []))] == [
+        "interrupted"]
+
+
+def test_a_dream_stopped_before_rewriting_index_leaves_that_to_the_next_dream(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    AgentFolder(paths.root).rewrite_index()
+    interrupt_at_index_rewrite(monkeypatch)
+    vault = ["--vault", str(paths.root.parent)]
+    assert CliRunner().invoke(main, [*vault, "dream", "a"]).exit_code == 130
+    monkeypatch.undo()
+    assert "[[tea-copy|Tea]]" in paths.index_md.read_text()  # a note the dream removed
+    planned = CliRunner().invoke(main, [*vault, "dream", "a", "--dry-run"])
+    assert planned.output.splitlines()[0] == "plan: rewrite memory/INDEX.md"  # the merges and archiving were done
+    assert CliRunner().invoke(main, [*vault, "dream", "a"]).exit_code == 0
+    index = paths.index_md.read_text()
+    assert "tea-copy" not in index and "voucher" not in index and "[[tea|Prefers green tea]]" in index
+    assert dream.plan(AgentFolder(paths.root), today=TODAY).empty
+
+
+def test_the_journal_summary_links_a_note_merged_away_by_the_same_dream_as_the_note_that_absorbed_it(
+        paths: AgentPaths) -> None:
+    journal_entry(paths, dt.datetime.combine(TODAY - dt.timedelta(days=1), dt.time(15)), "r4", "Note the tea",
+                  did="Noted", notes=["tea-copy", "tea-again", "tea", "rate"])
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    [obs] = paths.memory.glob("journal-*.md")
+    touched = obs.read_text().split("## Notes touched\n\n")[1].splitlines()[0]
+    assert touched == "[[rate]], [[tea]]"
+
+
+def test_dream_says_which_files_it_passes_over_one_warning_line_each_with_the_fix(paths: AgentPaths) -> None:
+    for stem, expires in [("slash", "31/10/2026"), ("words", "next week"), ("number", "20261001"),
+                          ("trailing", "2020-10-01garbage")]:
+        note(paths, f"flyer-{stem}", f"Flyer {stem}", f"Flyer printed for the {stem} sale.", type="project",
+             extra=f"expires: {expires}\n")
+    (paths.memory / "broken.md").write_text("---\ntype: user\nname: [unclosed\n---\nMust not be lost.\n")
+    (paths.memory / "latin1.md").write_bytes(b"---\ntype: user\nname: Latin1\n---\nCaf\xe9 au lait at 9.\n")
+    day = paths.journal_day(TODAY - dt.timedelta(days=3))
+    day.parent.mkdir(parents=True, exist_ok=True)
+    day.write_bytes(b"---\ndate: x\n---\n## 08:00:00 \xe2\x80\x94 cli \xc2\xb7 run r0 \xc2\xb7 ok\n\n- **Asked:** caf\xe9\n")
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 0, out.output
+    warnings = sorted(line for line in out.output.splitlines() if line.startswith("warning: "))
+    fix = "(fix: write dates as YYYY-MM-DD)"
+    assert warnings == sorted([
+        f"warning: memory/flyer-slash.md: 'expires' is not a date: '31/10/2026' {fix}",
+        f"warning: memory/flyer-words.md: 'expires' is not a date: 'next week' {fix}",
+        f"warning: memory/flyer-number.md: 'expires' is not a date: 20261001 {fix}",
+        f"warning: memory/flyer-trailing.md: 'expires' is not a date: '2020-10-01garbage' {fix}",
+        "warning: memory/broken.md: invalid YAML in frontmatter at line 4: did not find expected ',' or ']' "
+        "(fix: correct the YAML between the '---' lines)",
+        "warning: memory/latin1.md: not UTF-8 text; skipped (fix: save the note as UTF-8)",
+        f"warning: {day.relative_to(paths.root).as_posix()}: not UTF-8 text; this day is not summarized "
+        "(fix: save the journal day as UTF-8)"])
+    assert (paths.memory / "flyer-trailing.md").exists()  # never read as 2020-10-01, so never archived
+    [record] = run_records(paths)
+    assert sorted(f"warning: {w}" for w in record["warnings"]) == warnings  # logged too, for a scheduled dream
+    doctor = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "doctor", "a"])
+    assert "memory/flyer-trailing.md: 'expires' is not a date: '2020-10-01garbage'" in doctor.output
+
+
+def test_a_dream_record_has_the_time_the_dream_took(paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply = dream.apply
+
+    def slow_apply(*args: object, **kwargs: object) -> list[str]:
+        time.sleep(0.3)
+        return apply(*args, **kwargs)
+    monkeypatch.setattr(dream, "apply", slow_apply)
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    [record] = run_records(paths)
+    assert record["latency_ms"] >= 300
+
+
+def test_a_dream_waits_for_a_run_only_as_long_as_wait_says_and_its_busy_entry_says_it_did_not_run(
+        paths: AgentPaths) -> None:
+    with AgentFolder(paths.root).run_lock(timeout=1, run_id="holder"):
+        t0 = time.monotonic()
+        out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a", "--wait", "0.2"])
+        assert time.monotonic() - t0 < 10  # not the default 30 s
+    assert out.exit_code == 75 and "agent busy" in out.output and "done: nothing to do" not in out.output
+    [record] = run_records(paths)
+    assert record["status"] == "busy" and record["dream"] == []
+    [entry] = [e for e in parse_day(paths.journal_day(TODAY).read_text()) if e.status == "busy"]
+    assert "did" not in entry.fields and "agent busy" in entry.fields["problem"][0]
+
+
+def test_dream_plans_once_and_shows_the_plan_it_carries_out(paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = []
+    plan = dream.plan
+
+    def counted(*args: object, **kwargs: object) -> dream.DreamPlan:
+        made.append(1)
+        return plan(*args, **kwargs)
+    monkeypatch.setattr(dream, "plan", counted)
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 0
+    assert len(made) == 1
+
+
+def client_note(i: int) -> str:
+    cities, names = ["Lund", "Malmö", "Oslo", "Bergen", "Riga"], ["Anna", "Bo", "Carl", "Dina", "Erik", "Fia"]
+    return (f"Client {i} is a design company based in {cities[i % 5]}. Their main contact is {names[i % 6]} "
+            f"{i}, reachable at c{i}@example.com. They pay invoices within {10 * (i % 3 + 1)} days and prefer to "
+            f"be billed in euros every month.")
+
+
+def test_notes_written_from_one_template_are_not_all_compared_with_each_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import similar
+
+    # 1,000 client notes from one sentence template, each once more as an exact copy; and two ordinary
+    # near-duplicates, which must still be found.
+    items: list[tuple[object, str]] = [(("client", i, copy), client_note(i)) for i in range(1000) for copy in "ab"]
+    items += [("tea", TEA), ("tea-again", TEA_AGAIN), ("invoice", INVOICE)]
+    compared = []
+    jaccard = similar.jaccard
+    monkeypatch.setattr(similar, "jaccard", lambda a, b: compared.append(1) or jaccard(a, b))
+    groups = sorted(sorted(map(str, g)) for g in similar.clusters(similar.similar_pairs(items, dream.NEAR_DUPLICATE)))
+    assert groups == sorted([[str(("client", i, "a")), str(("client", i, "b"))] for i in range(1000)]
+                            + [["tea", "tea-again"]])
+    assert len(compared) < 5 * len(items)  # every pair would be ~2 million

@@ -31,18 +31,15 @@ def test_the_embeddings_example_configures_ollama(tmp_path: Path) -> None:
 
 def test_the_observation_note_in_dream_md_is_what_a_dream_writes(tmp_path: Path) -> None:
     paths = agent(tmp_path, "sample")
-    journal_entry(paths, dt.datetime(2026, 11, 19, 8, 55, 10), "20261119T085510-f41e9b",
+    journal_entry(paths, dt.datetime(2026, 11, 20, 8, 55, 10), "20261120T085510-f41e9b",
                   "Draft the Café Lumière invoice for the logo phase.",
                   did="Drafted invoice OS-2026-041 for €4,680; waiting for Maya's sign-off.",
                   notes=["café-lumière-rebrand"], cost="$0.0313 · 9,576 in / 912 out tokens · claude-sonnet-5")
-    journal_entry(paths, dt.datetime(2026, 11, 19, 13, 2, 47), "20261119T130247-0a7c55",
+    journal_entry(paths, dt.datetime(2026, 11, 20, 13, 2, 47), "20261120T130247-0a7c55",
                   "Set the day rate for 2027 to €780.", status="error", cost="$0.0000 · no tokens billed")
-    journal_entry(paths, dt.datetime(2026, 11, 20, 7, 30, 0), "20261120T073000-5b7f20",
-                  "Morning brief (scheduled).", did="Friday brief: studio day, no calls.",
-                  cost="$0.0152 · 8,070 in / 318 out tokens · claude-sonnet-5")
     folder = AgentFolder(paths.root)
     dream.apply(folder, dream.plan(folder, today=dt.date(2026, 11, 21)), tag="dream-spec")
-    written = (paths.memory / "journal-2026-11-19-to-2026-11-20.md").read_text(encoding="utf-8")
+    written = (paths.memory / "journal-2026-11-20.md").read_text(encoding="utf-8")
     assert written == example("dream", "markdown")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from vault_agent.vault import index_md
 from vault_agent.vault.folder import AgentFolder
-from vault_agent.vault.notes import slugify, unique_note_path
+from vault_agent.vault.notes import as_date, slugify, unique_note_path
 
 
 @pytest.fixture
@@ -117,3 +118,11 @@ def test_index_keeps_hand_edits_outside_the_managed_block(agent: AgentFolder) ->
     assert text.startswith("# Mine\n\nHand notes on top.\n") and text.endswith("\nFooter by hand.\n")
     assert "## Decisions" in text and "- [[likes-tea|Likes tea]] — Green tea" in text
     assert index_md.indexed_stems(text) == {"go-weekly", "likes-tea"}
+
+
+def test_a_date_property_is_a_date_only_when_nothing_but_a_time_follows_it() -> None:
+    day = dt.date(2026, 10, 1)
+    assert [as_date(v) for v in ("2026-10-01", " 2026-10-01 ", "2026-10-01T09:30:00Z", "2026-10-01 09:30",
+                                 "2026-10-01T09:30:00.5+02:00", dt.datetime(2026, 10, 1, 9))] == [day] * 6
+    assert [as_date(v) for v in ("2026-10-01garbage", "20261001", 20261001, "31/10/2026", "next week",
+                                 "2026-02-30", "2026-10-01T")] == [None] * 7

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .vault.layout import NOTE_TYPES
-from .vault.notes import unique_folded
+from .vault.notes import as_date, unique_folded
 
 CAPTURE_INFOS = ("capture", "atomic_capture")
 # What the model is told `aliases` are for: words a later question may use that the note does not (doc2query).
@@ -149,15 +149,10 @@ def validate(data: Any, origin: str) -> Capture | CaptureProblem:
         if pinned is not None and not isinstance(pinned, bool):
             raise ValueError("'pinned' must be true or false")
         expires = data.get("expires")
-        if isinstance(expires, str):
-            try:
-                expires = _dt.date.fromisoformat(expires.strip()[:10])
-            except ValueError:
-                raise ValueError("'expires' must be a date YYYY-MM-DD") from None
-        elif isinstance(expires, _dt.datetime):
-            expires = expires.date()
-        elif expires is not None and not isinstance(expires, _dt.date):
-            raise ValueError("'expires' must be a date YYYY-MM-DD")
+        if expires is not None:
+            expires = as_date(expires)
+            if expires is None:
+                raise ValueError("'expires' must be a date YYYY-MM-DD")
         supersedes = [s.strip().strip("[]").split("|")[0] for s in _str_list(data.get("supersedes"), "supersedes")]
         return Capture(
             type=note_type, name=name, description=description, body=body,

@@ -920,8 +920,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
                    "without any (one run: cost caps apply; the deterministic merge stands where its text is unusable).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
               help="How many past journal days to summarize (up to yesterday).")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a run of this agent to finish.")
 @click.pass_context
-def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, days: int) -> None:
+def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, days: int, wait_s: float) -> None:
     """Consolidate agent NAME's memory: merge duplicates, archive expired notes, summarize recent journal days."""
     import datetime as dt
 
@@ -932,10 +934,16 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     planned = dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model)
     for line in planned.lines(folder.root, with_model=with_model):
         click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
+    for line in planned.warnings(folder.root):
+        click.echo(f"warning: {line}", err=True)
     if dry_run or planned.empty:
         return
-    result = run_dream(_agent(ctx, name), days=days, with_model=with_model,
-                       say=lambda line: click.echo(f"warning: {line}", err=True))
+    try:
+        result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
+                           say=lambda line: click.echo(f"warning: {line}", err=True), planned=planned)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted (the dream was logged as interrupted, with the steps it had done)", err=True)
+        sys.exit(EXIT_FOR_STATUS["interrupted"])
     for line in result.text.splitlines():
         click.echo(f"done: {line}")
     if result.error:

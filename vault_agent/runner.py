@@ -441,7 +441,9 @@ class Agent:
                extra: dict[str, Any] | None = None) -> RunResult:
         """Log work done for this agent outside a model run (a dream, say) exactly as a run is logged:
         one record and one journal entry."""
-        state = _RunState(run_id, started, trigger, work_item, False, status=status, text=text, error=error,
+        # The work began at `started`, not now: the record's latency_ms counts from there.
+        t0 = time.perf_counter() - max(0.0, (runlog.now_ts() - started).total_seconds())
+        state = _RunState(run_id, started, trigger, work_item, False, t0=t0, status=status, text=text, error=error,
                           error_type=status if error else None, cost_usd=cost_usd, captured=captures or [],
                           did=did, extra=extra or {})
         return self._finish(state)

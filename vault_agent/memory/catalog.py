@@ -642,8 +642,11 @@ class Catalog:
     def superseded(self) -> set[str]:
         """Stems and (casefolded) names that some note says it supersedes."""
         out: set[str] = set()
-        for (raw,) in self.conn.execute("SELECT supersedes FROM notes WHERE supersedes != '[]'"):
+        for stem, name, raw in self.conn.execute("SELECT stem, name, supersedes FROM notes WHERE supersedes != '[]'"):
+            own = {stem.casefold(), (name or "").casefold()}
             for ref in json.loads(raw):
+                if ref.casefold() in own:
+                    continue  # a note cannot supersede itself: listing its own stem must not hide it from recall
                 out.add(ref)
                 out.add(ref.casefold())
         return out

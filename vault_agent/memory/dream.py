@@ -21,10 +21,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..vault import journal
+from ..vault import index_md, journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note, unique_folded
+from ..errors import Finding
+from ..vault.notes import Note, date_findings, new_version_path, unique_folded
 from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
@@ -87,10 +88,13 @@ class DreamPlan:
     expired: list[Note] = field(default_factory=list)
     summary: Summary | None = None
     unaliased: list[Note] = field(default_factory=list)  # notes without aliases the model is asked to write some for
+    problems: list[Finding] = field(default_factory=list)  # files it could not read, or not all of
+    # INDEX's managed block lists other notes than memory/ holds (e.g. a dream was killed before rewriting it).
+    index_stale: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.merges or self.expired or self.summary or self.unaliased)
+        return not (self.merges or self.expired or self.summary or self.unaliased or self.index_stale)
 
     def lines(self, root: Path, *, with_model: bool = False) -> list[str]:
         """The plan as a person reads it, one step a line; `with_model` says which merges the model would write."""
@@ -105,7 +109,7 @@ class DreamPlan:
             out.append(f"merge into {_rel(m.keep.path, root)}: {dropped}{by}")
         for n in self.expired:
             out.append(f"archive expired ({n.expires}): {_rel(n.path, root)} -> {_rel(archive_path(root, n), root)}")
-        if self.merges or self.expired:
+        if self.merges or self.expired or self.index_stale:
             out.append("rewrite memory/INDEX.md")
         if self.summary:
             days = ", ".join(d.isoformat() for d in self.summary.days)
@@ -117,6 +121,11 @@ class DreamPlan:
             out.append(f"add model-written aliases to {len(self.unaliased)} note(s) that have none: {shown}"
                        + (f" and {more} more" if more > 0 else ""))
         return out or ["nothing to do"]
+
+    def warnings(self, root: Path) -> list[str]:
+        """One line per problem: the file (in the agent folder), what is wrong, and the fix."""
+        return [f"{_rel(f.path, root) if f.path is not None and f.path.is_relative_to(root) else f.path}: "
+                f"{f.message}" + (f" (fix: {f.fix})" if f.fix else "") for f in self.problems]
 
 
 def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
@@ -131,8 +140,15 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
     """
     notes = folder.notes.scan()
     result = DreamPlan(today)
+    # What the dream passes over, said rather than skipped silently: unreadable notes, and dates it cannot
+    # read (an `expires` that is not a date is never archived); doctor reports the same findings.
+    read = {n.path for n in notes}
+    result.problems = [f for f in folder.notes.findings if f.path not in read]
+    result.problems += [f for n in notes for f in date_findings(n)]
     result.expired = sorted((n for n in notes if n.is_expired(today)), key=lambda n: n.path)
-    live = [n for n in notes if not n.is_expired(today) and OBSERVATION_TAG not in n.tags]
+    # A superseded note is not live (recall leaves it out): merging it would bring its outdated facts back.
+    replaced = _superseded(notes)
+    live = [n for n in notes if not n.is_expired(today) and OBSERVATION_TAG not in n.tags and n.path not in replaced]
     by_path = {n.path: n for n in live}
     pairs = similar_pairs((((n.type, n.path), f"{n.description}\n{n.body}") for n in
                            sorted(live, key=lambda n: (n.type, str(n.path)))), threshold)
@@ -147,7 +163,10 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
         # least `threshold` alike to something in the group.
         result.merges.append(Merge(keep, drop, [sims.get(frozenset((keep.path, n.path)), threshold) for n in drop]))
     result.merges.sort(key=lambda m: m.keep.path)
-    result.summary = _journal_summary(folder, notes, today, days)
+    result.index_stale = _index_stale(folder.paths.index_md, notes)
+    # The summary links the notes the runs touched: one this dream removes is linked as the note that absorbs it.
+    absorbed = {n.stem: m.keep.stem for m in result.merges for n in m.drop}
+    result.summary = _journal_summary(folder, notes, today, days, absorbed, result.problems)
     if aliases:
         merged = {n.path for m in result.merges for n in (m.keep, *m.drop)}
         asked = _asked_before(folder.paths.aliases_asked)
@@ -155,6 +174,31 @@ def plan(folder: AgentFolder, *, today: _dt.date, days: int = SUMMARY_DAYS,
                                   key=lambda n: (asked.get(_rel(n.path, folder.root)) != n.hash, *_keep_rank(n)),
                                   reverse=True)[:ALIAS_BATCH]
     return result
+
+
+def _index_stale(index: Path, notes: list[Note]) -> bool:
+    """Whether INDEX's managed block differs from what a rewrite would put there.
+
+    Only a block INDEX already has: a missing INDEX, or one without markers (atomic-agents-stack's), is left
+    to the next capture, as before; a dream alone does not add one.
+    """
+    try:
+        _, managed, _ = index_md.split_managed(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return managed is not None and managed != index_md.render_block(notes)
+
+
+def _superseded(notes: list[Note]) -> set[Path]:
+    """Notes another note `supersedes` (by stem or name, as Catalog.superseded), or that name a `superseded_by`
+    (atomic-agents-stack marks the old note instead of the new one)."""
+    refs: dict[str, set[Path]] = {}
+    for n in notes:
+        for ref in n.supersedes:
+            refs.setdefault(ref.casefold(), set()).add(n.path)
+    # A note listing its own stem or name does not supersede itself.
+    return {n.path for n in notes if n.meta.get("superseded_by") not in (None, "", [])
+            or refs.get(n.stem.casefold(), set()) - {n.path} or refs.get(n.name.casefold(), set()) - {n.path}}
 
 
 def _asked_before(path: Path) -> dict[str, str]:
@@ -210,7 +254,10 @@ def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int) -> Summary | None:
+def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, days: int,
+                     absorbed: dict[str, str], unreadable: list[Finding]) -> Summary | None:
+    """The observation note for the past days no observation note covers; a day file it cannot read goes to
+    `unreadable` (a day without a file had no runs)."""
     covered = {s for n in notes if OBSERVATION_TAG in n.tags for s in n.sources}
     chosen: list[tuple[_dt.date, list[journal.ParsedEntry]]] = []
     for back in range(days, 0, -1):  # up to yesterday: today's journal is still being written
@@ -220,7 +267,15 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
             continue
         try:
             entries = journal.parse_day(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
+        except FileNotFoundError:
+            continue
+        except UnicodeDecodeError:
+            unreadable.append(Finding("warning", path, "not UTF-8 text; this day is not summarized",
+                                      "save the journal day as UTF-8"))
+            continue
+        except OSError as exc:
+            unreadable.append(Finding("warning", path, f"cannot read ({exc.strerror or exc}); this day is not "
+                                      "summarized", "check permissions"))
             continue
         if entries:
             chosen.append((day, entries))
@@ -246,7 +301,7 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
             lines.append(f"- {e.time[:5]} {e.trigger} · {e.status} — {asked}" + (f" → {did}" if did else ""))
             for notes_line in e.fields.get("notes", []):
                 for stem in re.findall(r"\[\[([^\]|]+)", notes_line):
-                    linked[stem] = None
+                    linked[absorbed.get(stem, stem)] = None
             problems += [f"{day.isoformat()} {e.time[:5]}: {p}" for p in e.fields.get("problem", [])]
         lines.append("")
     if linked:
@@ -257,18 +312,20 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
     return Summary(name, [d for d, _ in chosen], sources, description, "\n".join(lines).rstrip() + "\n")
 
 
-def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None) -> list[str]:
+def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None,
+          done: list[str] | None = None) -> list[str]:
     """Carry out the plan; returns what was done (and what was skipped because a person changed a file).
 
     `model`: what the model wrote, if it was asked: merged notes replace the
     deterministic merge, a summary is added to the observation note under its
     own heading; where it wrote nothing usable, the line done says why.
+    `done`: the list to add each step to as it is done, so an interrupted dream can still log them.
     """
-    done: list[str] = []
+    done = [] if done is None else done
     root = folder.root
     model = model or ModelText()
     for number, m in enumerate(dream.merges, 1):
-        done += _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number))
+        _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number), done)
     for note in dream.expired:
         target = _unique(archive_path(root, note))
         with folder.write_lock():
@@ -283,7 +340,7 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(note.path, target)
         done.append(f"archived {_rel(note.path, root)} -> {_rel(target, root)}")
-    if dream.merges or dream.expired:
+    if dream.merges or dream.expired or dream.index_stale:
         if folder.rewrite_index():
             done.append("rewrote memory/INDEX.md")
     for note in dream.unaliased:
@@ -314,37 +371,42 @@ def _merged_aliases(keep: Note, drop: list[Note]) -> list[str]:
 
 
 def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,
-           fallback: str | None) -> list[str]:
-    """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge."""
+           fallback: str | None, done: list[str]) -> None:
+    """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge.
+    Each step goes to `done` as soon as it is on disk."""
     root = folder.root
     keep = m.keep
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
-    supersedes = list(dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]))
+    # An absorbed note in another folder may share the kept note's stem: a note listing itself is not superseded.
+    own = {keep.stem.casefold(), keep.name.casefold()}
+    supersedes = [s for s in dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]) if s.casefold() not in own]
     aliases = _merged_aliases(keep, m.drop)
-    meta = {"updated": today, "sources": sources, "supersedes": supersedes, **({"tags": tags} if tags else {}),
-            **({"aliases": aliases} if aliases else {})}
+    meta = {"updated": today, "sources": sources,
+            **({"supersedes": supersedes} if supersedes or "supersedes" in keep.meta else {}),
+            **({"tags": tags} if tags else {}), **({"aliases": aliases} if aliases else {})}
     body = merged_body(keep, m.drop)
     how = f"; deterministic merge: {fallback}" if fallback else ""
     if written is not None:
         body, how = written.body, ", written by the model"
         if written.description:
             meta["description"] = written.description
-    out: list[str] = []
     with folder.write_lock():
         if any(_changed(n) for n in (keep, *m.drop)):
-            return [f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made"]
+            done.append(f"skipped merge into {_rel(keep.path, root)}: a note changed since the plan was made")
+            return
         # Straight to the store, not save_note: two duplicates may share a type and name, and the
         # note to update is the one the plan chose. INDEX is rewritten once, after all merges.
         result = folder.notes.update(keep, meta, body, version_tag=tag)
         if result.action == "conflict":  # a person saved it this very moment: their edit stays
-            return [f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile"]
-        out.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
+            done.append(f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile")
+            return
+        done.append(f"merged into {_rel(keep.path, root)} ({result.action}{how})")
         for note in m.drop:
-            atomic_write(folder.paths.versions / note.stem / f"{tag}.md", note.path.read_bytes())
+            kept_as = new_version_path(folder.paths, note.stem, tag)
+            atomic_write(kept_as, note.path.read_bytes())
             note.path.unlink()
-            out.append(f"removed {_rel(note.path, root)} (kept as .vault-agent/versions/{note.stem}/{tag}.md)")
-    return out
+            done.append(f"removed {_rel(note.path, root)} (kept as {_rel(kept_as, root)})")
 
 
 def _add_aliases(folder: AgentFolder, note: Note, aliases: list[str], tag: str) -> list[str]:

@@ -25,16 +25,37 @@ WORK_ITEM = "consolidate memory (dream)"
 
 
 def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY_DAYS, with_model: bool = False,
-              lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None) -> RunResult:
-    """Consolidate the agent's memory now and log it as a run; never raises for a user problem."""
+              lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None,
+              planned: dream.DreamPlan | None = None) -> RunResult:
+    """Consolidate the agent's memory now and log it as a run; never raises for a user problem.
+
+    `planned`: the plan the caller already made and showed (`dream.plan` with the same `days` and
+    `aliases=with_model`), so a large memory is not read and compared twice.
+
+    KeyboardInterrupt (Ctrl-C, or the daemon stopping past its grace period) is logged as `interrupted`, with
+    the steps done before it, and raised again.
+    """
     folder = agent.folder
     started = runlog.now_ts()
     run_id = runlog.new_run_id(started)
-    status, error, done = "ok", None, []
+    status, error = "ok", None
+    done: list[str] = []
     written: list[NoteCaptured] = []
     extra: dict[str, object] = {}
+
+    def record() -> RunResult:
+        # A dream that did not get to run (busy, error) did nothing: its journal entry, like a run's, says why
+        # under Problem only.
+        idle = "nothing to do" if status == "ok" else ""
+        return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
+                            text="\n".join(done) or idle, error=error, cost_usd=0.0, captures=written,
+                            did="; ".join(done) or idle, extra={**extra, "dream": done})
+
     try:
-        planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        if planned is None:
+            planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        if planned.problems:
+            extra["warnings"] = planned.warnings(folder.root)
         model = None
         work = dream_model.prompt(planned) if with_model else None
         if work is not None:
@@ -44,7 +65,7 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
             model = _model_text(agent, planned, answer, say)
         if not planned.empty:
             with folder.run_lock(timeout=lock_timeout_s, run_id=run_id):
-                done = dream.apply(folder, planned, tag=run_id, model=model)
+                dream.apply(folder, planned, tag=run_id, model=model, done=done)
             with Catalog(folder.paths) as catalog:
                 catalog.sync()
             written = _notes_written(agent, planned, model)
@@ -52,9 +73,11 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
         status, error = "busy", exc.one_line()
     except VaultAgentError as exc:
         status, error = "error", exc.one_line()
-    return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
-                        text="\n".join(done) or "nothing to do", error=error, cost_usd=0.0, captures=written,
-                        did="; ".join(done) or "nothing to do", extra={**extra, "dream": done})
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user"
+        record()
+        raise
+    return record()
 
 
 def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,

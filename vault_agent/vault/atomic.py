@@ -7,17 +7,27 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
+import re
 import secrets
+import stat
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import EditConflict, StorageError
 from .reading import FolderLink, NotRegularFile, no_folder_link, read_regular
+
+
+# The temp file atomic_write writes first: .<name>.<8 hex digits>.tmp beside the file it replaces.
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
+# Older than this, a temp file is no writer's any more: a write takes milliseconds.
+STALE_TEMP_S = 60.0
 
 
 def content_hash(data: bytes) -> str:
@@ -119,14 +129,36 @@ def atomic_write(path: Path, data: bytes | str, *, expected_hash: str | None | b
             except OSError:
                 pass
         os.replace(tmp, path)
-    except OSError as exc:
-        try:
+    except BaseException as exc:  # Ctrl-C mid-write too: no temp file is left behind
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
-        raise _storage_error(path, exc) from exc
+        if isinstance(exc, OSError):
+            raise _storage_error(path, exc) from exc
+        raise
     fsync_dir(folder)
     return True
+
+
+def remove_stale_temps(folders: Iterable[Path], *, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Remove the temp files atomic_write left under `folders` (recursively) when its process was killed.
+
+    Only files named as it names them, and only ones older than `older_than_s`: a command that writes
+    without the run lock (a busy run's journal entry, doctor --fix) may be writing one right now.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    for top in folders:
+        for folder, _, files in os.walk(top):
+            for name in files:
+                if not TEMP_NAME.fullmatch(name):
+                    continue
+                path = Path(folder) / name
+                with contextlib.suppress(OSError):
+                    st = path.lstat()
+                    if st.st_mtime < cutoff and stat.S_ISREG(st.st_mode):  # never a link or anything else
+                        path.unlink()
+                        removed.append(path)
+    return removed
 
 
 def append_line(path: Path, line: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import AgentNotFound, Finding
 from . import index_md, journal, placeholders, runlog
-from .atomic import append_line
+from .atomic import append_line, remove_stale_temps
 from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
 from .layout import AgentPaths, check_agent_name, is_agent_folder, resolve_vault_root
@@ -57,8 +57,10 @@ class AgentFolder:
     @contextmanager
     def run_lock(self, *, timeout: float, run_id: str) -> Iterator[None]:
         with run_lock(self.paths.run_lock, timeout=timeout,
-                      owner={"run_id": run_id, "since": runlog.ts_string(runlog.now_ts())}):
+                      owner={"run_id": run_id, "since": runlog.ts_string(runlog.now_ts())}) as holder_killed:
             placeholders.clear_leftovers(self.root)  # of a killed run: no command of this agent runs now
+            if holder_killed:  # only then can a write have been cut off: no walk through memory/ on every run
+                remove_stale_temps([self.paths.memory, self.paths.journal, self.paths.state])
             yield
 
     @contextmanager

@@ -23,8 +23,11 @@ WRITE_LOCK_TIMEOUT_S = 60.0
 
 
 @contextmanager
-def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[None]:
-    """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once)."""
+def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[bool]:
+    """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once).
+
+    Yields whether the previous holder was killed holding it (its owner file, removed on release, is still there).
+    """
     lock = _lock(path, timeout)
     try:
         lock.acquire()
@@ -36,9 +39,10 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[N
     except OSError as exc:
         raise _unlockable(path, exc) from None
     owner_path = _owner_path(path)
+    killed = owner_path.exists()
     try:
         atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
-        yield
+        yield killed
     finally:
         try:
             owner_path.unlink()

@@ -115,7 +115,7 @@ class Note:
     def date(self, key: str) -> _dt.date | None:
         """created / updated / expires, honouring the atomic-agents-stack spellings."""
         for k in (key, *ALIASES.get(key, ())):
-            value = _as_date(self.meta.get(k))
+            value = as_date(self.meta.get(k))
             if value is not None:
                 return value
         return None
@@ -161,17 +161,29 @@ def _iso(value: _dt.date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _as_date(value: Any) -> _dt.date | None:
+# YYYY-MM-DD, optionally with a time (atomic-agents-stack writes timestamps); nothing else may follow the date.
+_DATE_TEXT = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def as_date(value: Any) -> _dt.date | None:
+    """A date property's value as a date; None when it is not one (`2026-10-01garbage` and `20261001` are not)."""
     if isinstance(value, _dt.datetime):
         return value.date()
     if isinstance(value, _dt.date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and (m := _DATE_TEXT.fullmatch(value.strip())):
         try:
-            return _dt.date.fromisoformat(value.strip()[:10])
+            return _dt.date.fromisoformat(m.group(1))
         except ValueError:
             return None
     return None
+
+
+def date_findings(note: Note) -> list[Finding]:
+    """A warning per date property (created, updated, expires and their other spellings) that is not a date."""
+    return [Finding("warning", note.path, f"'{k}' is not a date: {value!r}", "write dates as YYYY-MM-DD")
+            for k, value in note.meta.items()
+            if k in _DATE_KEYS and value not in (None, "") and as_date(value) is None]
 
 
 def unique_folded(items: Iterable[str]) -> list[str]:
@@ -222,11 +234,7 @@ def parse_note(path: Path, data: bytes) -> tuple[Note | None, list[Finding]]:
     elif raw_type is not None and note.type not in NOTE_TYPES:
         findings.append(Finding("warning", path, f"unknown note type {raw_type!r}; listed under Other",
                                 f"use one of {', '.join(NOTE_TYPES)}"))
-    for k in _DATE_KEYS.intersection(meta):
-        value = meta[k]
-        if value not in (None, "") and not isinstance(value, _dt.date) and _as_date(value) is None:
-            findings.append(Finding("warning", path, f"'{k}' is not a date: {value!r}",
-                                    "write dates as YYYY-MM-DD"))
+    findings.extend(date_findings(note))
     return note, findings
 
 
@@ -397,7 +405,7 @@ class NoteStore:
         if rendered == old.render() and old.hash is not None:
             note.hash = old.hash
             return NoteWrite("unchanged", note)
-        version_path = self.paths.versions / old.stem / f"{version_tag}.md"
+        version_path = new_version_path(self.paths, old.stem, version_tag)
         try:
             current = old.path.read_bytes()
         except FileNotFoundError:
@@ -418,6 +426,20 @@ class NoteStore:
         conflict_path = self.paths.conflicts / f"{note.stem}.{version_tag}.md"
         atomic_write(conflict_path, rendered)
         return NoteWrite("conflict", note, conflict_path=conflict_path)
+
+
+def new_version_path(paths: AgentPaths, stem: str, tag: str) -> Path:
+    """Where to keep a replaced or removed note: .vault-agent/versions/<stem>/<tag>.md, else <tag>-2.md, ...
+
+    Notes in different folders may share a stem, and one run may replace several: a version file is never
+    overwritten, or the text it kept would be lost.
+    """
+    folder = paths.versions / stem
+    candidate, n = folder / f"{tag}.md", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{tag}-{n}.md"
+    return candidate
 
 
 def order_meta(meta: dict[str, Any]) -> dict[str, Any]:
