@@ -82,6 +82,8 @@ def list_agents(ctx: click.Context, as_json: bool) -> None:
     """List the agents in the vault."""
     vault = _vault(ctx)
     names = vault.agent_names()
+    for finding in vault.misnamed():
+        click.echo(finding.one_line(), err=True)
     if as_json:
         click.echo(json.dumps({"vault": str(vault.root), "agents": names}))
         return
