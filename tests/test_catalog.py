@@ -135,6 +135,43 @@ def test_rebuilding_from_scratch_gives_the_same_catalog(paths: AgentPaths) -> No
         assert cat.summaries_json() == incremental
 
 
+def test_a_sync_of_what_changed_after_the_index_file_was_deleted_indexes_every_file(paths: AgentPaths) -> None:
+    write(paths, "a.md", "A")
+    write(paths, "b.md", "B")
+    with Catalog(paths) as cat:
+        cat.sync()
+        for suffix in ("", "-wal", "-shm"):  # a person deleting the derived index while a watcher runs
+            Path(f"{cat.db_path}{suffix}").unlink(missing_ok=True)
+        write(paths, "c.md", "C")
+        cat.sync(only={"memory/c.md"})
+        assert [r[0] for r in cat.conn.execute("SELECT path FROM files ORDER BY path")] == \
+            ["memory/a.md", "memory/b.md", "memory/c.md"]
+
+
+def test_a_vault_agent_file_instead_of_a_folder_is_one_line_saying_to_move_it_aside(paths: AgentPaths) -> None:
+    from vault_agent.errors import StorageError
+
+    paths.state.write_text("")
+    with pytest.raises(StorageError) as raised:
+        Catalog(paths)
+    assert raised.value.one_line() == f"{paths.state}: not a folder (fix: move this file aside: vault-agent makes " \
+                                      "the folder anew and keeps its index in it)"
+
+
+def test_a_sync_after_its_agent_folder_was_deleted_does_not_bring_the_folder_back(paths: AgentPaths) -> None:
+    import shutil
+
+    from vault_agent.errors import StorageError
+
+    write(paths, "a.md", "A")
+    with Catalog(paths) as cat:
+        cat.sync()
+        shutil.rmtree(paths.root)
+        with pytest.raises(StorageError, match="the agent folder is gone"):
+            cat.sync(only={"memory/a.md"})
+    assert not paths.root.exists()
+
+
 def test_a_damaged_index_is_discarded_and_rebuilt(paths: AgentPaths) -> None:
     write(paths, "a.md", "A")
     paths.state.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,20 @@ def test_init_refuses_an_existing_agent_and_a_bad_name_in_one_line(tmp_path: Pat
     assert "unknown template 'nope'" in unknown.stderr and "assistant" in unknown.stderr
 
 
+def test_list_doctor_and_run_leave_out_a_misnamed_agent_folder_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "one" / "persona").mkdir(parents=True)
+    (tmp_path / "My Agent").mkdir()
+    (tmp_path / "My Agent" / "model.md").write_text("---\nprovider: replay\n---\n")
+    warning = f"WARNING {tmp_path / 'My Agent'}: 'My Agent' is not a valid agent name, so this agent is left out " \
+              "— fix: rename the folder to my-agent (1-63 lowercase letters, digits, '-' or '_', starting with a " \
+              "letter or digit)\n"
+    listed = cli("list", vault=tmp_path)
+    assert listed.returncode == 0 and listed.stdout == "one\n" and listed.stderr == warning
+    doctor = cli("doctor", vault=tmp_path)
+    assert doctor.returncode != 2 and "invalid agent name" not in doctor.stderr
+    assert "WARNING My Agent: 'My Agent' is not a valid agent name, so this agent is left out" in doctor.stdout
+
+
 def test_unknown_agent_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
     result = cli("notes", "ghost", vault=tmp_path)
     assert result.returncode == 2

@@ -230,3 +230,262 @@ def test_a_negative_quiet_time_is_refused_before_anything_is_watched(tmp_path: P
     out = CliRunner().invoke(main, ["--vault", str(tmp_path), "watch", "one", "--quiet", "-1"])
     assert out.exit_code == 2 and "Invalid value for '--quiet': -1.0 is not in the range 0<=x<=3600" in out.output
     assert not (tmp_path / "one" / ".vault-agent" / "index.db").exists()
+
+
+class Watch:
+    """`vault-agent watch` in a process of its own, its output lines collected as they come."""
+
+    def __init__(self, vault: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(vault), "watch",
+                                      "--quiet", "0.2", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._collect, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _collect(stream: object, lines: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.append(line.rstrip("\n"))
+
+    def said(self, text: str) -> list[str]:
+        return [line for line in self.err if text in line]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=10)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+
+def indexed_ro(paths: AgentPaths) -> set[str]:
+    """The indexed paths as the file on disk holds them, read without creating or syncing anything."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"{(paths.state / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
+            return {row[0] for row in conn.execute("SELECT path FROM files")}
+    except sqlite3.Error:
+        return set()
+
+
+def test_a_misnamed_or_broken_agent_folder_is_one_warning_and_the_others_stay_watched(tmp_path: Path) -> None:
+    one = agent(tmp_path, "one")
+    watch = Watch(tmp_path)
+    try:
+        assert eventually(lambda: "memory/x.md" not in indexed_ro(one) and (one.state / "index.db").exists())
+        misnamed = tmp_path / "My Agent"
+        misnamed.mkdir()
+        (misnamed / "model.md").write_text("---\nprovider: replay\n---\n")
+        broken = agent(tmp_path, "broken")
+        (broken.root / ".vault-agent").write_text("not a folder")
+        assert eventually(lambda: watch.said("'My Agent' is not a valid agent name")
+                          and watch.said(f"{broken.state}: not a folder"), timeout_s=15)
+        late = agent(tmp_path, "late")  # found by a later look for agents, which must not warn again
+        assert eventually(lambda: watch.said("[late] now watching"), timeout_s=15)
+        note(one, "plum", "Plum", "plum tart")
+        note(late, "fig", "Fig", "fig jam")
+        assert eventually(lambda: "memory/plum.md" in indexed_ro(one) and "memory/fig.md" in indexed_ro(late))
+        assert watch.proc.poll() is None, watch.err
+        assert len(watch.said("My Agent")) == 1 and len(watch.said("not a folder")) == 1, watch.err
+        assert "rename the folder to my-agent" in watch.said("My Agent")[0]
+        assert "move this file aside" in watch.said("not a folder")[0]
+    finally:
+        assert watch.stop() == 0, watch.err
+
+
+def watching(roots: list[Path], **kwargs: object) -> tuple[threading.Thread, threading.Event, list[str], list[object]]:
+    """watch_agents in a thread: (thread, stop, lines said, stats of each sync that worked)."""
+    stop = threading.Event()
+    said: list[str] = []
+    syncs: list[object] = []
+    watcher = threading.Thread(target=watch_agents, args=(roots, stop),
+                               kwargs={"quiet_s": 0.2, "say": said.append,
+                                       "on_sync": lambda name, stats: syncs.append(stats), **kwargs})
+    watcher.start()
+    return watcher, stop, said, syncs
+
+
+def test_a_sync_that_failed_keeps_its_edits_and_is_retried_without_another_edit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from vault_agent.memory import catalog, watch
+
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(watch, "RETRY_S", 0.3)
+    paths = agent(tmp_path)
+    note(paths, "first", "First", "apples")
+    watcher, stop, said, syncs = watching([paths.root])
+    assert eventually(lambda: len(syncs) == 1)
+    holder = sqlite3.connect(paths.state / "index.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process's long write
+        note(paths, "kiwi", "Kiwi", "kiwi fruit")
+        assert eventually(lambda: any("sync failed" in line for line in said))
+        time.sleep(1.0)  # several retries meanwhile, all failing the same way
+        holder.execute("ROLLBACK")
+        assert eventually(lambda: "memory/kiwi.md" in indexed_ro(paths))
+        assert eventually(lambda: "[a] sync works again" in said)
+        failed = [line for line in said if "sync failed" in line]
+        assert len(failed) == 1 and "locked by another process" in failed[0] and "index.db" in failed[0], said
+    finally:
+        holder.close()
+        stop.set()
+        watcher.join(5)
+
+
+def test_a_long_lived_agent_whose_sync_failed_syncs_the_same_edits_next_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from vault_agent.errors import StorageError
+    from vault_agent.memory import catalog
+    from vault_agent.runner import Agent
+
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT_MS", 200)
+    paths = agent(tmp_path)
+    note(paths, "first", "First", "apples")
+    with Agent(paths.root, env={"ANTHROPIC_API_KEY": "x"}, watch=True) as live:
+        live.context("apples")
+        holder = sqlite3.connect(paths.state / "index.db", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            note(paths, "kiwi", "Kiwi", "kiwi fruit")
+            time.sleep(0.3)  # for the OS to report the edit to the Agent's tracker
+
+            def fails() -> bool:
+                try:
+                    live.context("kiwi")
+                except StorageError:
+                    return True
+                return False
+
+            assert eventually(fails)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        live.context("kiwi")
+        assert "memory/kiwi.md" in indexed_ro(paths)
+
+
+def test_an_index_deleted_or_overwritten_while_watching_is_built_again_whole(tmp_path: Path) -> None:
+    import os
+
+    paths = agent(tmp_path)
+    for i in range(3):
+        note(paths, f"n{i}", f"N{i}", "apples")
+    watcher, stop, said, syncs = watching([paths.root])
+    try:
+        assert eventually(lambda: len(syncs) == 1)
+        for suffix in ("", "-wal", "-shm"):  # documented as safe to delete at any time
+            Path(f"{paths.state / 'index.db'}{suffix}").unlink(missing_ok=True)
+        note(paths, "kiwi", "Kiwi", "kiwi fruit")
+        everything = {"memory/n0.md", "memory/n1.md", "memory/n2.md", "memory/kiwi.md"}
+        assert eventually(lambda: indexed_ro(paths) == everything)
+        db = paths.state / "index.db"
+        with open(db, "r+b") as f:
+            f.seek(4096)
+            f.write(os.urandom(max(db.stat().st_size - 4096, 8192)))
+        note(paths, "fig", "Fig", "fig jam")
+        assert eventually(lambda: indexed_ro(paths) == everything | {"memory/fig.md"})
+        assert not [line for line in said if "failed" in line], said
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["every-agent", "one-agent"])
+def test_a_deleted_agent_is_dropped_and_watched_again_once_it_is_back(tmp_path: Path, named: bool) -> None:
+    import shutil
+
+    one, two = agent(tmp_path, "one"), agent(tmp_path, "two")
+    watch = Watch(tmp_path, *(["two"] if named else []))
+    try:
+        assert eventually(lambda: (two.state / "index.db").exists() and (named or (one.state / "index.db").exists()))
+        backup = tmp_path.parent / f"{tmp_path.name}-two"
+        shutil.copytree(two.root, backup)
+        shutil.rmtree(two.root)
+        assert eventually(lambda: watch.said(f"[two] stopped watching: {two.root}"), timeout_s=15), watch.err
+        shutil.copytree(backup, two.root)
+        assert eventually(lambda: watch.said("[two] now watching"), timeout_s=15)
+        note(two, "quince", "Quince", "quince jelly")
+        assert eventually(lambda: "memory/quince.md" in indexed_ro(two))
+    finally:
+        assert watch.stop() == 0, watch.err
+
+
+def test_what_is_wrong_with_a_note_is_said_once_and_again_when_its_file_changes(tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    bad = paths.memory / "bad.md"
+    bad.write_text("---\ntype: [oops\n---\nbody\n")
+    watcher, stop, said, syncs = watching([paths.root])
+    try:
+        assert eventually(lambda: len(syncs) == 1)
+        assert [line for line in said if "bad.md" in line and "invalid YAML" in line] == said and len(said) == 1
+        note(paths, "good", "Good", "fine")
+        assert eventually(lambda: len(syncs) == 2)
+        assert len(said) == 1
+        bad.write_text("---\ntype: [oops\n---\nbody, edited\n")
+        assert eventually(lambda: len(syncs) == 3)
+        assert len(said) == 2 and "bad.md" in said[1]
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
+def test_watching_a_vault_folder_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(tmp_path / "nowhere"), "watch"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr == f"error: {tmp_path / 'nowhere'}: vault folder does not exist (fix: create an agent with: " \
+                         "vault-agent init NAME, or pass --vault DIR)\n"
+
+
+def test_a_file_written_without_pause_does_not_hold_back_the_sync_of_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import watch
+
+    monkeypatch.setattr(watch, "MAX_WAIT_S", 1.0)
+    paths = agent(tmp_path)
+    busy = note(paths, "busy", "Busy", "log line")
+    watcher, stop, said, syncs = watching([paths.root], quiet_s=0.5)
+    try:
+        assert eventually(lambda: len(syncs) == 1)
+        note(paths, "other", "Other", "unrelated")
+        deadline = time.monotonic() + 8
+        while "memory/other.md" not in indexed_ro(paths) and time.monotonic() < deadline:
+            with busy.open("a") as f:  # more often than the quiet time: never settles
+                f.write("more\n")
+            time.sleep(0.1)
+        assert "memory/other.md" in indexed_ro(paths)
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
+def test_sigterm_stops_watch_during_a_first_index_keeping_its_committed_batches(tmp_path: Path) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    big, small = agent(tmp_path, "a-big"), agent(tmp_path, "b-small")
+    for i in range(6000):  # twelve batches: the signal comes while they are written
+        (big.memory / f"n{i}.md").write_text(f"---\ntype: reference\nname: N{i}\n---\nbody {i}\n")
+    note(small, "one", "One", "one")
+    watch = Watch(tmp_path)
+    try:
+        assert eventually(lambda: len(indexed_ro(big)) > 0, timeout_s=30)
+    finally:
+        code = watch.stop()
+    assert code == 0, watch.err
+    done = indexed_ro(big)
+    assert 0 < len(done) < 6000 and len(done) % 500 == 0  # whole batches, and no more after the signal
+    assert not (small.state / "index.db").exists()  # the next agent is not started
+    with closing(sqlite3.connect(f"{(big.state / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
+        assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"

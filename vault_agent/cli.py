@@ -82,6 +82,8 @@ def list_agents(ctx: click.Context, as_json: bool) -> None:
     """List the agents in the vault."""
     vault = _vault(ctx)
     names = vault.agent_names()
+    for finding in vault.misnamed():
+        click.echo(finding.one_line(), err=True)
     if as_json:
         click.echo(json.dumps({"vault": str(vault.root), "agents": names}))
         return
@@ -885,31 +887,45 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     import signal
     import threading
 
+    from .errors import AgentNotFound
     from .memory.watch import watch_agents
 
     vault = _vault(ctx)
-    roots = [vault.agent(n).root for n in ([name] if name else vault.agent_names())]
+    if not vault.root.is_dir():
+        raise AgentNotFound("vault folder does not exist", path=vault.root,
+                            fix="create an agent with: vault-agent init NAME, or pass --vault DIR")
+    warned: set[str] = set()
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
 
     def discover() -> list[Any]:
+        for finding in vault.misnamed():
+            if finding.message not in warned:
+                warned.add(finding.message)
+                say(finding.one_line())
         return [vault.agent_path(n) for n in vault.agent_names()]
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    roots = [vault.agent(name).root] if name else discover()
+
+    def terminate(*_: Any) -> None:
+        raise KeyboardInterrupt  # as Ctrl-C: stop now, even mid-sync; the index keeps its committed batches
+
+    signal.signal(signal.SIGTERM, terminate)
 
     def report(agent: str, stats: Any) -> None:
-        if stats is None:
-            click.echo(f"[{agent}] sync failed; retrying on the next change", err=True)
-        elif stats.added or stats.changed or stats.removed:
-            click.echo(f"[{agent}] {stats.added} added, {stats.changed} changed, {stats.removed} removed")
+        if stats.added or stats.changed or stats.removed or stats.skipped:
+            skipped = f", {stats.skipped} left out (see above)" if stats.skipped else ""
+            click.echo(f"[{agent}] {stats.added} added, {stats.changed} changed, {stats.removed} removed{skipped}")
 
     following = ", ".join(r.name for r in roots) or "no agents yet"
     new_agents = "" if name else "; agents created meanwhile are picked up"
-    click.echo(f"watching {following}{new_agents} (Ctrl-C to stop)", err=True)
+    say(f"watching {following}{new_agents} (Ctrl-C to stop)")
     try:
-        watch_agents(roots, stop, quiet_s=quiet_s, on_sync=report, discover=None if name else discover,
-                     progress_for=_IndexProgress)
+        watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
+                     discover=None if name else discover, progress_for=_IndexProgress, say=say)
     except KeyboardInterrupt:
-        stop.set()
+        pass
 
 
 @main.command("dream")

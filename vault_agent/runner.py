@@ -161,8 +161,13 @@ class Agent:
     def _synced_catalog(self) -> Catalog:
         """The derived catalog, in step with the files; opened once per Agent."""
         if self._catalog is None:
-            self._catalog = Catalog(self.folder.paths, progress=self._index_progress)
-            self._catalog.sync()
+            catalog = Catalog(self.folder.paths, progress=self._index_progress)
+            try:
+                catalog.sync()
+            except BaseException:
+                catalog.close()
+                raise
+            self._catalog = catalog
             if self._watch:
                 # The whole folder: the index covers wiki/, journal/ and skills/ as well as memory/.
                 tracker = ChangeTracker(self.folder.root, self.folder.root)
@@ -171,7 +176,13 @@ class Agent:
                     # An Agent dropped without close() must not leave its watcher thread behind.
                     weakref.finalize(self, tracker.stop)
             return self._catalog
-        self._catalog.sync(self._tracker.take() if self._tracker is not None else None)
+        taken = self._tracker.take() if self._tracker is not None else None
+        try:
+            self._catalog.sync(taken)
+        except BaseException:
+            if self._tracker is not None:
+                self._tracker.restore(taken)  # what a failed sync (a lock held 30 s ...) missed, the next one gets
+            raise
         return self._catalog
 
     def _build_model(self, config: AgentConfig, override: str | None) -> tuple[Model, list[str]]:

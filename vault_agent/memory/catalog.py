@@ -151,7 +151,8 @@ Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read
 
 
 def _connect_db(db_path: Path) -> sqlite3.Connection:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # Not parents=True: a sync racing the deletion of its agent folder must not bring the folder back.
+    db_path.parent.mkdir(exist_ok=True)
     # One connection may serve several threads of a long-lived Agent, which serializes their use.
     conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     try:
@@ -192,6 +193,12 @@ def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     the index keeps its last committed state and the next sync goes on from there."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     agent = db_path.parent.parent.name
+    if not db_path.parent.parent.is_dir():
+        return StorageError("the agent folder is gone", path=db_path.parent.parent,
+                            fix="restore the folder, or stop what still uses the agent")
+    if db_path.parent.exists() and not db_path.parent.is_dir():
+        return StorageError("not a folder", path=db_path.parent,
+                            fix="move this file aside: vault-agent makes the folder anew and keeps its index in it")
     if _damaged(exc):
         return IndexDamaged(f"the search index is damaged ({_reason(exc)})", path=db_path,
                             fix=f"run: vault-agent index {agent} --rebuild")
@@ -312,11 +319,13 @@ class Catalog:
             except FileNotFoundError:
                 pass
 
-    def _follow(self) -> None:
+    def _follow(self) -> bool:
         """Open the index file anew if it is not the one self.conn has open: another process discarded it
-        as damaged, or a person deleted it."""
-        if _inode(self.db_path) != self._ino:
-            self._reopen()
+        as damaged, or a person deleted it. Whether it did."""
+        if _inode(self.db_path) == self._ino:
+            return False
+        self._reopen()
+        return True
 
     def _reopen(self) -> None:
         self.conn.close()
@@ -409,7 +418,8 @@ class Catalog:
         change; then nothing else is even stat'ed. Without it every indexed
         file is stat'ed (a full sync). A damaged index file is discarded and built again from the files.
         """
-        self._follow()
+        if self._follow():
+            only = None  # a new file (empty, if a person deleted the old one) needs more than what changed
         try:
             return self._sync(only)
         except (sqlite3.DatabaseError, IndexDamaged) as exc:

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..vault.layout import AgentPaths
+from ..errors import Finding, VaultAgentError
+from ..vault.layout import AgentPaths, is_agent_folder
 from .catalog import Catalog, Progress, SyncStats
 from .sources import SOURCE_FOLDERS, kind_of
 
@@ -35,7 +36,8 @@ class ChangeTracker:
         self._dirty: set[str] = set()
         self._complete = False
         self._pending = False  # something changed since the last take()
-        self._last_event = 0.0  # time.monotonic() of the last relevant event
+        self._first_event = 0.0  # time.monotonic() of the first relevant event since the last take()
+        self._last_event = 0.0  # and of the last one
         self._observer: Any = None
 
     def start(self) -> bool:
@@ -56,9 +58,8 @@ class ChangeTracker:
                     if raw:
                         tracker._mark(Path(raw.decode() if isinstance(raw, bytes) else raw), event.is_directory)
 
-        self.watched.mkdir(parents=True, exist_ok=True)
         _quiet_stop_race()
-        try:
+        try:  # a folder deleted meanwhile fails here: callers drop it, nothing makes it anew
             observer = Observer()
             observer.schedule(_Handler(), str(self.watched), recursive=True)
             observer.daemon = True
@@ -86,13 +87,16 @@ class ChangeTracker:
                 self._dirty.add(rel)
             else:
                 return
-            self._pending = True
             self._last_event = time.monotonic()
+            if not self._pending:
+                self._pending, self._first_event = True, self._last_event
 
-    def settled(self, quiet_s: float) -> bool:
-        """True when something changed and nothing more has for `quiet_s` seconds (edits come in bursts)."""
+    def settled(self, quiet_s: float, max_wait_s: float = float("inf")) -> bool:
+        """True when something changed and nothing more has for `quiet_s` seconds (edits come in bursts), or
+        the first change is `max_wait_s` old: a file written to without pause must not hold back the others."""
         with self._lock:
-            return self._pending and time.monotonic() - self._last_event >= quiet_s
+            now = time.monotonic()
+            return self._pending and (now - self._last_event >= quiet_s or now - self._first_event >= max_wait_s)
 
     def take(self) -> set[str] | None:
         """The changed paths since the last take, or None when a full sync is needed."""
@@ -106,6 +110,15 @@ class ChangeTracker:
                 return None
             dirty, self._dirty = self._dirty, set()
             return dirty
+
+    def restore(self, taken: set[str] | None) -> None:
+        """Give back what take() returned, for a sync that failed: the next take() returns it again (None: the
+        next take() asks for a full sync)."""
+        with self._lock:
+            if taken is None:
+                self._complete = False
+            else:
+                self._dirty |= taken
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
@@ -143,57 +156,152 @@ def _halt(observer: Any) -> None:
     observer.join(timeout=2)
 
 
-POLL_S = 2.0
+MAX_WAIT_S = 5.0  # the longest a change waits for its sync while edits go on
+POLL_S = 2.0  # how often agents are looked for, and synced in full where the OS reports no changes
+RETRY_S = 2.0  # how long after a failed sync it is tried again
+
+
+class _Followed:
+    """One watched agent: its change tracker, its index (None until opened, and after a failure) and what
+    was last said about it."""
+
+    def __init__(self, root: Path, progress: Progress | None) -> None:
+        self.root = root
+        self.name = root.name
+        self.ino = _inode(root)
+        self.progress = progress
+        self.tracker = ChangeTracker(root, root)
+        self.live = self.tracker.start()
+        self.catalog: Catalog | None = None
+        self.failure: str | None = None  # the one-line reason the last sync failed, until one works
+        self.retry_at = 0.0
+        self.shown: set[tuple[str, str, str]] = set()  # findings already printed
+
+    def sync(self, only: set[str] | None, say: Callable[[str], None],
+             on_sync: Callable[[str, SyncStats], None] | None) -> None:
+        try:
+            if self.catalog is None:
+                self.catalog = Catalog(AgentPaths(self.root), progress=self.progress)
+            stats = self.catalog.sync(only)
+            findings = self.catalog.findings() if self._wrote(stats) else None
+        except Exception as exc:  # a locked or full disk must not end the watcher, nor lose the edits
+            self.tracker.restore(None)  # a full sync finds whatever this one did not write
+            self.close_catalog()  # opened anew: a replaced, damaged or unreachable file is followed
+            reason = exc.one_line() if isinstance(exc, VaultAgentError) else \
+                f"{self.root / '.vault-agent' / 'index.db'}: {type(exc).__name__}: {exc}"
+            if reason != self.failure and self.gone() is None:  # else it is dropped, with one line why
+                say(f"[{self.name}] sync failed, retrying every {RETRY_S:g} s: {reason}")
+            self.failure, self.retry_at = reason, time.monotonic() + RETRY_S
+            return
+        if self.failure is not None:
+            say(f"[{self.name}] sync works again")
+            self.failure = None
+        if findings is not None:
+            self._show(findings, only, say)
+        if on_sync is not None:
+            on_sync(self.name, stats)
+
+    @staticmethod
+    def _wrote(stats: SyncStats) -> bool:
+        return bool(stats.added or stats.changed or stats.removed or stats.skipped)
+
+    def _show(self, findings: list[Finding], only: set[str] | None, say: Callable[[str], None]) -> None:
+        """Print each finding once: when it first shows, and again when its file changed and still has it."""
+        shown: set[tuple[str, str, str]] = set()
+        for f in findings:
+            rel = f.path.relative_to(self.root).as_posix() if f.path is not None else ""
+            key = (rel, f.level, f.message)
+            if key not in self.shown or (only is not None and rel in only):
+                say(f.one_line())
+            shown.add(key)
+        self.shown = shown
+
+    def gone(self) -> str | None:
+        """Why this agent cannot be followed any more, if so: its folder deleted, replaced or no longer an agent."""
+        if not self.root.is_dir():
+            return f"{self.root} is gone"
+        if _inode(self.root) != self.ino:
+            return f"{self.root} was replaced"
+        if not is_agent_folder(self.root):
+            return f"{self.root} holds no model.md or persona/ any more"
+        return None
+
+    def close_catalog(self) -> None:
+        catalog, self.catalog = self.catalog, None
+        if catalog is not None:
+            catalog.close()
+
+    def close(self) -> None:
+        self.tracker.stop()
+        self.close_catalog()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0.5,
-                 on_sync: Callable[[str, SyncStats | None], None] | None = None,
+                 on_sync: Callable[[str, SyncStats], None] | None = None,
                  discover: Callable[[], list[Path]] | None = None,
-                 progress_for: Callable[[str], Progress] | None = None) -> None:
+                 progress_for: Callable[[str], Progress] | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
     """Keep each agent's index in step with its files until `stop` is set.
 
     Every agent gets a full sync first, then a sync of what changed each time
     its files have been quiet for `quiet_s` (debounced: an editor saving
-    every keystroke costs one sync). `on_sync(agent, stats)` reports each
-    sync; stats is None when a sync failed (it is retried on the next change).
-    `discover`, called every POLL_S, returns the agents to follow, so agents
-    created while watching are picked up. `progress_for(agent)`: the
-    Catalog progress callback for that agent's syncs.
+    every keystroke costs one sync), or MAX_WAIT_S after the first unsynced
+    change. `on_sync(agent, stats)` reports each sync that worked. `say(line)`
+    gets the lines for a person: a failed sync (once per distinct reason; it
+    is retried every RETRY_S with nothing lost), the findings about notes
+    (once each), and agents that start or stop being watched after the first.
+    `discover`, called every POLL_S, returns the agents to follow (default:
+    `roots`); an agent whose folder is deleted or replaced is dropped and
+    followed again when it is back. `progress_for(agent)`: the Catalog
+    progress callback for that agent's syncs.
     """
-    watched: dict[Path, tuple[Catalog, ChangeTracker, bool]] = {}
+    tell: Callable[[str], None] = say if say is not None else lambda line: None
+    watched: dict[Path, _Followed] = {}
 
-    def follow(root: Path) -> None:
-        catalog = Catalog(AgentPaths(root), progress=progress_for(root.name) if progress_for is not None else None)
-        tracker = ChangeTracker(root, root)
-        watched[root] = (catalog, tracker, tracker.start())
-        _sync(root.name, catalog, None, on_sync)
+    def look() -> None:
+        for root, followed in list(watched.items()):
+            why = followed.gone()
+            if why is not None:
+                del watched[root]
+                followed.close()
+                tell(f"[{root.name}] stopped watching: {why} (watched again once it is back)")
+        for root in discover() if discover is not None else roots:
+            if root not in watched and is_agent_folder(root):
+                if announce:
+                    tell(f"[{root.name}] now watching")
+                followed = watched[root] = _Followed(root, progress_for(root.name) if progress_for else None)
+                followed.sync(None, tell, on_sync)
+                if stop.is_set():
+                    return
 
+    announce = False
     try:
-        for root in roots:
-            follow(root)
+        look()
+        announce = True
         polled = time.monotonic()
         while not stop.wait(0.05):
             # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
-            poll = time.monotonic() - polled >= POLL_S
-            for root, (catalog, tracker, live) in list(watched.items()):
-                if tracker.settled(quiet_s) or (poll and not live):
-                    _sync(root.name, catalog, tracker.take(), on_sync)
+            now = time.monotonic()
+            poll = now - polled >= POLL_S
+            for followed in list(watched.values()):
+                if stop.is_set():
+                    return
+                if followed.failure is not None:
+                    due = now >= followed.retry_at
+                else:
+                    due = followed.tracker.settled(quiet_s, MAX_WAIT_S) or (poll and not followed.live)
+                if due:
+                    followed.sync(followed.tracker.take(), tell, on_sync)
             if poll:
-                for root in discover() if discover is not None else []:
-                    if root not in watched:
-                        follow(root)
+                look()
                 polled = time.monotonic()
     finally:
-        for catalog, tracker, _ in watched.values():
-            tracker.stop()
-            catalog.close()
-
-
-def _sync(name: str, catalog: Catalog, only: set[str] | None,
-          on_sync: Callable[[str, SyncStats | None], None] | None) -> None:
-    try:
-        stats: SyncStats | None = catalog.sync(only)
-    except Exception:  # a locked or full disk must not end the watcher; the next change retries
-        stats = None
-    if on_sync is not None:
-        on_sync(name, stats)
+        for followed in watched.values():
+            followed.close()

@@ -20,7 +20,7 @@ from . import index_md, journal, placeholders, runlog
 from .atomic import append_line, remove_stale_temps
 from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
-from .layout import AgentPaths, check_agent_name, is_agent_folder, resolve_vault_root
+from .layout import AgentPaths, check_agent_name, is_agent_folder, misnamed_agent, resolve_vault_root
 from .lock import run_lock, write_lock
 from .notes import Note, NoteDirectory, NoteStore, NoteWrite, ScanDirectory
 
@@ -154,9 +154,18 @@ class Vault:
         self.root = resolve_vault_root(root)
 
     def agent_names(self) -> list[str]:
+        """The agents: folders holding model.md or persona/, named by the rules (findings() names the others)."""
+        return [p.name for p in self._agent_folders() if misnamed_agent(p) is None]
+
+    def misnamed(self) -> list[Finding]:
+        """A warning for each agent folder whose name breaks the rules: one bad folder must not stop commands
+        about every agent."""
+        return [f for f in map(misnamed_agent, self._agent_folders()) if f is not None]
+
+    def _agent_folders(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and is_agent_folder(p))
+        return sorted(p for p in self.root.iterdir() if not p.name.startswith(".") and is_agent_folder(p))
 
     def agent_path(self, name: str) -> Path:
         return self.root / check_agent_name(name)
@@ -173,4 +182,4 @@ class Vault:
         if not self.root.is_dir():
             return [Finding("error", self.root, "vault folder does not exist",
                             "create an agent with: vault-agent init NAME")]
-        return []
+        return self.misnamed()

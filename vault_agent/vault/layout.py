@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidAgentName
+from ..errors import Finding, InvalidAgentName
 
 ENV_HOME = "VAULT_AGENT_HOME"
 DEFAULT_HOME = "~/vault-agents"
@@ -42,6 +42,16 @@ def check_agent_name(name: str) -> str:
             fix="use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
         )
     return name
+
+
+def misnamed_agent(path: Path) -> Finding | None:
+    """The warning for an agent folder whose name is not an agent name (commands leave such a folder out)."""
+    if _NAME.match(path.name):
+        return None
+    suggested = re.sub(r"[^a-z0-9_-]+", "-", path.name.lower()).strip("-_")[:63]
+    rename = f"rename the folder to {suggested}" if _NAME.match(suggested) else "rename the folder"
+    return Finding("warning", path, f"{path.name!r} is not a valid agent name, so this agent is left out",
+                   f"{rename} (1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit)")
 
 
 def is_agent_folder(path: Path) -> bool:
