@@ -17,7 +17,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from . import capture as capture_mod
 from .context.assemble import Context, assemble
@@ -216,10 +216,9 @@ class Agent:
             tools = self._tools(config, "preview", catalog)[0]
             context = self._assemble(config, catalog, work_item, history or [], tools)
         scrub = tools.redactor.scrub
-        return dataclasses.replace(
-            context, system=[dataclasses.replace(b, text=scrub(b.text)) for b in context.system],
-            messages=[dataclasses.replace(m, text=scrub(m.text)) for m in context.messages],
-            parts=[dataclasses.replace(p, text=scrub(p.text)) for p in context.parts])
+        return dataclasses.replace(context, system=_scrubbed_texts(context.system, scrub),
+                                   messages=_scrubbed_messages(context.messages, scrub),
+                                   parts=_scrubbed_texts(context.parts, scrub))
 
     def _tools(self, config: AgentConfig, run_id: str, catalog: Catalog,
                secrets: tuple[Redactor, dict[str, str]] | None = None) -> tuple[ToolRuntime, list[str]]:
@@ -507,11 +506,21 @@ def _cost_line(result: RunResult, state: _RunState) -> str:
 
 def _scrubbed(request: CompletionRequest, redactor: Redactor) -> CompletionRequest:
     """The request with every text the model would read leak-scanned (notes or a work item may hold a secret)."""
-    scrub = redactor.scrub
-    return dataclasses.replace(
-        request, system=[dataclasses.replace(b, text=scrub(b.text)) for b in request.system],
-        messages=[dataclasses.replace(m, text=scrub(m.text), tool_results=[
-            dataclasses.replace(r, content=scrub(r.content)) for r in m.tool_results]) for m in request.messages])
+    return dataclasses.replace(request, system=_scrubbed_texts(request.system, redactor.scrub),
+                               messages=_scrubbed_messages(request.messages, redactor.scrub))
+
+
+_T = TypeVar("_T")
+
+
+def _scrubbed_texts(items: list[_T], scrub: Callable[[str], str]) -> list[_T]:
+    """Copies of dataclasses with a `text` (system blocks, prompt parts), their text leak-scanned."""
+    return [dataclasses.replace(i, text=scrub(i.text)) for i in items]  # type: ignore[type-var]
+
+
+def _scrubbed_messages(messages: list[Message], scrub: Callable[[str], str]) -> list[Message]:
+    return [dataclasses.replace(m, text=scrub(m.text), tool_results=[
+        dataclasses.replace(r, content=scrub(r.content)) for r in m.tool_results]) for m in messages]
 
 
 def _outcome_dict(o: ToolOutcome) -> dict[str, Any]:

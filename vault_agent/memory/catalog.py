@@ -32,7 +32,7 @@ from ..errors import Finding, IndexDamaged, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths
 from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
-from ..vault.reading import Beneath, link_inside, read_inside, utf8_name
+from ..vault.reading import Beneath, inode, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
 from .related import TOKENIZE
 from .sources import (
@@ -181,13 +181,6 @@ def _damaged(exc: BaseException) -> bool:
         (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
 
 
-def _inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
 def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     """The one-line error for an index that cannot be opened or written. The files are never touched by it:
     the index keeps its last committed state and the next sync goes on from there."""
@@ -270,7 +263,7 @@ class Catalog:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            found = _inode(self.db_path)
+            found = inode(self.db_path)
             try:
                 return self._connect()
             except sqlite3.DatabaseError as exc:
@@ -285,13 +278,13 @@ class Catalog:
     def _connect(self, check: bool = True) -> sqlite3.Connection:
         conn = _connect_db(self.db_path)
         try:
-            self._ino = _inode(self.db_path)
+            self._ino = inode(self.db_path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if check and version not in (0, SCHEMA_VERSION):
                 self._discard(self._ino)
                 conn.close()
                 conn, version = _connect_db(self.db_path), 0
-                self._ino = _inode(self.db_path)
+                self._ino = inode(self.db_path)
             if version != SCHEMA_VERSION:
                 # Only then: setting user_version is a write, and a reader must not queue behind a writer.
                 conn.executescript(_SCHEMA)
@@ -311,7 +304,7 @@ class Catalog:
         cannot have been given to the new file. A process still using the old file follows the new one
         at its next sync (_follow).
         """
-        if _inode(self.db_path) != ino:
+        if inode(self.db_path) != ino:
             return
         for suffix in ("", "-wal", "-shm"):
             try:
@@ -322,7 +315,7 @@ class Catalog:
     def _follow(self) -> bool:
         """Open the index file anew if it is not the one self.conn has open: another process discarded it
         as damaged, or a person deleted it. Whether it did."""
-        if _inode(self.db_path) == self._ino:
+        if inode(self.db_path) == self._ino:
             return False
         self._reopen()
         return True
@@ -863,7 +856,7 @@ def _stat_tree(root: Path, folder: str, prefix: str, out: dict[str, Stat], unnam
                     continue
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
-                    if not name.isascii() and not utf8_name(name):
+                    if not utf8_name(name):
                         if is_dir or kind(name) is not None:
                             unnamed.append(prefix + name)
                     elif is_dir:

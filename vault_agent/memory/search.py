@@ -398,10 +398,11 @@ def outdated(catalog: Catalog, notes: list[tuple[str, str, str]], *, today: str)
             continue
         newer = _superseding(catalog, stem, name, besides=path) \
             if stem in superseded or name.casefold() in superseded else None
-        row = catalog.conn.execute("SELECT expires FROM notes WHERE path = ?", (path,)).fetchone()
         if newer is not None:
             out[path] = f"superseded by {newer.link}"
-        elif row is not None and row[0] is not None and row[0] < today:
+            continue
+        row = catalog.conn.execute("SELECT expires FROM notes WHERE path = ?", (path,)).fetchone()
+        if row is not None and row[0] is not None and row[0] < today:
             out[path] = f"expired {row[0]}"
     return out
 

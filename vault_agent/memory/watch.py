@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..errors import Finding, VaultAgentError
 from ..vault.layout import AgentPaths, is_agent_folder
+from ..vault.reading import inode
 from .catalog import Catalog, Progress, SyncStats
 from .sources import SOURCE_FOLDERS, kind_of
 
@@ -168,7 +169,7 @@ class _Followed:
     def __init__(self, root: Path, progress: Progress | None) -> None:
         self.root = root
         self.name = root.name
-        self.ino = _inode(root)
+        self.ino = inode(root)
         self.progress = progress
         self.tracker = ChangeTracker(root, root)
         self.live = self.tracker.start()
@@ -220,7 +221,7 @@ class _Followed:
         """Why this agent cannot be followed any more, if so: its folder deleted, replaced or no longer an agent."""
         if not self.root.is_dir():
             return f"{self.root} is gone"
-        if _inode(self.root) != self.ino:
+        if inode(self.root) != self.ino:
             return f"{self.root} was replaced"
         if not is_agent_folder(self.root):
             return f"{self.root} holds no model.md or persona/ any more"
@@ -234,13 +235,6 @@ class _Followed:
     def close(self) -> None:
         self.tracker.stop()
         self.close_catalog()
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except OSError:
-        return None
 
 
 def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0.5,

@@ -101,10 +101,10 @@ class MemoryRead(BaseTool):
             raise ToolError(f"no note {args['name']!r}; find it with memory_search")
         if not _readable(ctx, found.path):
             raise ToolError(f"{found.path} is outside the read grant in tools.md")
-        past = outdated(catalog, [(found.path, found.stem, found.name)], today=_dt.date.today().isoformat())
         if found.superseded_by:
             note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n"
         else:
+            past = outdated(catalog, [(found.path, found.stem, found.name)], today=_dt.date.today().isoformat())
             note = f"(this note is {past[found.path]}: not current)\n" if found.path in past else ""
         text = page(found.text.strip(), found.path, args.get("offset", 1), 5000, PAGE_CHARS)
         return f"{note}<note path=\"{found.path}\">\n{inert(text)}\n</note>"

@@ -78,6 +78,15 @@ def _read_fd(fd: int, path: Path | str, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def inode(path: Path | str) -> int | None:
+    """The inode `path` names now (following links), None when there is none: how a process tells that a file
+    or folder it holds open was deleted or replaced."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def utf8_name(name: str) -> bool:
     """Whether a name as os gives it is UTF-8 text. Other bytes come as lone surrogates ("caf\\udce9.md"),
     which SQLite, JSON and the UTF-8 files that list notes cannot hold."""
