@@ -126,3 +126,23 @@ def test_a_date_property_is_a_date_only_when_nothing_but_a_time_follows_it() -> 
                                  "2026-10-01T09:30:00.5+02:00", dt.datetime(2026, 10, 1, 9))] == [day] * 6
     assert [as_date(v) for v in ("2026-10-01garbage", "20261001", 20261001, "31/10/2026", "next week",
                                  "2026-02-30", "2026-10-01T")] == [None] * 7
+
+
+@pytest.mark.parametrize(("yaml", "supersedes", "superseded_by"), [
+    ('supersedes: "[[rate-2026|old rate]]"\nsuperseded_by: "[[rate-2028]]"', ["rate-2026"], "rate-2028"),
+    ("supersedes: [[rate-2026]]\nsuperseded_by: [[rate-2028]]", ["rate-2026"], "rate-2028"),
+    ("supersedes:\n- rate-2025\n- '[[rate-2026]]'\nsuperseded_by: Day rate 2028", ["rate-2025", "rate-2026"],
+     "Day rate 2028"),
+    ("superseded_by: true", [], ""),
+    ("superseded_by: false", [], None),
+    ("superseded_by: null", [], None),
+    ("superseded_by: '[[rate-2027]]'", [], None),
+    ("superseded_by: Day rate 2027", [], None),
+])
+def test_link_properties_read_the_same_however_they_are_written(agent: AgentFolder, yaml: str,
+                                                                supersedes: list[str],
+                                                                superseded_by: str | None) -> None:
+    # An unquoted [[x]] is a list in a list to YAML; a note naming itself in superseded_by is not replaced.
+    (agent.paths.memory / "rate-2027.md").write_text(f"---\ntype: decision\nname: Day rate 2027\n{yaml}\n---\nx\n")
+    [note] = agent.notes.scan()
+    assert note.supersedes == supersedes and note.superseded_by == superseded_by

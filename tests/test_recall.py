@@ -65,6 +65,24 @@ def test_superseded_and_expired_notes_are_left_out(paths: AgentPaths) -> None:
     assert "old-rate" not in got and "expired" not in got
 
 
+@pytest.mark.parametrize("mark", ['"[[new-rate]]"', "[[new-rate]]", "Day rate 2027", "true"])
+def test_a_note_marked_superseded_by_itself_is_left_out_of_recall_and_the_index_view(paths: AgentPaths,
+                                                                                   mark: str) -> None:
+    # atomic-agents-stack marks the old note (`superseded_by`) instead of the new one (`supersedes`).
+    note(paths, "old-clinic", "Old clinic address", "The dentist was at Herengracht 3.", type="user",
+         extra=f"superseded_by: {mark}\nupdated: 2026-11-19\n")
+    note(paths, "self-marked", "Dentist parking", "Park by the dentist at Prinsengracht.", type="user",
+         extra="superseded_by: self-marked\nupdated: 2026-11-19\n")
+    got = [r.stem for r in recall(paths, "dentist clinic address Herengracht parking", 4000)]
+    assert "dentist" in got and "self-marked" in got
+    assert "old-clinic" not in got
+    with Catalog(paths) as cat:
+        cat.sync()
+        view = index_view(cat, 1200, work_item="dentist", today=TODAY)
+        assert "[[self-marked]]" in view and "[[old-clinic]]" not in view
+        assert "Old clinic address" not in [c["name"] for c in cat.candidates(today=TODAY.isoformat(), limit=50)]
+
+
 def test_a_vague_work_item_recalls_the_most_recent_notes(paths: AgentPaths) -> None:
     got = [r.stem for r in recall(paths, "anything?", 600)]
     assert got[0] == "rules" and got[1] == "new-rate"

@@ -46,7 +46,7 @@ from .sources import (
     stem_key,
 )
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS notes (
     updated TEXT,               -- ISO date: updated, else created
     expires TEXT,               -- ISO date
     supersedes TEXT,            -- JSON list of stems/names this note replaces
+    superseded_by TEXT,         -- the stem/name that replaced this note, by its own mark ('' names none)
     hash TEXT,                  -- sha256 of the bytes; NULL when unreadable
     summary TEXT,               -- Note.summary() as JSON; NULL when unreadable
     findings TEXT NOT NULL      -- JSON list of [level, message, fix]
@@ -89,6 +90,7 @@ CREATE INDEX IF NOT EXISTS notes_by_rank ON notes(pinned DESC, updated DESC, pat
 CREATE INDEX IF NOT EXISTS notes_by_type_rank ON notes(type, pinned DESC, updated DESC, path);
 CREATE INDEX IF NOT EXISTS notes_by_name ON notes(type, name_key);
 CREATE INDEX IF NOT EXISTS notes_superseding ON notes(path) WHERE supersedes != '[]';
+CREATE INDEX IF NOT EXISTS notes_marked ON notes(path) WHERE superseded_by IS NOT NULL;
 CREATE TABLE IF NOT EXISTS docs (
     id INTEGER PRIMARY KEY,     -- = docs_fts.rowid
     path TEXT NOT NULL,
@@ -129,6 +131,21 @@ class IndexRow:
     name: str
     type: str
     description: str
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """Which memory notes another has replaced. Recall and the INDEX view leave them out; a search or a
+    read by name still finds them, marked as not current."""
+
+    refs: frozenset[str]  # stems and names (also case-folded) that a note `supersedes`
+    marked: dict[str, str]  # path -> its own `superseded_by` (atomic-agents-stack's mark; "" names none)
+
+    def covers(self, path: str, stem: str, name: str | None) -> bool:
+        return path in self.marked or stem in self.refs or (name or "").casefold() in self.refs
+
+    def __len__(self) -> int:
+        return len(self.refs) + len(self.marked)
 
 
 def name_key(name: str) -> str:
@@ -533,7 +550,7 @@ class Catalog:
             self.conn.executemany("DELETE FROM files WHERE path = ?", gone)
             self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
                                   [(r.rel, r.kind, *r.st, r.hash) for r in reads if not r.touch_only])
-            self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   [r.note_row for r in reads if r.note_row is not None])
             self._insert_docs([(r.rel, d) for r in reads for d in (r.docs or ())])
         self._stats = None  # this connection's own commits do not move data_version
@@ -635,24 +652,25 @@ class Catalog:
             (today, limit + len(superseded)))
         out = []
         for path, stem, name, note_type, pinned, updated, summary in rows:
-            if stem in superseded or (name or "").casefold() in superseded:
+            if superseded.covers(path, stem, name):
                 continue
             out.append({"path": path, "stem": stem, "name": name, "type": note_type, "pinned": bool(pinned),
                         "updated": updated, **{k: v for k, v in json.loads(summary).items() if k == "description"}})
         return out[:limit]
 
     @heals
-    def superseded(self) -> set[str]:
-        """Stems and (casefolded) names that some note says it supersedes."""
-        out: set[str] = set()
+    def superseded(self) -> Superseded:
+        """The notes that are replaced: named by another note's `supersedes`, or marked `superseded_by`."""
+        refs: set[str] = set()
         for stem, name, raw in self.conn.execute("SELECT stem, name, supersedes FROM notes WHERE supersedes != '[]'"):
             own = {stem.casefold(), (name or "").casefold()}
             for ref in json.loads(raw):
                 if ref.casefold() in own:
                     continue  # a note cannot supersede itself: listing its own stem must not hide it from recall
-                out.add(ref)
-                out.add(ref.casefold())
-        return out
+                refs.add(ref)
+                refs.add(ref.casefold())
+        marked = dict(self.conn.execute("SELECT path, superseded_by FROM notes WHERE superseded_by IS NOT NULL"))
+        return Superseded(frozenset(refs), marked)
 
     @heals
     def find_note(self, note_type: str, name: str) -> Note | None:
@@ -689,7 +707,7 @@ class Catalog:
             "SELECT path, stem, name, summary, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
             "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path", (note_type, today))
         for path, stem, name, summary, pinned in rows:
-            if stem not in superseded and (name or "").casefold() not in superseded:
+            if not superseded.covers(path, stem, name):
                 yield path, stem, name, json.loads(summary).get("description", ""), bool(pinned)
 
     @heals
@@ -791,11 +809,11 @@ def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None, beneath: Be
 def _note_row(rel: str, note: Note | None, findings: list[Finding],
               summary: dict[str, Any] | None) -> tuple[Any, ...]:
     if note is None or summary is None:
-        return (rel, None, None, None, None, None, 0, None, None, "[]", None, None, _findings_json(findings))
+        return (rel, None, None, None, None, None, 0, None, None, "[]", None, None, None, _findings_json(findings))
     supersedes = note.supersedes
     return (rel, summary["type"], note.stem, summary["name"], name_key(summary["name"]), summary["description"],
             int(summary["pinned"]), summary["updated"] or summary["created"], summary["expires"],
-            json.dumps(supersedes, ensure_ascii=False) if supersedes else "[]", note.hash,
+            json.dumps(supersedes, ensure_ascii=False) if supersedes else "[]", note.superseded_by, note.hash,
             json.dumps({**summary, "path": rel}, ensure_ascii=False), _findings_json(findings))
 
 

@@ -197,7 +197,7 @@ def _superseded(notes: list[Note]) -> set[Path]:
         for ref in n.supersedes:
             refs.setdefault(ref.casefold(), set()).add(n.path)
     # A note listing its own stem or name does not supersede itself.
-    return {n.path for n in notes if n.meta.get("superseded_by") not in (None, "", [])
+    return {n.path for n in notes if n.superseded_by is not None
             or refs.get(n.stem.casefold(), set()) - {n.path} or refs.get(n.name.casefold(), set()) - {n.path}}
 
 

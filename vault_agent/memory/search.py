@@ -132,7 +132,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
     def live(h: Hit) -> bool:
         if h.kind not in kinds or (h.expires is not None and h.expires < today.isoformat()):
             return False
-        return not (h.kind == "memory" and (h.stem in superseded or h.name.casefold() in superseded))
+        return not (h.kind == "memory" and superseded.covers(h.path, h.stem, h.name))
 
     found = terms(query, expand=expand)
     hits = [h for h in _ranked(catalog, query, found, type=None, pool=limit * 3, today=today) if live(h)]
@@ -397,9 +397,12 @@ def outdated(catalog: Catalog, notes: list[tuple[str, str, str]], *, today: str)
         if kind_of(path) != "memory":
             continue
         newer = _superseding(catalog, stem, name, besides=path) \
-            if stem in superseded or name.casefold() in superseded else None
+            if stem in superseded.refs or name.casefold() in superseded.refs else None
         if newer is not None:
             out[path] = f"superseded by {newer.link}"
+            continue
+        if path in superseded.marked:
+            out[path] = f"superseded by [[{superseded.marked[path]}]]" if superseded.marked[path] else "superseded"
             continue
         row = catalog.conn.execute("SELECT expires FROM notes WHERE path = ?", (path,)).fetchone()
         if row is not None and row[0] is not None and row[0] < today:

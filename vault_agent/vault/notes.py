@@ -106,7 +106,19 @@ class Note:
 
     @property
     def supersedes(self) -> list[str]:
-        return [s.strip("[]").split("|")[0] for s in _str_list(self.meta.get("supersedes"))]
+        return _link_refs(self.meta.get("supersedes"))
+
+    @property
+    def superseded_by(self) -> str | None:
+        """What replaced this note, when the note says so itself (atomic-agents-stack marks the old note):
+        the replacement's stem or name, "" when the mark names none (`superseded_by: true`); None when the
+        note is not marked, or names itself (a note cannot supersede itself)."""
+        value = self.meta.get("superseded_by")
+        if value in (None, "", [], False):
+            return None
+        refs = _link_refs(value)
+        ref = refs[0] if refs else ""
+        return None if ref and ref.casefold() in {self.stem.casefold(), self.name.casefold()} else ref
 
     @property
     def confidence(self) -> Any:
@@ -203,6 +215,17 @@ def _str_list(value: Any, *, split_words: bool = False) -> list[str]:
     if split_words:
         return [t.lstrip("#") for t in re.split(r"[,\s]+", text) if t.strip("#")]
     return [text.strip()] if text.strip() else []
+
+
+def _link_refs(value: Any) -> list[str]:
+    """The stems or names a link property holds: `x`, `"[[x|label]]"`, or a list of them. YAML reads an
+    unquoted `[[x]]` as a list in a list, which counts the same."""
+    if isinstance(value, (list, tuple)):
+        return [ref for v in value for ref in _link_refs(v)]
+    if value is None or isinstance(value, bool):
+        return []
+    ref = str(value).strip().strip("[]").split("|")[0].split("#")[0].strip()
+    return [ref] if ref else []
 
 
 # --- reading ----------------------------------------------------------------
