@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
@@ -21,7 +22,7 @@ from vault_agent.testing.fakellm import FakeLLMServer, Reply
 from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.journal import parse_day
 from vault_agent.vault.layout import AgentPaths
-from vault_agent.vault.notes import read_note
+from vault_agent.vault.notes import NoteStore, NoteWrite, read_note
 
 TODAY = dt.date.today()
 TEA = ("Maya drinks green tea in the afternoon, no sugar, and never after six in the evening. She buys it loose "
@@ -431,16 +432,27 @@ def test_a_note_listing_its_own_stem_in_supersedes_is_still_recalled(tmp_path: P
         assert [c["path"] for c in cat.candidates(today=TODAY.isoformat(), limit=10)] == ["memory/vendor.md"]
 
 
-def interrupt_at_index_rewrite(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C after the merges and the archiving, just before INDEX is rewritten."""
-    def ctrl_c(self: AgentFolder, notes: object = None) -> bool:
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Ctrl-C at one point of a dream: the second merge's write, INDEX's rewrite (after the merges and the
+    archiving), the observation note (the last step), or the index sync after every step."""
+    def ctrl_c(*args: object, **kwargs: object) -> NoReturn:
         raise KeyboardInterrupt
-    monkeypatch.setattr(AgentFolder, "rewrite_index", ctrl_c)
+    if where == "second merge":
+        update, calls = NoteStore.update, []
+
+        def second_ctrl_c(self: NoteStore, *args: Any, **kwargs: Any) -> NoteWrite:
+            calls.append(1)
+            return ctrl_c() if len(calls) == 2 else update(self, *args, **kwargs)
+        monkeypatch.setattr(NoteStore, "update", second_ctrl_c)
+        return
+    owner, name = {"index rewrite": (AgentFolder, "rewrite_index"), "observation note": (AgentFolder, "save_note"),
+                   "index sync": (Catalog, "sync")}[where]
+    monkeypatch.setattr(owner, name, ctrl_c)
 
 
 def test_an_interrupted_dream_exits_130_and_is_logged_as_interrupted_with_the_steps_it_did(
         paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
-    interrupt_at_index_rewrite(monkeypatch)
+    interrupt_at(monkeypatch, "index rewrite")
     out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
     assert out.exit_code == 130 and "Traceback" not in out.output and "interrupted" in out.output
     [record] = run_records(paths)
@@ -452,10 +464,30 @@ def test_an_interrupted_dream_exits_130_and_is_logged_as_interrupted_with_the_st
         "interrupted"]
 
 
+def memory_files(paths: AgentPaths) -> dict[str, bytes]:
+    return {p.relative_to(paths.root).as_posix(): p.read_bytes() for p in paths.memory.rglob("*.md")
+            if p != paths.index_md}
+
+
+@pytest.mark.parametrize("where", ["second merge", "index rewrite", "observation note", "index sync"])
+def test_an_interrupted_dreams_record_lists_exactly_the_notes_it_wrote_and_removed_before_the_interrupt(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    with_invoices(paths)
+    before = memory_files(paths)
+    interrupt_at(monkeypatch, where)
+    assert CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"]).exit_code == 130
+    after = memory_files(paths)
+    [record] = run_records(paths)
+    written = sorted(rel for rel, data in after.items() if before.get(rel) != data)
+    assert written and sorted(record["notes_written"]) == written
+    moved = sorted(step.split()[1] for step in record["dream"] if step.startswith(("removed ", "archived ")))
+    assert moved == sorted(set(before) - set(after))
+
+
 def test_a_dream_stopped_before_rewriting_index_leaves_that_to_the_next_dream(
         paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     AgentFolder(paths.root).rewrite_index()
-    interrupt_at_index_rewrite(monkeypatch)
+    interrupt_at(monkeypatch, "index rewrite")
     vault = ["--vault", str(paths.root.parent)]
     assert CliRunner().invoke(main, [*vault, "dream", "a"]).exit_code == 130
     monkeypatch.undo()
@@ -532,6 +564,14 @@ def test_a_dream_waits_for_a_run_only_as_long_as_wait_says_and_its_busy_entry_sa
     assert record["status"] == "busy" and record["dream"] == []
     [entry] = [e for e in parse_day(paths.journal_day(TODAY).read_text()) if e.status == "busy"]
     assert "did" not in entry.fields and "agent busy" in entry.fields["problem"][0]
+
+
+def test_a_dream_with_nothing_to_do_is_logged_too(tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a"])
+    assert out.exit_code == 0 and "done: nothing to do" in out.output
+    [record] = run_records(paths)
+    assert (record["status"], record["dream"], record["notes_written"]) == ("ok", [], [])
 
 
 def test_dream_plans_once_and_shows_the_plan_it_carries_out(paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,11 @@ Commands import what they need inside their bodies so that `vault-agent
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
@@ -161,6 +164,19 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
 
 
 EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interrupted": 130}
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Inside, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so it leaves what Ctrl-C leaves."""
+    def interrupt(*_: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _agent(ctx: click.Context, name: str, *, watch: bool = False):
@@ -515,8 +531,6 @@ def schedule_resume(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def daemon(ctx: click.Context, max_concurrent: int, pause_after: int, grace_s: float) -> None:
     """Run every agent of the vault on its schedule until SIGTERM or Ctrl-C."""
-    import signal
-
     from .ops.daemon import Daemon, DaemonOptions, daemon_lock
 
     vault = _vault(ctx)
@@ -884,7 +898,6 @@ def search_cmd(ctx: click.Context, name: str, query: tuple[str, ...], note_type:
 @click.pass_context
 def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     """Keep the search index of agent NAME (default: every agent) fresh while files are edited; Ctrl-C stops."""
-    import signal
     import threading
 
     from .errors import AgentNotFound
@@ -908,11 +921,6 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
 
     roots = [vault.agent(name).root] if name else discover()
 
-    def terminate(*_: Any) -> None:
-        raise KeyboardInterrupt  # as Ctrl-C: stop now, even mid-sync; the index keeps its committed batches
-
-    signal.signal(signal.SIGTERM, terminate)
-
     def report(agent: str, stats: Any) -> None:
         if stats.added or stats.changed or stats.removed or stats.skipped:
             skipped = f", {stats.skipped} left out (see above)" if stats.skipped else ""
@@ -922,8 +930,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     new_agents = "" if name else "; agents created meanwhile are picked up"
     say(f"watching {following}{new_agents} (Ctrl-C to stop)")
     try:
-        watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
-                     discover=None if name else discover, progress_for=_IndexProgress, say=say)
+        # SIGTERM as Ctrl-C: stop now, even mid-sync; the index keeps its committed batches.
+        with _sigterm_as_ctrl_c():
+            watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
+                         discover=None if name else discover, progress_for=_IndexProgress, say=say)
     except KeyboardInterrupt:
         pass
 
@@ -947,19 +957,27 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
     from .ops.consolidate import run_dream
 
     folder = _vault(ctx).agent(name)
-    planned = dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model)
-    for line in planned.lines(folder.root, with_model=with_model):
-        click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
-    for line in planned.warnings(folder.root):
-        click.echo(f"warning: {line}", err=True)
-    if dry_run or planned.empty:
-        return
-    try:
-        result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
-                           say=lambda line: click.echo(f"warning: {line}", err=True), planned=planned)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted (the dream was logged as interrupted, with the steps it had done)", err=True)
-        sys.exit(EXIT_FOR_STATUS["interrupted"])
+
+    def show(planned: dream.DreamPlan) -> None:
+        for line in planned.lines(folder.root, with_model=with_model):
+            click.echo(f"{'plan' if dry_run else 'todo'}: {line}")
+        for line in planned.warnings(folder.root):
+            click.echo(f"warning: {line}", err=True)
+
+    # SIGTERM (a service manager, `kill`) stops a dream as Ctrl-C does: it logs what it did before.
+    with _sigterm_as_ctrl_c():
+        try:
+            if dry_run:
+                show(dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model))
+                return
+            # Planning too happens inside run_dream: a dream stopped at any point leaves its record.
+            result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
+                               say=lambda line: click.echo(f"warning: {line}", err=True), show=show)
+        except KeyboardInterrupt:
+            what = ("a dry run: nothing was changed or logged" if dry_run
+                    else "the dream was logged as interrupted, with the steps it had done")
+            click.echo(f"\ninterrupted ({what})", err=True)
+            sys.exit(EXIT_FOR_STATUS["interrupted"])
     for line in result.text.splitlines():
         click.echo(f"done: {line}")
     if result.error:

@@ -25,7 +25,7 @@ from ..errors import Finding
 from ..vault import index_md, journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note, date_findings, new_version_path, unique_folded
+from ..vault.notes import Note, NoteWrite, date_findings, new_version_path, unique_folded
 from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
@@ -79,6 +79,14 @@ class Summary:
     sources: list[str]  # journal day files, relative to the agent folder
     description: str
     body: str
+
+
+@dataclass
+class Progress:
+    """What a dream has done so far, added to as each step is on disk: an interrupted dream logs exactly this."""
+
+    steps: list[str] = field(default_factory=list)  # one line per step done, or skipped and why
+    written: list[NoteWrite] = field(default_factory=list)  # every note write, in order (conflicts too)
 
 
 @dataclass
@@ -313,19 +321,21 @@ def _journal_summary(folder: AgentFolder, notes: list[Note], today: _dt.date, da
 
 
 def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText | None = None,
-          done: list[str] | None = None) -> list[str]:
+          progress: Progress | None = None) -> list[str]:
     """Carry out the plan; returns what was done (and what was skipped because a person changed a file).
 
     `model`: what the model wrote, if it was asked: merged notes replace the
     deterministic merge, a summary is added to the observation note under its
     own heading; where it wrote nothing usable, the line done says why.
-    `done`: the list to add each step to as it is done, so an interrupted dream can still log them.
+    `progress`: where each step and note write goes as soon as it is on disk, so an interrupted dream can
+    still log them.
     """
-    done = [] if done is None else done
+    progress = Progress() if progress is None else progress
+    done = progress.steps
     root = folder.root
     model = model or ModelText()
     for number, m in enumerate(dream.merges, 1):
-        _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number), done)
+        _merge(folder, m, dream.today, tag, model.merges.get(number), model.fallbacks.get(number), progress)
     for note in dream.expired:
         target = _unique(archive_path(root, note))
         with folder.write_lock():
@@ -345,7 +355,7 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
             done.append("rewrote memory/INDEX.md")
     for note in dream.unaliased:
         if note.path in model.aliases:
-            done += _add_aliases(folder, note, model.aliases[note.path], tag)
+            _add_aliases(folder, note, model.aliases[note.path], tag, progress)
     left = [n for n in dream.unaliased if n.path not in model.aliases]
     if left:
         done.append(f"no aliases for {len(left)} note(s): "
@@ -359,6 +369,7 @@ def apply(folder: AgentFolder, dream: DreamPlan, *, tag: str, model: ModelText |
                 "tags": [OBSERVATION_TAG, "journal"], "created": dream.today, "updated": dream.today,
                 "sources": s.sources}
         result = folder.save_note(meta, body, version_tag=tag, notes=folder.notes.scan())
+        progress.written.append(result)
         missing = f" (digest only: {model.summary_missing})" if model.summary_missing else ""
         done.append(f"{result.action} observation note {_rel(result.note.path, root)}{missing}")
     return done
@@ -371,10 +382,11 @@ def _merged_aliases(keep: Note, drop: list[Note]) -> list[str]:
 
 
 def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: MergeText | None,
-           fallback: str | None, done: list[str]) -> None:
+           fallback: str | None, progress: Progress) -> None:
     """Merge one group: the model's text when it wrote a usable one (`written`), else the deterministic merge.
-    Each step goes to `done` as soon as it is on disk."""
+    Each step goes to `progress` as soon as it is on disk."""
     root = folder.root
+    done = progress.steps
     keep = m.keep
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
@@ -398,6 +410,7 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
         # Straight to the store, not save_note: two duplicates may share a type and name, and the
         # note to update is the one the plan chose. INDEX is rewritten once, after all merges.
         result = folder.notes.update(keep, meta, body, version_tag=tag)
+        progress.written.append(result)
         if result.action == "conflict":  # a person saved it this very moment: their edit stays
             done.append(f"skipped merge into {_rel(keep.path, root)}: a person edited it meanwhile")
             return
@@ -409,16 +422,19 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
             done.append(f"removed {_rel(note.path, root)} (kept as {_rel(kept_as, root)})")
 
 
-def _add_aliases(folder: AgentFolder, note: Note, aliases: list[str], tag: str) -> list[str]:
+def _add_aliases(folder: AgentFolder, note: Note, aliases: list[str], tag: str, progress: Progress) -> None:
     """Give a note the model's aliases; its body and dates stay, its previous version is kept."""
     where = _rel(note.path, folder.root)
     with folder.write_lock():
         if _changed(note):
-            return [f"skipped aliases for {where}: changed since the plan was made"]
+            progress.steps.append(f"skipped aliases for {where}: changed since the plan was made")
+            return
         result = folder.notes.update(note, {"aliases": aliases}, note.body, version_tag=tag)
+        progress.written.append(result)
     if result.action == "conflict":
-        return [f"skipped aliases for {where}: a person edited it meanwhile"]
-    return [f"added aliases to {where}: {', '.join(aliases)}"]
+        progress.steps.append(f"skipped aliases for {where}: a person edited it meanwhile")
+    else:
+        progress.steps.append(f"added aliases to {where}: {', '.join(aliases)}")
 
 
 def _changed(note: Note) -> bool:

@@ -11,7 +11,6 @@ record names that run instead of counting its spend a second time.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from ..errors import AgentBusy, VaultAgentError
@@ -19,41 +18,41 @@ from ..memory import dream, dream_model
 from ..memory.catalog import Catalog
 from ..runner import Agent, NoteCaptured, RunResult
 from ..vault import runlog
-from ..vault.notes import read_note
 
 WORK_ITEM = "consolidate memory (dream)"
 
 
 def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY_DAYS, with_model: bool = False,
               lock_timeout_s: float = 30.0, say: Callable[[str], None] | None = None,
-              planned: dream.DreamPlan | None = None) -> RunResult:
+              show: Callable[[dream.DreamPlan], None] | None = None) -> RunResult:
     """Consolidate the agent's memory now and log it as a run; never raises for a user problem.
 
-    `planned`: the plan the caller already made and showed (`dream.plan` with the same `days` and
-    `aliases=with_model`), so a large memory is not read and compared twice.
+    `show`: called with the plan once it is made, before anything is changed (the CLI prints it).
 
-    KeyboardInterrupt (Ctrl-C, or the daemon stopping past its grace period) is logged as `interrupted`, with
-    the steps done before it, and raised again.
+    KeyboardInterrupt (Ctrl-C, or the daemon stopping past its grace period) at any point, planning
+    included, is logged as `interrupted`, with the steps done and notes written before it, and raised again.
     """
     folder = agent.folder
     started = runlog.now_ts()
     run_id = runlog.new_run_id(started)
     status, error = "ok", None
-    done: list[str] = []
-    written: list[NoteCaptured] = []
+    progress = dream.Progress()
     extra: dict[str, object] = {}
 
     def record() -> RunResult:
         # A dream that did not get to run (busy, error) did nothing: its journal entry, like a run's, says why
         # under Problem only.
+        done = progress.steps
         idle = "nothing to do" if status == "ok" else ""
         return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
-                            text="\n".join(done) or idle, error=error, cost_usd=0.0, captures=written,
-                            did="; ".join(done) or idle, extra={**extra, "dream": done})
+                            text="\n".join(done) or idle, error=error, cost_usd=0.0,
+                            captures=_captured(agent, progress), did="; ".join(done) or idle,
+                            extra={**extra, "dream": done})
 
     try:
-        if planned is None:
-            planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+        if show is not None:
+            show(planned)
         if planned.problems:
             extra["warnings"] = planned.warnings(folder.root)
         model = None
@@ -65,10 +64,9 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
             model = _model_text(agent, planned, answer, say)
         if not planned.empty:
             with folder.run_lock(timeout=lock_timeout_s, run_id=run_id):
-                dream.apply(folder, planned, tag=run_id, model=model, done=done)
+                dream.apply(folder, planned, tag=run_id, model=model, progress=progress)
             with Catalog(folder.paths) as catalog:
                 catalog.sync()
-            written = _notes_written(agent, planned, model)
     except AgentBusy as exc:
         status, error = "busy", exc.one_line()
     except VaultAgentError as exc:
@@ -92,21 +90,9 @@ def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,
     return dream_model.not_written(planned, why)
 
 
-def _notes_written(agent: Agent, planned: dream.DreamPlan, model: dream.ModelText | None) -> list[NoteCaptured]:
-    """The notes the dream left written: each merge's kept note, notes given aliases, and the observation note."""
+def _captured(agent: Agent, progress: dream.Progress) -> list[NoteCaptured]:
+    """The notes the dream wrote so far, as a run's captures: each merge's kept note, notes given aliases and
+    the observation note; not a write a person's edit won over (the journal entry would name it too)."""
     root = agent.folder.root
-    given = [n for n in planned.unaliased if model and n.path in model.aliases
-             and _aliases_now(n.path) == model.aliases[n.path]]  # not skipped for a person's edit
-    out = [NoteCaptured(n.type, n.name, n.path.relative_to(root).as_posix(), "updated", "dream")
-           for n in [*(m.keep for m in planned.merges if m.keep.path.exists()), *given]]
-    if planned.summary is not None:
-        note = agent.folder.notes.find("reference", planned.summary.name)
-        if note is not None:
-            out.append(NoteCaptured("reference", note.name, note.path.relative_to(root).as_posix(), "created",
-                                    "dream"))
-    return out
-
-
-def _aliases_now(path: Path) -> list[str] | None:
-    note, _ = read_note(path)  # an unreadable or missing file comes back as None
-    return note.aliases if note is not None else None
+    return [NoteCaptured(w.note.type, w.note.name, w.note.path.relative_to(root).as_posix(), w.action, "dream")
+            for w in progress.written if w.action in ("created", "updated")]
