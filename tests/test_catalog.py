@@ -155,7 +155,7 @@ def test_a_vault_agent_file_instead_of_a_folder_is_one_line_saying_to_move_it_as
     with pytest.raises(StorageError) as raised:
         Catalog(paths)
     assert raised.value.one_line() == f"{paths.state}: not a folder (fix: move this file aside: vault-agent makes " \
-                                      "the folder anew and keeps its index in it)"
+                                      "the folder anew and keeps its index and locks in it)"
 
 
 def test_a_sync_after_its_agent_folder_was_deleted_does_not_bring_the_folder_back(paths: AgentPaths) -> None:

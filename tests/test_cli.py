@@ -70,6 +70,22 @@ def test_unknown_agent_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_run_whose_vault_agent_is_a_file_is_one_line_saying_to_move_it_aside(tmp_path: Path) -> None:
+    import shutil
+
+    vault = tmp_path / "vault"
+    assert cli("init", "helper", vault=vault).returncode == 0
+    state = vault / "helper" / ".vault-agent"
+    shutil.rmtree(state)
+    state.write_text("a person's file")
+    result = cli("run", "helper", "-m", "hello", vault=vault, env={"ANTHROPIC_API_KEY": "x"})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {state}: not a folder (fix: move this file aside: vault-agent makes the " \
+                            "folder anew and keeps its index and locks in it)\n"
+    assert state.read_text() == "a person's file"
+    # The log's appends need the write lock that folder holds: the run stops before it starts, without a record.
+    assert not list((vault / "helper" / "log").rglob("*.jsonl"))
+
 def test_doctor_reports_a_malformed_model_md_with_file_and_fix(tmp_path: Path) -> None:
     vault = tmp_path / "vault"
     cli("init", "helper", vault=vault)

@@ -341,6 +341,38 @@ def test_a_sync_that_failed_keeps_its_edits_and_is_retried_without_another_edit(
         watcher.join(5)
 
 
+# Holds the write lock of the index given as argument, as a long `vault-agent run` or `dream` can, until stdin closes.
+_HOLD_INDEX = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_agent_whose_sync_waits_on_its_index_lock_holds_back_no_other(tmp_path: Path) -> None:
+    one, two = agent(tmp_path, "one"), agent(tmp_path, "two")
+    watcher, stop, said, syncs = watching([one.root, two.root])
+    try:
+        assert eventually(lambda: len(syncs) == 2)  # both first syncs
+        # Leaving the block closes the holder's stdin: it ends, and its lock with it.
+        with subprocess.Popen([sys.executable, "-c", _HOLD_INDEX, str(one.state / "index.db")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            note(one, "kiwi", "Kiwi", "kiwi fruit")
+            time.sleep(1.0)  # the edit has settled: one's sync now waits on the lock, for up to 30 s
+            note(two, "fig", "Fig", "fig jam")
+            assert eventually(lambda: "memory/fig.md" in indexed_ro(two), timeout_s=5)
+            assert "memory/kiwi.md" not in indexed_ro(one)  # still waiting meanwhile
+        assert eventually(lambda: "memory/kiwi.md" in indexed_ro(one))  # the wait ends in a sync, not a failure
+        assert not [line for line in said if "failed" in line], said
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert not watcher.is_alive()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("vault-agent-watch-")]
+
 def test_a_long_lived_agent_whose_sync_failed_syncs_the_same_edits_next_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
@@ -481,11 +513,12 @@ def test_sigterm_stops_watch_during_a_first_index_keeping_its_committed_batches(
     watch = Watch(tmp_path)
     try:
         assert eventually(lambda: len(indexed_ro(big)) > 0, timeout_s=30)
+        # Synced by a worker of its own, the small agent did not wait for the big one's first index.
+        assert eventually(lambda: indexed_ro(small) == {"memory/one.md"}) and len(indexed_ro(big)) < 6000
     finally:
         code = watch.stop()
     assert code == 0, watch.err
     done = indexed_ro(big)
     assert 0 < len(done) < 6000 and len(done) % 500 == 0  # whole batches, and no more after the signal
-    assert not (small.state / "index.db").exists()  # the next agent is not started
     with closing(sqlite3.connect(f"{(big.state / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from ..errors import Finding, IndexDamaged, StorageError
 from ..vault.atomic import content_hash
-from ..vault.layout import AgentPaths
+from ..vault.layout import AgentPaths, state_not_a_folder
 from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
 from ..vault.reading import Beneath, inode, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
@@ -206,9 +206,9 @@ def _index_error(db_path: Path, exc: OSError | sqlite3.Error) -> StorageError:
     if not db_path.parent.parent.is_dir():
         return StorageError("the agent folder is gone", path=db_path.parent.parent,
                             fix="restore the folder, or stop what still uses the agent")
-    if db_path.parent.exists() and not db_path.parent.is_dir():
-        return StorageError("not a folder", path=db_path.parent,
-                            fix="move this file aside: vault-agent makes the folder anew and keeps its index in it")
+    misplaced = state_not_a_folder(db_path.parent)
+    if misplaced is not None:
+        return misplaced
     if _damaged(exc):
         return IndexDamaged(f"the search index is damaged ({_reason(exc)})", path=db_path,
                             fix=f"run: vault-agent index {agent} --rebuild")

@@ -160,29 +160,74 @@ def _halt(observer: Any) -> None:
 MAX_WAIT_S = 5.0  # the longest a change waits for its sync while edits go on
 POLL_S = 2.0  # how often agents are looked for, and synced in full where the OS reports no changes
 RETRY_S = 2.0  # how long after a failed sync it is tried again
+TICK_S = 0.05  # how often a worker looks whether its agent's edits have settled
+
+
+class _Ended(BaseException):
+    """Raised between two batches of a sync whose watch has ended. Not an Exception: the handler of failed
+    syncs must not take it for one."""
 
 
 class _Followed:
-    """One watched agent: its change tracker, its index (None until opened, and after a failure) and what
-    was last said about it."""
+    """One watched agent, synced by a worker thread of its own: a sync that waits on this agent's index lock,
+    or is long, holds back no other agent. Also its change tracker, its index (None until opened, and after
+    a failure) and what was last said about it. The worker starts with the object."""
 
-    def __init__(self, root: Path, progress: Progress | None) -> None:
+    def __init__(self, root: Path, progress: Progress | None, quiet_s: float, say: Callable[[str], None],
+                 on_sync: Callable[[str, SyncStats], None] | None) -> None:
         self.root = root
         self.name = root.name
         self.ino = inode(root)
         self.progress = progress
+        self.quiet_s = quiet_s
+        self.say = say
+        self.on_sync = on_sync
         self.tracker = ChangeTracker(root, root)
-        self.live = self.tracker.start()
+        self.live = False  # whether the OS reports this agent's changes (the worker starts the tracker)
         self.catalog: Catalog | None = None
         self.failure: str | None = None  # the one-line reason the last sync failed, until one works
         self.retry_at = 0.0
         self.shown: set[tuple[str, str, str]] = set()  # findings already printed
+        self.ended = threading.Event()
+        # A daemon: should a sync sit out SQLite's busy timeout at the end, a second Ctrl-C still ends the process.
+        self.worker = threading.Thread(target=self._work, name=f"vault-agent-watch-{self.name}", daemon=True)
+        self.worker.start()
 
-    def sync(self, only: set[str] | None, say: Callable[[str], None],
-             on_sync: Callable[[str, SyncStats], None] | None) -> None:
+    def _work(self) -> None:
+        """A full sync, then one each time the edits settle, until `ended`. The tracker and the index are
+        closed here, by the one thread that uses them."""
+        try:
+            self.live = self.tracker.start()
+            self.sync(None)
+            polled = time.monotonic()
+            while not self.ended.wait(TICK_S):
+                now = time.monotonic()
+                # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
+                poll = not self.live and now - polled >= POLL_S
+                if poll:
+                    polled = now
+                if self.failure is not None:
+                    due = now >= self.retry_at
+                else:
+                    due = self.tracker.settled(self.quiet_s, MAX_WAIT_S) or poll
+                if due:
+                    self.sync(self.tracker.take())
+        except _Ended:
+            pass  # the index keeps the batches committed so far
+        finally:
+            self.close()
+
+    def _progress(self, done: int, total: int) -> None:
+        """Catalog's progress callback, called between two batches of a long sync: where an ended watch stops it."""
+        if self.ended.is_set():
+            raise _Ended
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def sync(self, only: set[str] | None) -> None:
         try:
             if self.catalog is None:
-                self.catalog = Catalog(AgentPaths(self.root), progress=self.progress)
+                self.catalog = Catalog(AgentPaths(self.root), progress=self._progress)
             stats = self.catalog.sync(only)
             findings = self.catalog.findings() if self._wrote(stats) else None
         except Exception as exc:  # a locked or full disk must not end the watcher, nor lose the edits
@@ -191,29 +236,29 @@ class _Followed:
             reason = exc.one_line() if isinstance(exc, VaultAgentError) else \
                 f"{self.root / '.vault-agent' / 'index.db'}: {type(exc).__name__}: {exc}"
             if reason != self.failure and self.gone() is None:  # else it is dropped, with one line why
-                say(f"[{self.name}] sync failed, retrying every {RETRY_S:g} s: {reason}")
+                self.say(f"[{self.name}] sync failed, retrying every {RETRY_S:g} s: {reason}")
             self.failure, self.retry_at = reason, time.monotonic() + RETRY_S
             return
         if self.failure is not None:
-            say(f"[{self.name}] sync works again")
+            self.say(f"[{self.name}] sync works again")
             self.failure = None
         if findings is not None:
-            self._show(findings, only, say)
-        if on_sync is not None:
-            on_sync(self.name, stats)
+            self._show(findings, only)
+        if self.on_sync is not None:
+            self.on_sync(self.name, stats)
 
     @staticmethod
     def _wrote(stats: SyncStats) -> bool:
         return bool(stats.added or stats.changed or stats.removed or stats.skipped)
 
-    def _show(self, findings: list[Finding], only: set[str] | None, say: Callable[[str], None]) -> None:
+    def _show(self, findings: list[Finding], only: set[str] | None) -> None:
         """Print each finding once: when it first shows, and again when its file changed and still has it."""
         shown: set[tuple[str, str, str]] = set()
         for f in findings:
             rel = f.path.relative_to(self.root).as_posix() if f.path is not None else ""
             key = (rel, f.level, f.message)
             if key not in self.shown or (only is not None and rel in only):
-                say(f.one_line())
+                self.say(f.one_line())
             shown.add(key)
         self.shown = shown
 
@@ -255,47 +300,39 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
     `roots`); an agent whose folder is deleted or replaced is dropped and
     followed again when it is back. `progress_for(agent)`: the Catalog
     progress callback for that agent's syncs.
+
+    Each agent is synced by a thread of its own, which calls these callbacks:
+    one waiting on its index lock (up to 30 s) or busy with a first index
+    holds back no other. Once `stop` is set (or Ctrl-C), each finishes the
+    batch it is writing, and all have ended when this returns.
     """
     tell: Callable[[str], None] = say if say is not None else lambda line: None
     watched: dict[Path, _Followed] = {}
+    dropped: list[_Followed] = []  # ended, and maybe still finishing a sync: joined before returning
 
-    def look() -> None:
+    def look(announce: bool) -> None:
         for root, followed in list(watched.items()):
             why = followed.gone()
             if why is not None:
                 del watched[root]
-                followed.close()
+                followed.ended.set()
+                dropped.append(followed)
                 tell(f"[{root.name}] stopped watching: {why} (watched again once it is back)")
+        dropped[:] = [followed for followed in dropped if followed.worker.is_alive()]
         for root in discover() if discover is not None else roots:
             if root not in watched and is_agent_folder(root):
                 if announce:
                     tell(f"[{root.name}] now watching")
-                followed = watched[root] = _Followed(root, progress_for(root.name) if progress_for else None)
-                followed.sync(None, tell, on_sync)
-                if stop.is_set():
-                    return
+                watched[root] = _Followed(root, progress_for(root.name) if progress_for else None, quiet_s, tell,
+                                          on_sync)
 
-    announce = False
     try:
-        look()
-        announce = True
-        polled = time.monotonic()
-        while not stop.wait(0.05):
-            # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
-            now = time.monotonic()
-            poll = now - polled >= POLL_S
-            for followed in list(watched.values()):
-                if stop.is_set():
-                    return
-                if followed.failure is not None:
-                    due = now >= followed.retry_at
-                else:
-                    due = followed.tracker.settled(quiet_s, MAX_WAIT_S) or (poll and not followed.live)
-                if due:
-                    followed.sync(followed.tracker.take(), tell, on_sync)
-            if poll:
-                look()
-                polled = time.monotonic()
+        look(announce=False)
+        while not stop.wait(POLL_S):
+            look(announce=True)
     finally:
-        for followed in watched.values():
-            followed.close()
+        followers = [*watched.values(), *dropped]
+        for followed in followers:
+            followed.ended.set()  # all at once: each worker finishes its batch, none waits on another
+        for followed in followers:
+            followed.worker.join()

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import Finding, InvalidAgentName
+from ..errors import Finding, InvalidAgentName, StorageError
 
 ENV_HOME = "VAULT_AGENT_HOME"
 DEFAULT_HOME = "~/vault-agents"
@@ -56,6 +56,16 @@ def misnamed_agent(path: Path) -> Finding | None:
 
 def is_agent_folder(path: Path) -> bool:
     return path.is_dir() and ((path / "model.md").is_file() or (path / "persona").is_dir())
+
+
+def state_not_a_folder(state: Path) -> StorageError | None:
+    """The one-line error when an agent's .vault-agent is a file (or anything but a folder), else None: neither
+    its index nor its locks can be made then, and saying "cannot create the lock file" would point elsewhere."""
+    if state.exists() and not state.is_dir():
+        return StorageError("not a folder", path=state,
+                            fix="move this file aside: vault-agent makes the folder anew and keeps its index and "
+                                "locks in it")
+    return None
 
 
 @dataclass(frozen=True)

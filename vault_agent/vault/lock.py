@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import AgentBusy, StorageError
 from .atomic import atomic_write, read_state
+from .layout import state_not_a_folder
 
 WRITE_LOCK_TIMEOUT_S = 60.0
 
@@ -76,8 +77,9 @@ def _lock(path: Path, timeout: float) -> FileLock:
 
 
 def _unlockable(path: Path, exc: OSError) -> StorageError:
-    return StorageError(f"cannot create the lock file ({exc.strerror or exc})", path=path,
-                        fix="make the agent's .vault-agent/ folder writable (and free disk space if it is full)")
+    return state_not_a_folder(path.parent) or \
+        StorageError(f"cannot create the lock file ({exc.strerror or exc})", path=path,
+                     fix="make the agent's .vault-agent/ folder writable (and free disk space if it is full)")
 
 
 def is_locked(path: Path) -> bool:
