@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from memory_helpers import damage
+from memory_helpers import damage, note
 
 from vault_agent.memory.catalog import Catalog
 from vault_agent.memory.search import search
@@ -418,6 +418,22 @@ def test_an_index_from_an_older_schema_is_rebuilt(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         assert cat.sync().added == 1
         assert [n for _, _, _, n in docs(cat)] == ["A"]
+
+
+def test_an_index_of_schema_9_whose_runs_of_japanese_letters_are_whole_words_is_rebuilt(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    note(paths, "tdw", "tdw", "東京デザイン週間のブース")
+    with monkeypatch.context() as old:  # indexed as schema 9 did: the run as given, one word to unicode61
+        old.setattr(catalog, "SCHEMA_VERSION", 9)
+        old.setattr(catalog, "index_text", lambda text: text)
+        with Catalog(paths) as cat:
+            cat.sync()
+            assert search(cat, "デザイン") == []
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 1
+        assert [h.stem for h in search(cat, "デザイン")] == ["tdw"]
 
 
 def test_a_folder_judged_once_indexes_exactly_the_files_kind_of_would() -> None:

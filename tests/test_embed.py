@@ -86,6 +86,16 @@ def test_index_embed_stores_vectors_once_per_text(paths: AgentPaths) -> None:
     assert "embedded 1 document(s)" in again.output  # only the changed text
 
 
+def test_a_note_is_embedded_as_written_not_as_the_search_index_holds_it(paths: AgentPaths) -> None:
+    from vault_agent.memory.embed import embed_missing
+
+    note(paths, "tdw", "Tokyo", "東京デザイン週間のブース, Hauptstraße 5", description="Booth")
+    with Catalog(paths) as cat:
+        cat.sync()
+        embed_missing(cat, embedder_for(paths, env={}))
+    assert "Tokyo\nBooth\n東京デザイン週間のブース, Hauptstraße 5\n" in [t for r in _Handler.requests for t in r["input"]]
+
+
 def test_semantic_recall_finds_a_paraphrase_that_bm25_misses(paths: AgentPaths) -> None:
     today = dt.date(2026, 11, 20)
     with Catalog(paths) as cat:

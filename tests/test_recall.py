@@ -83,6 +83,12 @@ def test_a_note_marked_superseded_by_itself_is_left_out_of_recall_and_the_index_
         assert "Old clinic address" not in [c["name"] for c in cat.candidates(today=TODAY.isoformat(), limit=50)]
 
 
+def test_a_japanese_note_is_recalled_by_a_word_inside_a_run_and_shown_as_written(paths: AgentPaths) -> None:
+    note(paths, "tdw", "Tokyo Design Week", "東京デザイン週間のブースは三階。")
+    got = recall(paths, "デザイン ブース", 2000)
+    assert got[1].stem == "tdw" and "東京デザイン週間のブースは三階。" in got[1].text  # after the pinned note
+
+
 def test_a_vague_work_item_recalls_the_most_recent_notes(paths: AgentPaths) -> None:
     got = [r.stem for r in recall(paths, "anything?", 600)]
     assert got[0] == "rules" and got[1] == "new-rate"

@@ -34,7 +34,7 @@ from ..vault.layout import AgentPaths, state_not_a_folder
 from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
 from ..vault.reading import Beneath, inode, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
-from .related import TOKENIZE
+from .related import TOKENIZE, index_text
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -46,7 +46,7 @@ from .sources import (
     stem_key,
 )
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
@@ -57,8 +57,10 @@ OPTIMIZE_AFTER = 20_000
 UNREAD = -1
 _RANKINGS_MAX = 1024  # single-term rankings kept (term_ranking): at most ~120 rows each
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
+# The indexed columns hold the text as related.index_text prepares it (runs of Chinese, Japanese, Korean or
+# Thai letters as overlapping pairs, "ß" as "ss"); `original` the body as written when that differs, else NULL.
 _FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
-    name, description, tags, body, type, links, dates,
+    name, description, tags, body, type, links, dates, original UNINDEXED,
     tokenize = "{TOKENIZE}"
 )"""
 _SCHEMA = f"""
@@ -110,6 +112,8 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE INDEX IF NOT EXISTS docs_by_path ON docs(path);
 CREATE INDEX IF NOT EXISTS docs_by_stem ON docs(stem_key);
 {_FTS_TABLE};
+-- The body as written, for whatever shows or embeds it (docs keeps the name and description as written).
+CREATE VIEW IF NOT EXISTS docs_text(id, body) AS SELECT rowid, coalesce(original, body) FROM docs_fts;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,       -- 'files': _digest of the stats the files table was last synced to in full
     value TEXT NOT NULL
@@ -566,10 +570,12 @@ class Catalog:
             rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, stem_key(d.stem), d.name, d.description,
                          int(d.pinned), d.updated, d.expires,
                          json.dumps(d.links, ensure_ascii=False) if d.links else "[]", digest))
-            fts.append((i, d.name, d.description, " ".join(d.tags + d.aliases), d.body, d.type,
-                        " ".join(d.links), " ".join(d.dates)))
+            indexed = [index_text(text) for text in (d.name, d.description, " ".join(d.tags + d.aliases), d.body,
+                                                      d.type, " ".join(d.links), " ".join(d.dates))]
+            fts.append((i, *indexed, d.body if indexed[3] != d.body else None))
         self.conn.executemany("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        self.conn.executemany(f"INSERT INTO docs_fts(rowid, {', '.join(FTS_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)", fts)
+        self.conn.executemany(f"INSERT INTO docs_fts(rowid, {', '.join(FTS_COLUMNS)}, original) "
+                              "VALUES (?,?,?,?,?,?,?,?,?)", fts)
 
     def _version(self) -> int:
         return self.conn.execute("PRAGMA data_version").fetchone()[0]

@@ -154,7 +154,7 @@ def embed_missing(catalog: Catalog, embedder: Embedder, *, batch: int = 32) -> i
     """Embed every document whose text has no vector for this model yet; returns how many were embedded."""
     np = _numpy()
     rows = catalog.conn.execute(
-        "SELECT d.hash, d.name, d.description, f.body FROM docs d JOIN docs_fts f ON f.rowid = d.id "
+        "SELECT d.hash, d.name, d.description, t.body FROM docs d JOIN docs_text t ON t.id = d.id "
         "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = d.hash) GROUP BY d.hash",
         (embedder.model,)).fetchall()
     done = 0

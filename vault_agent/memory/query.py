@@ -9,10 +9,9 @@ Related terms count for less than the question's own words (search.py).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from .related import related, stems, words
+from .related import PAIRED, phrase, related, stems, words
 
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below
@@ -31,7 +30,6 @@ give gives giving gave given keep keeps keeping kept happen happens happened usu
 MAX_RELATED_PER_WORD = 8
 RELATED_WEIGHT = 0.7
 PREFIX_MIN_STEM = 5  # shorter stems as prefixes match too much ("car" -> "career")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
 @dataclass(frozen=True)
@@ -42,14 +40,15 @@ class Term:
     prefix: bool = False  # also match longer words starting with its stem ("baker" -> "bakery")
 
     def fts(self) -> str:
-        """The term as an FTS5 string; CJK runs are one token in unicode61, so they match as a prefix."""
-        quoted = '"' + self.text.replace('"', '""') + '"'
-        return quoted + "*" if self.prefix or _CJK.search(self.text) else quoted
+        """The term as an FTS5 string: the phrase of the tokens the index holds for it (related.phrase)."""
+        tokens, open_end = phrase(self.text)
+        quoted = '"' + tokens.replace('"', '""') + '"'
+        return quoted + "*" if self.prefix or open_end else quoted
 
 
 def terms(query: str, *, expand: bool = True) -> list[Term]:
     """The question's content words (weight 1), then their related terms (lower weight), one per stem."""
-    candidates = [w for w in words(query) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _CJK.search(w))]
+    candidates = [w for w in words(query) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or PAIRED.search(w))]
     seen: set[str] = set()
     own: list[tuple[Term, str]] = []
     for w, k in zip(candidates, stems(candidates)):

@@ -165,7 +165,7 @@ class SearchRecaller:
             return None
         # The index holds each document's text as of this run's sync: no file is opened here.
         row = self.catalog.conn.execute(
-            "SELECT d.stem, d.name, d.type, f.body FROM docs d JOIN docs_fts f ON f.rowid = d.id "
+            "SELECT d.stem, d.name, d.type, t.body FROM docs d JOIN docs_text t ON t.id = d.id "
             "WHERE d.path = ? AND d.anchor = '' LIMIT 1", (rel,)).fetchone()
         return (rel, *row) if row else None
 

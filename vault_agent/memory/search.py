@@ -302,8 +302,8 @@ def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
         return
     prefixes = tuple(s for s in stems([t.text for t in found]) if s)
     ids = ",".join(str(h.doc_id) for h in hits)
-    texts = dict(catalog.conn.execute(
-        f"SELECT rowid, name || ' — ' || description || ' ' || body FROM docs_fts WHERE rowid IN ({ids})"))
+    texts = dict(catalog.conn.execute(f"SELECT d.id, d.name || ' — ' || d.description || ' ' || t.body "
+                                      f"FROM docs d JOIN docs_text t ON t.id = d.id WHERE d.id IN ({ids})"))
 
     def matches(word: str) -> bool:
         return bool(prefixes) and fold(word.strip(_PUNCT)).startswith(prefixes)
