@@ -106,14 +106,15 @@ def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
 
 def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_bracketed(paths: AgentPaths) -> None:
     filler = " ".join(f"w{i}" for i in range(40))
-    note(paths, "boiler", "Zorblat", f"{filler} the Boiler, serviced in May; boilers last long. {filler}",
+    note(paths, "boiler", "Zorblat", f"{filler} the Boiler, serviced in May; boilers last long (boilers). {filler}",
          description="Zorblat")
     with Catalog(paths) as cat:
         cat.sync()
         [hit] = search(cat, "boiler", limit=1, today=TODAY)
     # "Zorblat — Zorblat" (name and description come first), 40 filler words, "the": the first match is the 45th word;
     # the window starts six words before it and holds 18.
-    assert hit.snippet == "…w35 w36 w37 w38 w39 the [Boiler,] serviced in May; [boilers] last long. w0 w1 w2 w3 w4…"
+    assert hit.snippet == ("…w35 w36 w37 w38 w39 the [Boiler], serviced in May; [boilers] last long ([boilers]). w0 w1 "
+                           "w2 w3…")
 
 
 def test_a_snippet_stays_short_around_a_base64_image_or_text_without_spaces_and_keeps_its_match(

@@ -319,12 +319,19 @@ def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
             room = min(left, LEAD_CHARS) if i < first else left
             if len(word) > room:
                 word = word[:max(0, room - 3)] + "…"
-            window.append(f"[{word}]" if matches(word) else word)
+            window.append(_bracketed(word) if matches(word) else word)
             left -= len(window[-1]) + 1
             if left <= 3:
                 break
         more = start + len(window) < len(tokens) and not window[-1].rstrip("]").endswith("…")
         hit.snippet = ("…" if start else "") + " ".join(window) + ("…" if more else "")
+
+
+def _bracketed(word: str) -> str:
+    """`(boiler,` -> `([boiler],`: the mark goes round the word, not the punctuation stuck to it."""
+    core = word.strip(_PUNCT)
+    at = word.find(core)
+    return f"{word[:at]}[{core}]{word[at + len(core):]}"
 
 
 # --- reading by reference ------------------------------------------------------
