@@ -12,7 +12,7 @@ from memory_helpers import agent, journal_entry, note, page
 
 from vault_agent.cli import main
 from vault_agent.memory.catalog import Catalog
-from vault_agent.memory.search import read_note_by_ref, search
+from vault_agent.memory.search import read_note_by_ref, relevant, search
 from vault_agent.vault.layout import AgentPaths
 
 TODAY = dt.date(2026, 11, 20)
@@ -416,3 +416,20 @@ def test_a_questions_words_are_the_words_the_index_stored_in_any_script(paths: A
             "ORDER BY offset")]
     # Runs of Chinese, Japanese, Korean or Thai letters are stored as pairs (related.index_text): so is a question's word.
     assert related.stems([t for w in related.words(text) for t in related.index_text(w).split()]) == stored
+
+
+@pytest.mark.parametrize(("body", "other", "question"), [
+    ("東京デザイン週間のブースを予約した", "駅前のデザート店", "デザイン週間のブースの準備をしてください"),
+    ("我们下周在北京开会讨论预算", "讨论会开始于北方", "请准备北京开会的预算表"),
+    ("서울디자인위크에서부스를예약했다", "디자이너채용", "디자인위크부스준비"),
+], ids=["japanese", "chinese", "korean"])
+def test_a_question_written_as_one_run_without_spaces_finds_the_note_sharing_most_of_its_words(
+        paths: AgentPaths, body: str, other: str, question: str) -> None:
+    # The whole question is one run of letters that no note holds: its pairs are searched instead.
+    note(paths, "meant", "meant", body)
+    note(paths, "other", "other", other)
+    with Catalog(paths) as cat:
+        cat.sync()
+        found = [h.stem for h in search(cat, question, today=TODAY)]
+        recalled = [h.stem for h in relevant(cat, question, today=TODAY)]
+    assert found[0] == "meant" and recalled[0] == "meant"

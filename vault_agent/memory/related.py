@@ -187,6 +187,13 @@ def _pairs(run: re.Match[str]) -> str:
     return " " + " ".join(chars[i:i + 2] for i in range(len(chars))) + " "
 
 
+def run_pairs(word: str) -> list[str]:
+    """The overlapping pairs of a word that is a run of three or more _PAIRED letters, else []."""
+    if len(word) < 3 or not _RUN.fullmatch(word):
+        return []
+    return [word[i:i + 2] for i in range(len(word) - 1)]
+
+
 def phrase(word: str) -> tuple[str, bool]:
     """The word as the phrase of index tokens it is matched as (index_text), and whether its last token is
     matched as a prefix.

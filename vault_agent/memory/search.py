@@ -35,7 +35,7 @@ from ..vault.reading import read_inside
 from .catalog import Catalog, SearchStats, heals, name_key
 from .embed import rrf
 from .query import Term, terms
-from .related import fold, stems, token_stems, words
+from .related import fold, run_pairs, stems, token_stems, words
 from .sources import KINDS, kind_of, stem_key
 
 # name, description, tags, body, type, links, dates (catalog.FTS_COLUMNS)
@@ -178,6 +178,7 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     if not found:
         return []
     stats = catalog.search_stats()
+    found = _sentences_as_pairs(stats, found)
     absent = {t.text for t in found if t.weight == 1.0 and not stats.document_frequency(t.fts(), MATCH_BUDGET)}
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
     total = stats.document_count()
@@ -220,6 +221,24 @@ def _concept_stems(found: list[Term]) -> list[set[str]]:
         if t.source in by_word:
             by_word[t.source] |= s
     return [by_word[t.text] for t in own] or [set()]
+
+
+def _sentences_as_pairs(stats: SearchStats, found: list[Term]) -> list[Term]:
+    """The terms, with a question's run of CJK or Thai letters that no document holds taken for a sentence
+    (those scripts are written without spaces: "デザイン週間のブースを準備して" is one run), whose
+    overlapping pairs then count as its words, each scored on its own as in a bigram search engine. A run
+    that some document holds stays one word, matched as its phrase: "デザイン" never finds "デザート"."""
+    out: list[Term] = []
+    seen = {t.text for t in found}
+    for term in found:
+        pairs = run_pairs(term.text) if term.weight == 1.0 else []
+        if pairs and not stats.document_frequency(term.fts(), MATCH_BUDGET):
+            fresh = [p for p in dict.fromkeys(pairs) if p not in seen]
+            seen.update(fresh)
+            out.extend(Term(p, 1.0) for p in fresh)
+        else:
+            out.append(term)
+    return out
 
 
 def _affordable(stats: SearchStats, found: list[Term]) -> list[tuple[str, Term, int]]:
