@@ -166,17 +166,27 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
 EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interrupted": 130}
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM as Ctrl-C's exception: whatever logs an interrupted run logs it, and chat, which goes on after
+    Ctrl-C, can tell that it must stop."""
+
+
 @contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """Inside, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so it leaves what Ctrl-C leaves."""
     def interrupt(*_: Any) -> NoReturn:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _run_interrupted() -> NoReturn:
+    click.echo("\ninterrupted (the run was logged as interrupted)", err=True)
+    sys.exit(EXIT_FOR_STATUS["interrupted"])
 
 
 def _agent(ctx: click.Context, name: str, *, watch: bool = False):
@@ -266,11 +276,12 @@ def run(ctx: click.Context, name: str, message: str | None, model_override: str 
     if not as_json and sys.stdout.isatty():
         stream = StreamFilter(lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     try:
-        result = agent.run(work_item, trigger=trigger, model=model_override, critical=critical, on_text=stream,
-                           lock_timeout_s=wait_s)
+        # SIGTERM (cron, launchd, systemd, `kill`) stops a run as Ctrl-C does: it is logged as interrupted.
+        with _sigterm_as_ctrl_c():
+            result = agent.run(work_item, trigger=trigger, model=model_override, critical=critical, on_text=stream,
+                               lock_timeout_s=wait_s)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted (the run was logged as interrupted)", err=True)
-        sys.exit(EXIT_FOR_STATUS["interrupted"])
+        _run_interrupted()
     if stream is not None:
         stream.close()
     if as_json:
@@ -373,9 +384,13 @@ def chat(ctx: click.Context, name: str, resume: str | None, model_override: str 
         history = [Message(t.role, t.text) for t in turns]
         stream = StreamFilter(lambda p: (sys.stdout.write(p), sys.stdout.flush())) if interactive else None
         try:
-            result = agent.run(text, trigger="chat", model=model_override, history=history, on_text=stream)
-        except KeyboardInterrupt:
+            # At the prompt SIGTERM may end the process as it likes: every finished turn is saved.
+            with _sigterm_as_ctrl_c():
+                result = agent.run(text, trigger="chat", model=model_override, history=history, on_text=stream)
+        except KeyboardInterrupt as exc:
             click.echo("\n(interrupted; the run was logged)")
+            if isinstance(exc, _Terminated):
+                break
             continue
         if stream is not None:
             stream.close()
@@ -502,7 +517,12 @@ def schedule_fire(ctx: click.Context, name: str, entry_id: str, pause_after: int
         click.echo(f"{name} is paused: see {sched.pause_path(folder)} (delete it to resume)", err=True)
         return
     entry = sched.find_entry(folder, entry_id)
-    result, paused = fire(_agent(ctx, name), entry, pause_after=pause_after, lock_wait_s=30.0)
+    try:
+        # launchd and systemd stop a job with SIGTERM: the run or dream is logged as interrupted, as on Ctrl-C.
+        with _sigterm_as_ctrl_c():
+            result, paused = fire(_agent(ctx, name), entry, pause_after=pause_after, lock_wait_s=30.0)
+    except KeyboardInterrupt:
+        _run_interrupted()
     _print_result(result, streamed=False)
     if paused:
         click.echo(f"paused {name}: {pause_after} scheduled runs in a row failed; see {sched.pause_path(folder)}",
@@ -563,7 +583,7 @@ def dashboard(ctx: click.Context, out_file: str, days: int) -> None:
 @main.command("log")
 @click.argument("name", required=False)
 @click.option("--since", help="First day: YYYY-MM-DD, 7d, 2w, today, yesterday.")
-@click.option("--status", type=click.Choice(["ok", "error", "refused", "busy", "interrupted"]))
+@click.option("--status", type=click.Choice(["ok", "error", "refused", "busy", "interrupted", "killed"]))
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="The newest N runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
 @click.pass_context

@@ -3,7 +3,8 @@
 `Agent(path).run(work_item)` is the whole product; the CLI, chat, scheduler
 and MCP server all call it. Every started run ends in exactly one log record
 and one journal entry, whatever happens: ok, error, refused, busy or
-interrupted.
+interrupted; a run killed outright (SIGKILL, power loss) gets them, killed,
+from the next run, dream or tool call to take the agent's run lock.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import re
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from . import capture as capture_mod
 from .context.assemble import Context, assemble
@@ -45,6 +47,7 @@ from .vault.folder import AgentFolder
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 JOURNAL_DAYS = 3
+KILLED_ERROR = "killed before it finished (SIGKILL, out of memory or power loss): what it spent and wrote is unknown"
 
 
 @dataclass
@@ -114,6 +117,7 @@ class _RunState:
     iterations: int = 0
     did: str | None = None  # the journal's "Did" line, when not the reply's first line
     extra: dict[str, Any] = field(default_factory=dict)  # more keys for the log record
+    result: RunResult | None = None  # set once the record is being written: a run is logged once
 
     def add_cost(self, cost: float | None) -> None:
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
@@ -264,29 +268,80 @@ class Agent:
         started = runlog.now_ts()
         state = _RunState(runlog.new_run_id(started), started, trigger, work_item, critical)
         timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        try:
+        with self._recording(state):  # a run that never got the lock (busy, Ctrl-C while waiting) is logged here
             # Threads sharing this Agent queue here first (the file lock is per process).
             if not self._mutex.acquire(timeout=timeout):
                 raise AgentBusy("agent busy: another run in this process holds it", path=self.folder.paths.run_lock,
                                 fix="wait for it to finish, or raise the lock timeout (--wait)")
             try:
-                with self.folder.run_lock(timeout=timeout, run_id=state.run_id):
-                    self._run_locked(state, model, history or [], on_text)
+                # Before the lock: its owner file holds the work item, scrubbed of stored secret values too.
+                secrets = self._leak_scan(state.warnings)
+                # Logged before the lock is released: a run killed after that leaves its owner file, and the next
+                # taker finds this record instead of logging it as killed (_log_killed).
+                with self.run_lock(state.run_id, timeout=timeout, trigger=trigger, work_item=work_item), \
+                        self._recording(state):
+                    self._run_locked(state, secrets, model, history or [], on_text)
             finally:
                 self._mutex.release()
-        except AgentBusy as exc:
-            state.status, state.error, state.error_type = "busy", exc.one_line(), "busy"
-        except KeyboardInterrupt:
-            state.status, state.error, state.error_type = "interrupted", "interrupted by the user", "interrupted"
-            self._finish(state)
-            raise
-        except VaultAgentError as exc:
-            state.status, state.error, state.error_type = "error", exc.one_line(), type(exc).__name__
+        assert state.result is not None  # _recording logged it
+        return state.result
+
+    @contextmanager
+    def _recording(self, state: _RunState) -> Iterator[None]:
+        """Log the run when the block ends, whatever ended it; Ctrl-C and internal errors then go on up.
+
+        Nested, the inner block logs it; the outer one passes on what it raised, as it does a failed write.
+        """
+        try:
+            yield
         except BaseException as exc:
-            state.status, state.error, state.error_type = "error", f"internal error: {exc!r}", type(exc).__name__
+            if state.result is not None:
+                raise
+            state.status, state.error, state.error_type = _how_it_ended(exc)
             self._finish(state)
-            raise
-        return self._finish(state)
+            if not isinstance(exc, VaultAgentError):
+                raise
+        else:
+            if state.result is None:
+                self._finish(state)
+
+    @contextmanager
+    def run_lock(self, run_id: str, *, timeout: float, trigger: str, work_item: str) -> Iterator[None]:
+        """Hold the agent's run lock for a run, a dream or a tool call; AgentBusy after `timeout` seconds.
+
+        A run found killed holding it (SIGKILL, out of memory, power loss) is logged first, from the owner file
+        it left (_log_killed).
+        """
+        with self.folder.run_lock(timeout=timeout, run_id=run_id, trigger=trigger, work_item=work_item,
+                                  on_killed=self._log_killed):
+            yield
+
+    def _log_killed(self, owner: dict[str, Any]) -> None:
+        """Write the record and journal entry a run killed holding the run lock never wrote, once: the lock is
+        held, and a run killed after writing its own (before releasing the lock) has it in the log already."""
+        run_id = str(owner.get("run_id") or "")
+        if not run_id:
+            return  # not an owner file this runtime wrote: no run to name
+        try:
+            started = _dt.datetime.fromisoformat(str(owner.get("since")))
+        except ValueError:
+            started = runlog.now_ts()
+        # From the day before: a run that waited for the lock past midnight logs under the day it started.
+        logged = self.folder.read_log(since=started.date() - _dt.timedelta(days=1)).records
+        if any(r.get("run_id") == run_id for r in logged):
+            return
+        self._finish(_RunState(run_id, started, str(owner.get("trigger") or "unknown"),
+                               str(owner.get("work_item") or ""), False, status="killed", error=KILLED_ERROR,
+                               error_type="killed", cost_usd=None))
+
+    def _leak_scan(self, warnings: list[str]) -> tuple[Redactor, dict[str, str]]:
+        """The leak scan with the secret store's values, and those values; from now on everything the folder
+        writes (notes, journal, log, the run lock's owner file) goes through it."""
+        redactor, values, warning = load_redactor(self.folder.root.parent, self._env or os.environ)
+        self.folder.redact = redactor.scrub
+        if warning:
+            warnings.append(warning)
+        return redactor, values
 
     def call_tool(self, name: str, arguments: dict[str, Any], *, trigger: str = "cli",
                   lock_timeout_s: float | None = None) -> ToolOutcome:
@@ -297,37 +352,34 @@ class Agent:
         started = runlog.now_ts()
         run_id = runlog.new_run_id(started)
         timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        with self._mutex, self.folder.run_lock(timeout=timeout, run_id=run_id):
-            redactor, values, warning = load_redactor(self.folder.root.parent, self._env or os.environ)
-            self.folder.redact = redactor.scrub
-            config = self.folder.load_config()
-            tools, _ = self._tools(config, run_id, self._synced_catalog(), (redactor, values))
-            [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
-            record = _tool_record(self.name, run_id, 1, outcome, runlog.now_ts())
-            record.pop("parent_run_id")
-            record.update(run_id=run_id, trigger=trigger, **({"warnings": [warning]} if warning else {}))
-            self.folder.append_log([record], day=started.date())
+        with self._mutex:
+            warnings: list[str] = []
+            secrets = self._leak_scan(warnings)
+            with self.run_lock(run_id, timeout=timeout, trigger=trigger, work_item=f"tools call {name}"):
+                config = self.folder.load_config()
+                tools, _ = self._tools(config, run_id, self._synced_catalog(), secrets)
+                [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
+                record = _tool_record(self.name, run_id, 1, outcome, runlog.now_ts())
+                record.pop("parent_run_id")
+                record.update(run_id=run_id, trigger=trigger, **({"warnings": warnings} if warnings else {}))
+                self.folder.append_log([record], day=started.date())
         return outcome
 
-    def _run_locked(self, state: _RunState, model_override: str | None, history: list[Message],
-                    on_text: OnText | None) -> None:
+    def _run_locked(self, state: _RunState, secrets: tuple[Redactor, dict[str, str]], model_override: str | None,
+                    history: list[Message], on_text: OnText | None) -> None:
         """The data flow of DESIGN.md, under the run lock: config, cost, memory, context, loop, capture."""
-        redactor, secret_values, secrets_warning = load_redactor(self.folder.root.parent, self._env or os.environ)
-        self.folder.redact = redactor.scrub  # every note, journal entry and log line is leak-scanned
-        if secrets_warning:
-            state.warnings.append(secrets_warning)
         config = self.folder.load_config()
         state.warnings.extend(f.one_line() for f in config.findings if f.level != "info")
         model = self._model_for(state, config, model_override)
         ledger = Ledger.from_log(self.folder.paths.log, _dt.date.today(), self.folder.paths.state / "ledger.json")
         guard = CostGuard(config.model.caps, ledger, critical=state.critical)
         catalog = self._synced_catalog()
-        tools, tool_warnings = self._tools(config, state.run_id, catalog, (redactor, secret_values))
+        tools, tool_warnings = self._tools(config, state.run_id, catalog, secrets)
         state.warnings.extend(tool_warnings)
         context = self._assemble(config, catalog, state.work_item, history, tools)
         state.warnings.extend(context.warnings)
         untrusted = list(context.untrusted)
-        final = self._loop(state, config, model, guard, tools, context, redactor, untrusted, on_text)
+        final = self._loop(state, config, model, guard, tools, context, secrets[0], untrusted, on_text)
         state.warnings.extend(guard.warnings)
         if final is not None:
             self._capture(state, final, tools, untrusted)
@@ -460,7 +512,7 @@ class Agent:
 
     def _finish(self, state: _RunState) -> RunResult:
         latency_ms = int((time.perf_counter() - state.t0) * 1000)
-        result = RunResult(
+        state.result = result = RunResult(
             text=state.text, run_id=state.run_id, status=state.status, usage=state.usage,
             cost_usd=None if state.cost_usd is None else round(state.cost_usd, 6),
             captures=state.captured, tool_calls=[_outcome_dict(o) for o in state.outcomes], error=state.error,
@@ -483,6 +535,17 @@ class Agent:
         return result
 
 
+def _how_it_ended(exc: BaseException) -> tuple[str, str, str]:
+    """The status, error and error.type of a run that `exc` ended."""
+    if isinstance(exc, AgentBusy):
+        return "busy", exc.one_line(), "busy"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted by the user", "interrupted"
+    if isinstance(exc, VaultAgentError):
+        return "error", exc.one_line(), type(exc).__name__
+    return "error", f"internal error: {exc!r}", type(exc).__name__
+
+
 # A reply that opens with a section marker ("=== summary ===", "---") is described by its first line of text.
 _MARKER_LINE = re.compile(r"^\s*(?:(?:=|-){3,}.*(?:=|-){3,}|(?:=|-|`){3,}\w*)?\s*$")
 
@@ -496,6 +559,8 @@ def _did(result: RunResult) -> str:
 
 
 def _cost_line(result: RunResult, state: _RunState) -> str:
+    if state.status == "killed":
+        return ""  # what it spent is unknown: its Problem says so
     u = result.usage
     cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
     model = f"{state.provider}:{result.model}" if result.model else "no model call"
@@ -547,8 +612,8 @@ def _run_record(agent: str, state: _RunState, result: RunResult, ended: _dt.date
         runlog.CACHE_READ_TOKENS: u.cache_read_tokens,
         runlog.CACHE_WRITE_TOKENS: u.cache_write_tokens,
         "cost_usd": result.cost_usd,
-        "latency_ms": result.latency_ms,
-        "work_item": journal_mod.one_line(state.work_item, 200),
+        "latency_ms": None if state.status == "killed" else result.latency_ms,  # it ended unseen
+        "work_item": journal_mod.one_line(state.work_item, runlog.WORK_ITEM_CHARS),
         "notes_written": [c.path for c in state.captured if c.action in ("created", "updated")],
         "tool_calls": len(state.outcomes),
         "iterations": state.iterations,

@@ -63,7 +63,7 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
             extra["model_run"] = answer.run_id  # its record holds the spend; counting it here too would double it
             model = _model_text(agent, planned, answer, say)
         if not planned.empty:
-            with folder.run_lock(timeout=lock_timeout_s, run_id=run_id):
+            with agent.run_lock(run_id, timeout=lock_timeout_s, trigger=trigger, work_item=WORK_ITEM):
                 dream.apply(folder, planned, tag=run_id, model=model, progress=progress)
             with Catalog(folder.paths) as catalog:
                 catalog.sync()

@@ -55,9 +55,15 @@ class AgentFolder:
 
     # --- locks -----------------------------------------------------------
     @contextmanager
-    def run_lock(self, *, timeout: float, run_id: str) -> Iterator[None]:
-        with run_lock(self.paths.run_lock, timeout=timeout,
-                      owner={"run_id": run_id, "since": runlog.ts_string(runlog.now_ts())}) as holder_killed:
+    def run_lock(self, *, timeout: float, run_id: str, trigger: str = "", work_item: str = "",
+                 on_killed: Callable[[dict[str, Any]], None] | None = None) -> Iterator[None]:
+        """Hold the run lock for `run_id`. Its owner file says who holds it (run_id, since, pid, trigger, the work
+        item as one line, leak-scanned), so that `on_killed` can log a run found killed holding it (lock.run_lock)."""
+        owner = {"run_id": run_id, "since": runlog.ts_string(runlog.now_ts()), "trigger": trigger,
+                 "work_item": journal.one_line(work_item, runlog.WORK_ITEM_CHARS)}
+        if self.redact is not None:
+            owner = _scrubbed(owner, self.redact)
+        with run_lock(self.paths.run_lock, timeout=timeout, owner=owner, on_killed=on_killed) as holder_killed:
             placeholders.clear_leftovers(self.root)  # of a killed run: no command of this agent runs now
             if holder_killed:  # only then can a write have been cut off: no walk through memory/ on every run
                 remove_stale_temps([self.paths.memory, self.paths.journal, self.paths.state])

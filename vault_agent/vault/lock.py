@@ -12,7 +12,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -24,10 +24,13 @@ WRITE_LOCK_TIMEOUT_S = 60.0
 
 
 @contextmanager
-def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[bool]:
+def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
+             on_killed: Callable[[dict[str, Any]], None] | None = None) -> Iterator[bool]:
     """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once).
 
     Yields whether the previous holder was killed holding it (its owner file, removed on release, is still there).
+    `on_killed` gets that holder's owner file ({} when unreadable) before this holder's replaces it: only one
+    taker at a time sees it, and if this one dies in between, the next sees it again.
     """
     lock = _lock(path, timeout)
     try:
@@ -42,7 +45,13 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any]) -> Iterator[b
     owner_path = _owner_path(path)
     killed = owner_path.exists()
     try:
+        if killed and on_killed is not None:
+            on_killed(read_state(owner_path))
         atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
+    except BaseException:
+        lock.release()  # the stale owner file stays: the next taker logs the killed run
+        raise
+    try:
         yield killed
     finally:
         try:

@@ -28,7 +28,8 @@ TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
 ERROR_TYPE = "error.type"
 
-STATUSES = ("ok", "error", "refused", "busy", "interrupted")
+STATUSES = ("ok", "error", "refused", "busy", "interrupted", "killed")
+WORK_ITEM_CHARS = 200  # a record's work_item: the request as one line, cut to this
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:

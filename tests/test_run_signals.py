@@ -1,0 +1,216 @@
+"""`vault-agent run` as a real subprocess against the fake model server, stopped by a real signal.
+
+SIGTERM (what cron, launchd and systemd send) is logged as Ctrl-C is. SIGKILL cannot be caught: the next run
+to take the lock logs the killed run from the owner file it left, once, and never a second time for a run
+killed after writing its own record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from memory_helpers import note
+from security_kit import KEY, store_secret
+
+import vault_agent
+from vault_agent.ops.consolidate import run_dream
+from vault_agent.runner import Agent
+from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply
+from vault_agent.vault import chain, journal, runlog
+from vault_agent.vault.folder import AgentFolder
+from vault_agent.vault.lock import run_lock
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM and SIGKILL semantics are POSIX")
+
+ENV = {"ANTHROPIC_API_KEY": "test-key", "VAULT_AGENT_MASTER_KEY": KEY}
+# Stops the child right after the run's journal entry, its last write, until its stdin is closed: the test's
+# SIGKILL then lands after the run logged itself and before it released the run lock.
+PAUSED_AFTER_LOGGING = """
+import sys
+from vault_agent.cli import main
+from vault_agent.vault.folder import AgentFolder
+
+append_journal = AgentFolder.append_journal
+
+def paused(self, entry):
+    path = append_journal(self, entry)
+    print("logged", flush=True)
+    sys.stdin.readline()
+    return path
+
+AgentFolder.append_journal = paused
+main(sys.argv[1:], prog_name="vault-agent")
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def folder(tmp_path: Path, server: FakeLLMServer) -> AgentFolder:
+    root = tmp_path / "vault" / "tester"
+    (root / "persona").mkdir(parents=True)
+    (root / "persona" / "IDENTITY.md").write_text("# Tester\n")
+    (root / "model.md").write_text(f"---\nprovider: anthropic\nmodel: claude-sonnet-5\n"
+                                   f"base_url: {server.anthropic_base_url}\ntimeout_s: 30\n---\n")
+    (root / "tools.md").write_text("---\ntools: []\n---\n")
+    (root / "schedule.md").write_text("---\nschedule:\n  - id: tick\n    when: daily at 03:00\n"
+                                      "    work_item: Check in.\n---\n")
+    return AgentFolder(root)
+
+
+def child(folder: AgentFolder, *args: str) -> subprocess.Popen[str]:
+    # The package of this checkout, wherever pytest runs from.
+    pythonpath = str(Path(vault_agent.__file__).resolve().parents[1])
+    env = {**os.environ, **ENV, "PYTHONPATH": pythonpath, "VAULT_AGENT_HOME": str(folder.root.parent)}
+    return subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def in_model_call(server: FakeLLMServer, proc: subprocess.Popen[str]) -> None:
+    """Wait until the run's model call reached the server: the run holds its lock and is mid-run."""
+    deadline = time.monotonic() + 30
+    while not server.requests and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.requests, proc.communicate(timeout=5)
+
+
+def run_records(folder: AgentFolder) -> list[dict]:
+    return list(runlog.iter_runs(folder.read_log().records))
+
+
+def entries(folder: AgentFolder) -> list[journal.ParsedEntry]:
+    return [e for p in sorted(folder.paths.journal.rglob("*.md")) for e in journal.parse_day(p.read_text())]
+
+
+def owner_file(folder: AgentFolder) -> Path:
+    return folder.paths.run_lock.with_name("run.lock.owner.json")
+
+
+@pytest.mark.parametrize(("command", "trigger", "code", "said"), [
+    (["run", "tester", "-m", "Check in."], "cli", 130, "interrupted (the run was logged as interrupted)"),
+    (["schedule", "fire", "tester", "tick"], "schedule:tick", 130, "interrupted (the run was logged as interrupted)"),
+    (["chat", "tester"], "chat", 0, "(interrupted; the run was logged)"),
+], ids=["run", "schedule-fire", "chat"])
+def test_sigterm_mid_run_is_logged_as_interrupted_as_ctrl_c_is(folder: AgentFolder, server: FakeLLMServer,
+                                                                command: list[str], trigger: str, code: int,
+                                                                said: str) -> None:
+    server.script(Hang(30))
+    proc = child(folder, "-m", "vault_agent.cli", *command)
+    assert proc.stdin is not None
+    proc.stdin.write("Check in.\n/cost\n")  # chat's first turn, and a command it must not get to; run reads none
+    proc.stdin.flush()
+    in_model_call(server, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert said in out + err and "Traceback" not in err and "Aborted!" not in err
+    assert "this chat:" not in out  # SIGTERM ended the chat, where Ctrl-C would go on to the next line
+    [record] = run_records(folder)
+    assert (record["status"], record["trigger"], record["error"]) == ("interrupted", trigger, "interrupted by the user")
+    assert [(e.run_id, e.status) for e in entries(folder)] == [(record["run_id"], "interrupted")]
+    assert not owner_file(folder).exists()
+
+
+def test_a_run_killed_mid_run_is_logged_as_killed_once_by_the_next_runs(folder: AgentFolder,
+                                                                         server: FakeLLMServer) -> None:
+    store_secret(folder.root.parent, "door_code", "castle-hunter-2291")
+    server.script(Hang(30))
+    proc = child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", "Open with castle-hunter-2291\nthen report.")
+    in_model_call(server, proc)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    owner = json.loads(owner_file(folder).read_text())
+    # The owner file names the run well enough for its record, without a stored secret's value.
+    assert owner["trigger"] == "cli" and owner["pid"] == proc.pid
+    assert owner["work_item"] == "Open with [REDACTED:secret:door_code] then report."
+    assert run_records(folder) == []
+
+    # Two runs at once find the same owner file: the one that gets the lock first logs it, the other finds none.
+    server.default = Reply("done")
+    racers = [child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", f"Racer {i}.") for i in range(2)]
+    for racer in racers:
+        _, err = racer.communicate(timeout=60)
+        assert racer.returncode == 0, err
+    killed, *ok = run_records(folder)
+    assert (killed["run_id"], killed["status"], killed["trigger"]) == (owner["run_id"], "killed", "cli")
+    assert (killed["work_item"], killed["started"]) == (owner["work_item"], owner["since"])
+    assert "killed before it finished" in killed["error"] and killed["error.type"] == "killed"
+    assert killed["cost_usd"] is None and killed["latency_ms"] is None  # unknown: it ended unseen
+    assert sorted(r["work_item"] for r in ok) == ["Racer 0.", "Racer 1."] and {r["status"] for r in ok} == {"ok"}
+    first_entry, *later = entries(folder)
+    assert (first_entry.run_id, first_entry.status, first_entry.trigger) == (owner["run_id"], "killed", "cli")
+    assert first_entry.fields["asked"] == [owner["work_item"]] and "cost" not in first_entry.fields
+    assert "killed before it finished" in first_entry.fields["problem"][0]
+    assert [e.run_id for e in later] == [r["run_id"] for r in ok]
+    verdict = chain.verify(runlog.day_files(folder.paths.log))
+    assert verdict.ok and not verdict.problems
+    assert not owner_file(folder).exists()
+    written = [p.read_text() for p in folder.root.rglob("*") if p.suffix in (".md", ".jsonl", ".json")]
+    assert written and not any("castle-hunter-2291" in text for text in written)
+
+
+def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    server.script(Reply("first done"), Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "run", "tester", "-m", "First.")
+    assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert owner_file(folder).exists()  # killed holding the lock
+    [first] = run_records(folder)
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(first["run_id"], "ok"),
+                                                                        (second.run_id, "ok")]
+    assert [e.status for e in entries(folder)] == ["ok", "ok"]
+    assert not owner_file(folder).exists()
+
+
+@pytest.mark.parametrize("taker", ["dream", "tools call"])
+def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: AgentFolder, taker: str) -> None:
+    # What SIGKILL leaves (shown with real processes above): the owner file, and the lock free.
+    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
+             "trigger": "schedule:tick", "work_item": "Check in."}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    owner_file(folder).write_text(json.dumps(owner))
+    agent = Agent(folder.root, env=ENV)
+    if taker == "dream":
+        note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+        assert run_dream(agent).status == "ok"
+    else:
+        agent.call_tool("memory_search", {"query": "tea"})
+    killed = run_records(folder)[0]
+    assert (killed["run_id"], killed["status"], killed["trigger"], killed["work_item"]) == (
+        owner["run_id"], "killed", "schedule:tick", "Check in.")
+    assert entries(folder)[0].status == "killed" and not owner_file(folder).exists()
+
+
+def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "run.lock"
+    stale = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.000+01:00", "pid": 1}
+    path.with_name("run.lock.owner.json").write_text(json.dumps(stale))  # its holder died; the OS freed the lock
+
+    def fail(owner: dict) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError), run_lock(path, timeout=0, owner={"run_id": "second"}, on_killed=fail):
+        pass
+    seen: list[dict] = []
+    with run_lock(path, timeout=0, owner={"run_id": "third"}, on_killed=seen.append) as killed:
+        assert killed
+    assert seen == [stale]
+    with run_lock(path, timeout=0, owner={"run_id": "fourth"}, on_killed=seen.append) as killed:
+        assert not killed  # the third released it: nothing is logged twice
+    assert seen == [stale]
