@@ -326,17 +326,6 @@ def test_a_snippet_shows_the_text_as_written_not_the_pairs_the_index_holds(paths
     assert by_street.snippet == "Tokyo — Booth 東京デザイン週間のブース。 [Hauptstraße] 5"
 
 
-@pytest.mark.parametrize(("written", "asked"), [("Straße", "Strasse"), ("Strasse", "Straße"), ("STRAẞE", "Strasse"),
-                                                ("Gießen", "GIESSEN"), ("ﬂamingo", "flamingo")])
-def test_sharp_s_and_the_other_casefolds_find_each_other_both_ways(paths: AgentPaths, written: str, asked: str) -> None:
-    note(paths, "address", "address", f"Deliveries go to {written} 5.")
-    with Catalog(paths) as cat:
-        cat.sync()
-        hits = search(cat, asked, today=TODAY)
-    assert [h.stem for h in hits] == ["address"]
-    assert f"[{written}]" in hits[0].snippet
-
-
 def test_a_name_with_sharp_s_says_the_question_s_word_as_its_other_spelling_does(paths: AgentPaths) -> None:
     note(paths, "sharp", "Hauptstraße", "Where the studio is.")
     note(paths, "spelled-out", "Hauptstrasse", "Where the studio is.")
@@ -393,8 +382,11 @@ def test_a_hindi_word_is_one_word_in_the_index_not_its_letters(paths: AgentPaths
 
 
 @pytest.mark.parametrize(("written", "asked"), [("Müller", "muller"), ("Muller", "Müller"),
-                                                ("José García", "jose garcia"), ("Bjo\u0308rk", "björk")])
-def test_latin_accents_fold_both_ways(paths: AgentPaths, written: str, asked: str) -> None:
+                                                ("José García", "jose garcia"), ("Bjo\u0308rk", "björk"),
+                                                # casefolds unicode61 misses: ß and ẞ are ss, ligatures
+                                                ("Straße", "Strasse"), ("Strasse", "Straße"), ("STRAẞE", "Strasse"),
+                                                ("Gießen", "GIESSEN"), ("ﬂamingo", "flamingo")])
+def test_latin_accents_and_casefolds_fold_both_ways(paths: AgentPaths, written: str, asked: str) -> None:
     note(paths, "accents", "accents", f"Meeting with {written} about the brochure.")
     with Catalog(paths) as cat:
         cat.sync()

@@ -379,30 +379,20 @@ def test_memory_search_and_read_say_when_a_note_is_superseded_or_expired(tmp_pat
                                          "The day rate is €780.\n")
     (memory / "voucher.md").write_text("---\ntype: reference\nname: Day rate voucher\nexpires: 2020-01-31\n---\n"
                                        "A day rate discount voucher.\n")
+    # atomic-agents-stack marks the old note itself, naming the new one or not.
+    (memory / "rate-2025.md").write_text('---\ntype: decision\nname: Day rate 2025\nsuperseded_by: "[[rate-2027]]"\n'
+                                         "---\nThe day rate was €690.\n")
+    (memory / "rate-2024.md").write_text("---\ntype: decision\nname: Day rate 2024\nsuperseded_by: true\n---\n"
+                                         "The day rate was €650.\n")
     rt = runtime(root)
     found = {line.split()[1]: line for line in call(rt, "memory_search", query="day rate").result.content.splitlines()
              if line.startswith("- ")}
     assert "(superseded by [[rate-2027]])" in found["[[rate-2026]]"]
     assert "(expired 2020-01-31)" in found["[[voucher]]"]
+    assert "(superseded by [[rate-2027]])" in found["[[rate-2025]]"] and "(superseded)" in found["[[rate-2024]]"]
     assert "superseded" not in found["[[rate-2027]]"] and "expired" not in found["[[rate-2027]]"]
     old = call(rt, "memory_read", name="rate-2026").result.content
     assert old.startswith("(this note is superseded by [[rate-2027]]: not current)\n") and "€720" in old
     assert call(rt, "memory_read", name="rate-2027").result.content.startswith("<note ")
-
-
-def test_memory_search_and_read_say_when_a_note_marks_itself_superseded(tmp_path: Path) -> None:
-    root = make_agent(tmp_path, "tools: [memory_search, memory_read]")
-    memory = root / "memory"
-    (memory / "rate-2026.md").write_text('---\ntype: decision\nname: Day rate 2026\n'
-                                         'superseded_by: "[[rate-2027]]"\n---\nThe day rate is €720.\n')
-    (memory / "rate-2027.md").write_text("---\ntype: decision\nname: Day rate 2027\n---\nThe day rate is €780.\n")
-    (memory / "rate-2025.md").write_text("---\ntype: decision\nname: Day rate 2025\nsuperseded_by: true\n---\n"
-                                         "The day rate was €690.\n")
-    rt = runtime(root)
-    found = {line.split()[1]: line for line in call(rt, "memory_search", query="day rate").result.content.splitlines()
-             if line.startswith("- ")}
-    assert "(superseded by [[rate-2027]])" in found["[[rate-2026]]"]
-    assert "(superseded)" in found["[[rate-2025]]"]
-    assert "superseded" not in found["[[rate-2027]]"]
-    old = call(rt, "memory_read", name="Day rate 2026").result.content
-    assert old.startswith("(this note is superseded by [[rate-2027]]: not current)\n") and "€720" in old
+    older = call(rt, "memory_read", name="Day rate 2025").result.content
+    assert older.startswith("(this note is superseded by [[rate-2027]]: not current)\n") and "€690" in older
