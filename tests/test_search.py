@@ -117,6 +117,14 @@ def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_b
                            "w2 w3…")
 
 
+def test_a_snippet_leaves_a_matching_wikilink_as_written(paths: AgentPaths) -> None:
+    note(paths, "rates", "Zorblat", "Quoted for [[boiler-room]] (boiler) at the 2026 rate.", description="Zorblat")
+    with Catalog(paths) as cat:
+        cat.sync()
+        [hit] = search(cat, "boiler", limit=1, today=TODAY)
+    assert "for [[boiler-room]] ([boiler]) at" in hit.snippet
+
+
 def test_a_snippet_stays_short_around_a_base64_image_or_text_without_spaces_and_keeps_its_match(
         paths: AgentPaths) -> None:
     image = "![logo](data:image/png;base64," + "iVBORw0KGgo" * 70_000 + ")"  # ~770 KB without a space

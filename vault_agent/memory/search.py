@@ -347,7 +347,10 @@ def _add_snippets(catalog: Catalog, hits: list[Hit], found: list[Term]) -> None:
 
 
 def _bracketed(word: str) -> str:
-    """`(boiler,` -> `([boiler],`: the mark goes round the word, not the punctuation stuck to it."""
+    """`(boiler,` -> `([boiler],`: the mark goes round the word, not the punctuation stuck to it. A [[link]]
+    stays as written: marked, it would read as a link in brackets."""
+    if "[[" in word:
+        return word
     core = word.strip(_PUNCT)
     at = word.find(core)
     return f"{word[:at]}[{core}]{word[at + len(core):]}"
