@@ -83,6 +83,33 @@ def test_a_note_marked_superseded_by_itself_is_left_out_of_recall_and_the_index_
         assert "Old clinic address" not in [c["name"] for c in cat.candidates(today=TODAY.isoformat(), limit=50)]
 
 
+def test_supersedes_names_a_note_however_its_stem_is_cased_or_composed(paths: AgentPaths) -> None:
+    # As [[links]] resolve: NFC and case-folded ("cafe\u0301" is "café").
+    note(paths, "Old-Plan", "Hall plan A", "Paint the hall blue.", type="project")
+    note(paths, "Café-list", "Lisbon list", "Cafés to visit in Lisbon.", type="project")
+    note(paths, "new-plan", "Hall plan B", "Paint the hall green; cafés in Lisbon later.", type="project",
+         extra="supersedes:\n- old-plan\n- cafe\u0301-list\n")
+    got = [r.stem for r in recall(paths, "paint hall plan cafés Lisbon", 4000)]
+    assert "new-plan" in got and "Old-Plan" not in got and "Café-list" not in got
+
+
+def test_a_note_superseded_after_the_catalog_opened_is_left_out_from_the_next_sync_on(paths: AgentPaths) -> None:
+    # Which notes are superseded is kept per state of the index: a sync (this process's or another's) renews it.
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert "dentist" in [c["stem"] for c in cat.candidates(today=TODAY.isoformat(), limit=100)]
+        note(paths, "dentist-2027", "Dentist from 2027", "Dr. Bakker.", type="user", extra="supersedes: dentist\n")
+        cat.sync()
+        assert "dentist" not in [c["stem"] for c in cat.candidates(today=TODAY.isoformat(), limit=100)]
+        with Catalog(paths) as other:
+            other.sync()
+            note(paths, "dentist", "Dentist", "Dr. Alvarez.", type="user", extra="superseded_by: true\n")
+            (paths.memory / "dentist-2027.md").unlink()
+            other.sync()
+        assert cat.superseded().marked == {"memory/dentist.md": ""}
+        assert cat.superseded().replacers == {"old-rate": "memory/new-rate.md"}  # dentist-2027 is gone
+
+
 def test_a_japanese_note_is_recalled_by_a_word_inside_a_run_and_shown_as_written(paths: AgentPaths) -> None:
     note(paths, "tdw", "Tokyo Design Week", "東京デザイン週間のブースは三階。")
     got = recall(paths, "デザイン ブース", 2000)

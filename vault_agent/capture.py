@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .vault.layout import NOTE_TYPES
-from .vault.notes import as_date, unique_folded
+from .vault.notes import as_date, link_refs, unique_folded
 
 CAPTURE_INFOS = ("capture", "atomic_capture")
 # What the model is told `aliases` are for: words a later question may use that the note does not (doc2query).
@@ -153,12 +153,12 @@ def validate(data: Any, origin: str) -> Capture | CaptureProblem:
             expires = as_date(expires)
             if expires is None:
                 raise ValueError("'expires' must be a date YYYY-MM-DD")
-        supersedes = [s.strip().strip("[]").split("|")[0] for s in _str_list(data.get("supersedes"), "supersedes")]
+        supersedes = [r for s in _str_list(data.get("supersedes"), "supersedes") for r in link_refs(s)]
         return Capture(
             type=note_type, name=name, description=description, body=body,
             tags=[t.lstrip("#") for t in _str_list(data.get("tags"), "tags")], aliases=_aliases(data.get("aliases")),
             confidence=confidence, sources=_str_list(data.get("sources"), "sources"), pinned=pinned,
-            supersedes=[s for s in supersedes if s], expires=expires, origin=origin,
+            supersedes=supersedes, expires=expires, origin=origin,
         )
     except ValueError as exc:
         return CaptureProblem(origin, str(exc), _snippet(str(data.get("name") or data)))

@@ -18,7 +18,6 @@ import os
 import shutil
 import sqlite3
 import stat as stat_mod
-import unicodedata
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -31,7 +30,7 @@ from typing import Any, TypeVar
 from ..errors import Finding, IndexDamaged, StorageError
 from ..vault.atomic import content_hash
 from ..vault.layout import AgentPaths, state_not_a_folder
-from ..vault.notes import MAX_NOTE_BYTES, Note, bad_name, parse_note, read_note
+from ..vault.notes import MAX_NOTE_BYTES, Note, Superseded, bad_name, link_key, parse_note, read_note, superseded
 from ..vault.reading import Beneath, inode, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
 from .related import TOKENIZE, index_text
@@ -43,7 +42,6 @@ from .sources import (
     kind_of,
     note_doc,
     page_doc,
-    stem_key,
 )
 
 SCHEMA_VERSION = 11
@@ -135,25 +133,6 @@ class IndexRow:
     name: str
     type: str
     description: str
-
-
-@dataclass(frozen=True)
-class Superseded:
-    """Which memory notes another has replaced. Recall and the INDEX view leave them out; a search or a
-    read by name still finds them, marked as not current."""
-
-    refs: frozenset[str]  # stems and names (also case-folded) that a note `supersedes`
-    marked: dict[str, str]  # path -> its own `superseded_by` (atomic-agents-stack's mark; "" names none)
-
-    def covers(self, path: str, stem: str, name: str | None) -> bool:
-        return path in self.marked or stem in self.refs or (name or "").casefold() in self.refs
-
-    def __len__(self) -> int:
-        return len(self.refs) + len(self.marked)
-
-
-def name_key(name: str) -> str:
-    return unicodedata.normalize("NFC", name).casefold()
 
 
 @dataclass
@@ -567,7 +546,7 @@ class Catalog:
         rows, fts = [], []
         for i, (rel, d) in enumerate(docs, next_id):
             digest = sha1(f"{d.name}\n{d.description}\n{d.body}".encode("utf-8")).hexdigest()
-            rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, stem_key(d.stem), d.name, d.description,
+            rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, link_key(d.stem), d.name, d.description,
                          int(d.pinned), d.updated, d.expires,
                          json.dumps(d.links, ensure_ascii=False) if d.links else "[]", digest))
             indexed = [index_text(text) for text in (d.name, d.description, " ".join(d.tags + d.aliases), d.body,
@@ -653,36 +632,27 @@ class Catalog:
         """Live notes (not expired, not superseded), pinned first, then most recently updated."""
         superseded = self.superseded()
         rows = self.conn.execute(
-            "SELECT path, stem, name, type, pinned, updated, summary FROM notes WHERE summary IS NOT NULL "
-            "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path LIMIT ?",
-            (today, limit + len(superseded)))
-        out = []
-        for path, stem, name, note_type, pinned, updated, summary in rows:
-            if superseded.covers(path, stem, name):
-                continue
-            out.append({"path": path, "stem": stem, "name": name, "type": note_type, "pinned": bool(pinned),
-                        "updated": updated, **{k: v for k, v in json.loads(summary).items() if k == "description"}})
-        return out[:limit]
+            "SELECT path, stem, name, type, pinned, updated, description FROM notes WHERE summary IS NOT NULL "
+            "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path", (today,))
+        out: list[dict[str, Any]] = []
+        for path, stem, name, note_type, pinned, updated, description in rows:
+            if len(out) == limit:
+                break
+            if not superseded.covers(path, stem, name):
+                out.append({"path": path, "stem": stem, "name": name, "type": note_type, "pinned": bool(pinned),
+                            "updated": updated, "description": description})
+        return out
 
     @heals
     def superseded(self) -> Superseded:
-        """The notes that are replaced: named by another note's `supersedes`, or marked `superseded_by`."""
-        refs: set[str] = set()
-        for stem, name, raw in self.conn.execute("SELECT stem, name, supersedes FROM notes WHERE supersedes != '[]'"):
-            own = {stem.casefold(), (name or "").casefold()}
-            for ref in json.loads(raw):
-                if ref.casefold() in own:
-                    continue  # a note cannot supersede itself: listing its own stem must not hide it from recall
-                refs.add(ref)
-                refs.add(ref.casefold())
-        marked = dict(self.conn.execute("SELECT path, superseded_by FROM notes WHERE superseded_by IS NOT NULL"))
-        return Superseded(frozenset(refs), marked)
+        """The notes that are replaced (notes.Superseded), worked out once per state of the index."""
+        return self.search_stats().superseded()
 
     @heals
     def find_note(self, note_type: str, name: str) -> Note | None:
         """The note with this type and name, read from its file (None when there is none)."""
         row = self.conn.execute("SELECT path, hash FROM notes WHERE type = ? AND name_key = ? ORDER BY path LIMIT 1",
-                                (note_type.lower(), name_key(name))).fetchone()
+                                (note_type.lower(), link_key(name))).fetchone()
         if row is None:
             return None
         note, _ = read_note(self.paths.root / row[0], inside=self.paths.root)
@@ -710,11 +680,11 @@ class Catalog:
         """
         superseded = self.superseded()
         rows = self.conn.execute(
-            "SELECT path, stem, name, summary, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
+            "SELECT path, stem, name, description, pinned FROM notes WHERE summary IS NOT NULL AND type = ? "
             "AND (expires IS NULL OR expires >= ?) ORDER BY pinned DESC, updated DESC, path", (note_type, today))
-        for path, stem, name, summary, pinned in rows:
+        for path, stem, name, description, pinned in rows:
             if not superseded.covers(path, stem, name):
-                yield path, stem, name, json.loads(summary).get("description", ""), bool(pinned)
+                yield path, stem, name, description or "", bool(pinned)
 
     @heals
     def findings(self, *, left_out: bool = False) -> list[Finding]:
@@ -730,7 +700,8 @@ class Catalog:
 
 
 class SearchStats:
-    """Term counts and single-term rankings of one state of the index (PRAGMA data_version `version`).
+    """Term counts, single-term rankings and the superseded notes of one state of the index (PRAGMA
+    data_version `version`).
 
     Computing them is most of a search: counting scans a term's matches, and
     BM25 scores every matching document to find the best, ~2 µs each. The same
@@ -743,6 +714,16 @@ class SearchStats:
         self.version = version
         self._counts: dict[str, int] = {}
         self._rankings: dict[tuple[str, str, str | None, int], list[tuple[int, float]]] = {}
+        self._superseded: Superseded | None = None
+
+    def superseded(self) -> Superseded:
+        """Which notes are replaced (asked by every recall, INDEX section and search mark)."""
+        if self._superseded is None:
+            rows = self.conn.execute(
+                "SELECT path, supersedes, NULL FROM notes WHERE supersedes != '[]' UNION ALL "
+                "SELECT path, '[]', superseded_by FROM notes WHERE superseded_by IS NOT NULL ORDER BY path")
+            self._superseded = superseded((path, json.loads(refs), mark) for path, refs, mark in rows)
+        return self._superseded
 
     def document_count(self) -> int:
         found = self._counts.get("")
@@ -817,7 +798,7 @@ def _note_row(rel: str, note: Note | None, findings: list[Finding],
     if note is None or summary is None:
         return (rel, None, None, None, None, None, 0, None, None, "[]", None, None, None, _findings_json(findings))
     supersedes = note.supersedes
-    return (rel, summary["type"], note.stem, summary["name"], name_key(summary["name"]), summary["description"],
+    return (rel, summary["type"], note.stem, summary["name"], link_key(summary["name"]), summary["description"],
             int(summary["pinned"]), summary["updated"] or summary["created"], summary["expires"],
             json.dumps(supersedes, ensure_ascii=False) if supersedes else "[]", note.superseded_by, note.hash,
             json.dumps({**summary, "path": rel}, ensure_ascii=False), _findings_json(findings))

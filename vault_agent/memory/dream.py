@@ -25,7 +25,7 @@ from ..errors import Finding
 from ..vault import index_md, journal
 from ..vault.atomic import atomic_write, content_hash, read_state
 from ..vault.folder import AgentFolder
-from ..vault.notes import Note, NoteWrite, date_findings, new_version_path, unique_folded
+from ..vault.notes import Note, NoteWrite, date_findings, link_key, new_version_path, superseded, unique_folded
 from ..vault.reading import FolderLink, no_folder_link
 from .similar import clusters, similar_pairs
 
@@ -198,15 +198,10 @@ def _index_stale(index: Path, notes: list[Note]) -> bool:
 
 
 def _superseded(notes: list[Note]) -> set[Path]:
-    """Notes another note `supersedes` (by stem or name, as Catalog.superseded), or that name a `superseded_by`
-    (atomic-agents-stack marks the old note instead of the new one)."""
-    refs: dict[str, set[Path]] = {}
-    for n in notes:
-        for ref in n.supersedes:
-            refs.setdefault(ref.casefold(), set()).add(n.path)
-    # A note listing its own stem or name does not supersede itself.
-    return {n.path for n in notes if n.superseded_by is not None
-            or refs.get(n.stem.casefold(), set()) - {n.path} or refs.get(n.name.casefold(), set()) - {n.path}}
+    """Notes another note `supersedes`, or that are marked `superseded_by`: as recall sees them (notes.superseded)."""
+    ordered = sorted(notes, key=lambda n: n.path)
+    replaced = superseded((n.path.as_posix(), n.supersedes, n.superseded_by) for n in ordered)
+    return {n.path for n in notes if replaced.covers(n.path.as_posix(), n.stem, n.name)}
 
 
 def _asked_before(path: Path) -> dict[str, str]:
@@ -391,8 +386,8 @@ def _merge(folder: AgentFolder, m: Merge, today: _dt.date, tag: str, written: Me
     tags = list(dict.fromkeys([*keep.tags, *(t for n in m.drop for t in n.tags)]))
     sources = list(dict.fromkeys([*keep.sources, *(s for n in m.drop for s in n.sources), f"dream {tag}"]))
     # An absorbed note in another folder may share the kept note's stem: a note listing itself is not superseded.
-    own = {keep.stem.casefold(), keep.name.casefold()}
-    supersedes = [s for s in dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]) if s.casefold() not in own]
+    own = {link_key(keep.stem), link_key(keep.name)}
+    supersedes = [s for s in dict.fromkeys([*keep.supersedes, *(n.stem for n in m.drop)]) if link_key(s) not in own]
     aliases = _merged_aliases(keep, m.drop)
     meta = {"updated": today, "sources": sources,
             **({"supersedes": supersedes} if supersedes or "supersedes" in keep.meta else {}),

@@ -30,13 +30,13 @@ from pathlib import Path
 
 from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
-from ..vault.notes import MAX_NOTE_BYTES
+from ..vault.notes import MAX_NOTE_BYTES, link_key, link_refs
 from ..vault.reading import read_inside
-from .catalog import Catalog, SearchStats, heals, name_key
+from .catalog import Catalog, SearchStats, heals
 from .embed import rrf
 from .query import Term, terms
 from .related import fold, run_pairs, stems, token_stems, words
-from .sources import KINDS, kind_of, stem_key
+from .sources import KINDS, kind_of
 
 # name, description, tags, body, type, links, dates (catalog.FTS_COLUMNS)
 FIELD_WEIGHTS = (6.0, 4.0, 3.0, 1.0, 1.0, 0.5, 1.0)
@@ -306,7 +306,7 @@ def _hits(catalog: Catalog, where: str, args: tuple[object, ...]) -> list[Hit]:
 def _docs_by_stems(catalog: Catalog, stems: tuple[str, ...]) -> list[Hit]:
     if not stems:
         return []
-    keys = [stem_key(s) for s in stems[:20]]
+    keys = [link_key(s) for s in stems[:20]]
     return _hits(catalog, f"stem_key IN ({','.join('?' * len(keys))}) AND kind != 'journal'", tuple(keys))
 
 
@@ -385,11 +385,10 @@ def read_note_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText 
 
 
 def _read_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText | None:
-    target = ref.strip()
-    if target.startswith("[[") and target.endswith("]]"):
-        target = target[2:-2].split("|")[0].split("#")[0].strip()
-    if not target:
+    refs = link_refs(ref)
+    if not refs:
         return None
+    target = refs[0]
     rel = target if target.endswith(".md") else f"{target}.md"
     if kind_of(rel) is not None and _inside(paths.root, rel):
         hit = _first(catalog, "path = ?", (rel,))
@@ -399,19 +398,20 @@ def _read_by_ref(paths: AgentPaths, catalog: Catalog, ref: str) -> NoteText | No
     stem = stem[:-3] if stem.endswith(".md") else stem
     order = "CASE kind WHEN 'memory' THEN 0 WHEN 'wiki' THEN 1 WHEN 'skill' THEN 2 WHEN 'archive' THEN 3 ELSE 4 END"
     named = catalog.conn.execute("SELECT path FROM notes WHERE name_key = ? ORDER BY path LIMIT 1",
-                                 (name_key(target),)).fetchone()
-    for where, args in ((f"stem_key = ? ORDER BY {order}, path", (stem_key(stem),)),
+                                 (link_key(target),)).fetchone()
+    for where, args in ((f"stem_key = ? ORDER BY {order}, path", (link_key(stem),)),
                         ("path = ?", (named[0] if named else "",)),
                         (f"kind IN ('wiki', 'skill') AND lower(name) = ? ORDER BY {order}, path",
                          (target.casefold(),))):
         hit = _first(catalog, where, args)
         if hit is not None:
             return _read(paths, hit)
-    newer = _superseding(catalog, stem, target)
-    if newer is not None:
-        found = _read(paths, newer)
+    newer = catalog.superseded().replacer(stem, target)
+    hit = _first(catalog, "path = ?", (newer,)) if newer is not None else None
+    if hit is not None:
+        found = _read(paths, hit)
         if found is not None:
-            found.superseded_by = newer.stem
+            found.superseded_by = hit.stem
         return found
     return None
 
@@ -425,8 +425,8 @@ def outdated(catalog: Catalog, notes: list[tuple[str, str, str]], *, today: str)
     for path, stem, name in notes:
         if kind_of(path) != "memory":
             continue
-        newer = _superseding(catalog, stem, name, besides=path) \
-            if stem in superseded.refs or name.casefold() in superseded.refs else None
+        replacer = superseded.replacer(stem, name)
+        newer = _first(catalog, "path = ?", (replacer,)) if replacer is not None else None
         if newer is not None:
             out[path] = f"superseded by {newer.link}"
             continue
@@ -437,15 +437,6 @@ def outdated(catalog: Catalog, notes: list[tuple[str, str, str]], *, today: str)
         if row is not None and row[0] is not None and row[0] < today:
             out[path] = f"expired {row[0]}"
     return out
-
-
-def _superseding(catalog: Catalog, *refs: str, besides: str = "") -> Hit | None:
-    """The first note (by path) other than `besides` whose `supersedes` names one of `refs`."""
-    wanted = {r.casefold() for r in refs if r}
-    for path, raw in catalog.conn.execute("SELECT path, supersedes FROM notes WHERE supersedes != '[]' ORDER BY path"):
-        if path != besides and any(r.casefold() in wanted for r in json.loads(raw)):
-            return _first(catalog, "path = ?", (path,))
-    return None
 
 
 def _inside(root: Path, rel: str) -> bool:

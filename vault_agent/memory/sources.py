@@ -9,7 +9,6 @@ never indexed: temp files and derived state live there.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,11 +75,6 @@ def kind_in(prefix: str) -> Callable[[str], str | None]:
         return kind_of(prefix + name) if name in _NAMED_FILES else usual
 
     return kind
-
-
-def stem_key(stem: str) -> str:
-    """How [[links]] find a stem: NFC and case-folded, as Obsidian resolves them."""
-    return unicodedata.normalize("NFC", stem).casefold()
 
 
 def wikilinks(text: str) -> list[str]:

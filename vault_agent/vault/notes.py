@@ -106,7 +106,9 @@ class Note:
 
     @property
     def supersedes(self) -> list[str]:
-        return _link_refs(self.meta.get("supersedes"))
+        """Stems or names of the notes this one replaces; never its own (a note cannot supersede itself)."""
+        own = self._own_keys()
+        return [ref for ref in link_refs(self.meta.get("supersedes")) if link_key(ref) not in own]
 
     @property
     def superseded_by(self) -> str | None:
@@ -116,9 +118,12 @@ class Note:
         value = self.meta.get("superseded_by")
         if value in (None, "", [], False):
             return None
-        refs = _link_refs(value)
+        refs = link_refs(value)
         ref = refs[0] if refs else ""
-        return None if ref and ref.casefold() in {self.stem.casefold(), self.name.casefold()} else ref
+        return None if ref and link_key(ref) in self._own_keys() else ref
+
+    def _own_keys(self) -> set[str]:
+        return {link_key(self.stem), link_key(self.name)}
 
     @property
     def confidence(self) -> Any:
@@ -217,15 +222,50 @@ def _str_list(value: Any, *, split_words: bool = False) -> list[str]:
     return [text.strip()] if text.strip() else []
 
 
-def _link_refs(value: Any) -> list[str]:
-    """The stems or names a link property holds: `x`, `"[[x|label]]"`, or a list of them. YAML reads an
-    unquoted `[[x]]` as a list in a list, which counts the same."""
+def link_refs(value: Any) -> list[str]:
+    """The stems or names a link property holds: `x`, `"[[x|label#heading]]"`, or a list of them. YAML
+    reads an unquoted `[[x]]` as a list in a list, which counts the same."""
     if isinstance(value, (list, tuple)):
-        return [ref for v in value for ref in _link_refs(v)]
+        return [ref for v in value for ref in link_refs(v)]
     if value is None or isinstance(value, bool):
         return []
     ref = str(value).strip().strip("[]").split("|")[0].split("#")[0].strip()
     return [ref] if ref else []
+
+
+def link_key(text: str) -> str:
+    """How a [[link]], a stem or a name is compared: NFC and case-folded, as Obsidian resolves links and as
+    macOS and Windows compare file names ("Café"/"cafe\u0301"/"CAFÉ" are one)."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """Which notes others have replaced: named (stem or name) in another's `supersedes`, or marked
+    `superseded_by` themselves (atomic-agents-stack marks the old note). Recall, the INDEX view and dream
+    leave them out; a search or a read by name still finds them, marked as not current."""
+
+    replacers: dict[str, str]  # link_key of a stem or name some note supersedes -> that note's path (first by path)
+    marked: dict[str, str]  # path -> its own `superseded_by` ("" names none)
+
+    def replacer(self, stem: str, name: str | None) -> str | None:
+        """The path of the note that says it replaces the note with this stem or name, if any."""
+        return self.replacers.get(link_key(stem)) or (self.replacers.get(link_key(name)) if name else None)
+
+    def covers(self, path: str, stem: str, name: str | None) -> bool:
+        return path in self.marked or self.replacer(stem, name) is not None
+
+
+def superseded(notes: Iterable[tuple[str, list[str], str | None]]) -> Superseded:
+    """Superseded of the notes given as (path, Note.supersedes, Note.superseded_by), in path order."""
+    replacers: dict[str, str] = {}
+    marked: dict[str, str] = {}
+    for path, supersedes, superseded_by in notes:
+        for ref in supersedes:
+            replacers.setdefault(link_key(ref), path)
+        if superseded_by is not None:
+            marked[path] = superseded_by
+    return Superseded(replacers, marked)
 
 
 # --- reading ----------------------------------------------------------------
@@ -347,7 +387,7 @@ def _taken_stems(folder: Path) -> set[str]:
     taken: set[str] = set()
     for _, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        taken.update(unicodedata.normalize("NFC", n[:-3]).casefold() for n in files if n.endswith(".md"))
+        taken.update(link_key(n[:-3]) for n in files if n.endswith(".md"))
     return taken
 
 
@@ -400,9 +440,9 @@ class NoteStore:
         return notes
 
     def find(self, note_type: str, name: str, notes: list[Note] | None = None) -> Note | None:
-        key = (note_type.lower(), unicodedata.normalize("NFC", name).casefold())
+        key = (note_type.lower(), link_key(name))
         for note in notes if notes is not None else self.scan():
-            if (note.type, unicodedata.normalize("NFC", note.name).casefold()) == key:
+            if (note.type, link_key(note.name)) == key:
                 return note
         return None
 
