@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from memory_helpers import damage, note
 
+from vault_agent.errors import VaultAgentError
 from vault_agent.memory.catalog import Catalog
 from vault_agent.memory.search import search
 from vault_agent.vault.layout import AgentPaths
@@ -205,6 +206,18 @@ def test_an_index_with_damaged_pages_is_rebuilt_by_the_read_sync_rebuild_or_sear
         assert [s["name"] for s in cat.summaries()] == names
         assert len(search(cat, "words", limit=500)) == 300
         assert cat.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_an_index_still_damaged_after_its_rebuild_is_rebuilt_once_not_once_per_nested_read(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stand-in, not a real part: the rebuild only counts, so the damage stays (no real disk fails on cue).
+    _indexed(paths, 50)
+    damage(paths.state / "index.db", "notes_superseding")  # what superseded() reads, inside candidates()
+    rebuilds: list[int] = []
+    monkeypatch.setattr(Catalog, "_rebuild_damaged", lambda self: rebuilds.append(1))
+    with Catalog(paths) as cat, pytest.raises(VaultAgentError):
+        cat.candidates(today="2026-11-21", limit=5)  # a healed read whose superseded() is healed too
+    assert rebuilds == [1]
 
 
 def test_a_damaged_index_another_process_has_replaced_already_is_not_discarded_again(paths: AgentPaths) -> None:

@@ -260,6 +260,7 @@ class Catalog:
         self._unnamed: list[str] = []  # what the last full sync left out for a name that is not UTF-8
         self._data_version = -1
         self._stats: SearchStats | None = None
+        self._healing = False  # inside a healing(): reads nested in it leave the healing to it
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -341,17 +342,24 @@ class Catalog:
 
     def healing(self, read: Callable[[], _T]) -> _T:
         """read() of the index; when it finds the file damaged, the index is built again from the files and
-        read() runs once more (a second failure is one error line)."""
-        try:
+        read() runs once more (a second failure is one error line). Nested (a healed read calling another),
+        only the outermost heals: an index still damaged after its rebuild is not rebuilt once per level."""
+        if self._healing:
             return read()
-        except (sqlite3.DatabaseError, IndexDamaged) as exc:
-            if not _damaged(exc):
-                raise
-        self._rebuild_damaged()
+        self._healing = True
         try:
-            return read()
-        except sqlite3.Error as exc:
-            raise _index_error(self.db_path, exc) from None
+            try:
+                return read()
+            except (sqlite3.DatabaseError, IndexDamaged) as exc:
+                if not _damaged(exc):
+                    raise
+            self._rebuild_damaged()
+            try:
+                return read()
+            except sqlite3.Error as exc:
+                raise _index_error(self.db_path, exc) from None
+        finally:
+            self._healing = False
 
     def close(self) -> None:
         self.conn.close()
