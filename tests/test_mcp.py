@@ -75,7 +75,8 @@ def test_an_mcp_client_lists_runs_searches_and_reads_through_the_official_sdk(tm
     assert hits[0]["path"] == "memory/accountant-lindqvist-partners.md" and len(hits) <= 3
     assert wrong_type.is_error and "unknown type 'notes' (fix: use one of archive, " in wrong_type.content[0].text
     assert "€780" in note.content[0].text and not note.is_error
-    assert by_stem.content[0].text.startswith("---\ntype: decision")
+    assert by_stem.content[0].text.startswith("(this note is superseded by [[day-rate-from-january-2027]]: not current)"
+                                              "\n---\ntype: decision")
     assert escape.is_error and "not a Markdown file inside the agent folder" in escape.content[0].text
 
 
@@ -93,6 +94,20 @@ def test_search_memory_ranks_name_matches_first(tmp_path: Path) -> None:
     assert {h["kind"] for h in tools.search_memory("sample", "studio", type="wiki")} == {"wiki"}
     with pytest.raises(UnknownSearchType, match="unknown type 'notes'"):
         tools.search_memory("sample", "day rate", type="notes")
+
+
+def test_a_client_is_told_which_notes_are_not_current_as_the_agent_is(tmp_path: Path) -> None:
+    from vault_agent.ops.mcp_server import VaultTools
+    from vault_agent.vault.folder import Vault
+
+    create_agent(tmp_path / "vault", "sample", "sample")  # day-rate-from-january-2027 supersedes day-rate-2026
+    tools = VaultTools(Vault(tmp_path / "vault"))
+    marks = {h["path"]: h["outdated"] for h in tools.search_memory("sample", "day rate 2027", limit=2)}
+    assert marks == {"memory/day-rate-from-january-2027.md": None,
+                     "memory/day-rate-2026.md": "superseded by [[day-rate-from-january-2027]]"}
+    assert tools.read_note("sample", "day-rate-2026").startswith(
+        "(this note is superseded by [[day-rate-from-january-2027]]: not current)\n")
+    assert tools.read_note("sample", "day-rate-from-january-2027").startswith("---")
 
 
 def test_a_client_sees_only_what_the_agent_may_read_with_stored_secrets_scrubbed(tmp_path: Path,

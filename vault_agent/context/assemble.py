@@ -117,7 +117,6 @@ def _shares(config: AgentConfig, tools: list[ToolSpec], instructions: str) -> di
     return {k: int(rest * v) for k, v in SHARES.items()}
 
 
-
 def memory_budgets(config: AgentConfig, tools: list[ToolSpec]) -> tuple[int, int]:
     """The tokens recall's notes and the INDEX view may take: their shares less their headers, so that what
     the recaller packs is exactly what `assemble` keeps, never cut again there."""

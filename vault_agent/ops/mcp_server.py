@@ -10,6 +10,7 @@ show it, inside its read grant and scrubbed of stored secret values.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from ..memory.catalog import Catalog
 from ..runner import Agent
 from ..security.policy import Policy, parse_grants
 from ..security.redact import load_redactor
-from ..tools.memory_tools import OTHER_WORDS, TYPE_CHOICES
+from ..tools.memory_tools import OTHER_WORDS, TYPE_CHOICES, not_current
 from ..vault import runlog
 from ..vault.folder import AgentFolder, Vault
 from . import schedule as sched
@@ -60,19 +61,22 @@ class VaultTools:
                 "notes": [c.path for c in result.captures]}
 
     def search_memory(self, agent: str, query: str, limit: int = 10, type: str | None = None) -> list[dict[str, Any]]:
-        """The same ranked search as `vault-agent search` and the agent's memory_search tool."""
-        from ..memory.search import search
+        """The same ranked search as `vault-agent search` and the agent's memory_search tool; `outdated` says
+        why a note is not current ("superseded by [[x]]", "expired YYYY-MM-DD") as memory_search does."""
+        from ..memory.search import outdated, search
 
         folder = self.vault.agent(agent)
         readable, scrub = _shown(folder)
         with Catalog(folder.paths) as catalog:
             catalog.sync()
             hits = [h for h in search(catalog, query, type=type or None, limit=50) if readable(h.path)]
-        return [{k: scrub(v) if isinstance(v, str) else v for k, v in h.as_dict().items()}
-                for h in hits[:max(1, min(limit, 50))]]
+            hits = hits[:max(1, min(limit, 50))]
+            past = outdated(catalog, [(h.path, h.stem, h.name) for h in hits], today=dt.date.today().isoformat())
+        return [{**{k: scrub(v) if isinstance(v, str) else v for k, v in h.as_dict().items()},
+                 "outdated": past.get(h.path)} for h in hits]
 
     def read_note(self, agent: str, path: str) -> str:
-        """A note by path, stem, name or [[wikilink]], resolved as the agent's memory_read tool does."""
+        """A note by path, stem, name or [[wikilink]], resolved and marked as the agent's memory_read tool does."""
         from ..memory.search import read_note_by_ref
 
         folder = self.vault.agent(agent)
@@ -80,15 +84,16 @@ class VaultTools:
         with Catalog(folder.paths) as catalog:
             catalog.sync()
             found = read_note_by_ref(folder.paths, catalog, path)
-        if found is not None and not readable(found.path):
-            raise VaultAgentError(f"{found.path} is outside the agent's read grant", path=folder.paths.tools_md,
-                                  fix="grant it under read: in tools.md to show it to the agent and its clients")
-        if found is None:
-            raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder that its index knows",
-                                  path=folder.root,
-                                  fix="give a path such as memory/day-rate-2026.md, a note's stem or name; "
-                                      "find notes with search_memory")
-        return scrub(found.text[:MAX_NOTE_CHARS])
+            if found is not None and not readable(found.path):
+                raise VaultAgentError(f"{found.path} is outside the agent's read grant", path=folder.paths.tools_md,
+                                      fix="grant it under read: in tools.md to show it to the agent and its clients")
+            if found is None:
+                raise VaultAgentError(f"{path!r} is not a Markdown file inside the agent folder that its index "
+                                      "knows", path=folder.root,
+                                      fix="give a path such as memory/day-rate-2026.md, a note's stem or name; "
+                                          "find notes with search_memory")
+            # Marked as memory_read marks it, so a client does not take an outdated note for current.
+            return scrub(not_current(catalog, found, path) + found.text[:MAX_NOTE_CHARS])
 
     def close(self) -> None:
         for agent in self._agents.values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..capture import REMEMBER_SCHEMA, CaptureProblem, validate
 from ..context.data import inert
@@ -12,6 +12,9 @@ from ..memory.sources import KINDS
 from ..vault.layout import NOTE_TYPES
 from .base import BaseTool, ToolContext, ToolError, schema
 from .files import page
+
+if TYPE_CHECKING:
+    from ..memory.search import NoteText
 
 # One page of memory_read: with its wrapper, under the runtime's cut (artifacts.MAX_RESULT_CHARS), so a
 # long note pages on with this tool's own offset rather than with read_file, which the agent may lack.
@@ -83,6 +86,16 @@ class MemorySearch(BaseTool):
         return "\n".join(lines)
 
 
+def not_current(catalog: Catalog, found: NoteText, ref: str) -> str:
+    """The line that goes before a note read by `ref` when it is not current, else ""."""
+    from ..memory.search import outdated
+
+    if found.superseded_by:
+        return f"(superseded: {ref} was replaced by [[{found.superseded_by}]])\n"
+    past = outdated(catalog, [(found.path, found.stem, found.name)], today=_dt.date.today().isoformat())
+    return f"(this note is {past[found.path]}: not current)\n" if found.path in past else ""
+
+
 class MemoryRead(BaseTool):
     name = "memory_read"
     description = ("Read a note (or wiki page, skill, journal day) by [[wikilink]], stem, name or path. A long "
@@ -93,7 +106,7 @@ class MemoryRead(BaseTool):
     parallel_safe = False  # one SQLite connection per run
 
     def run(self, args: dict[str, Any], ctx: ToolContext, secrets: Mapping[str, str]) -> str:
-        from ..memory.search import outdated, read_note_by_ref
+        from ..memory.search import read_note_by_ref
 
         catalog = _catalog(ctx)
         found = read_note_by_ref(ctx.folder.paths, catalog, args["name"])
@@ -101,10 +114,6 @@ class MemoryRead(BaseTool):
             raise ToolError(f"no note {args['name']!r}; find it with memory_search")
         if not _readable(ctx, found.path):
             raise ToolError(f"{found.path} is outside the read grant in tools.md")
-        if found.superseded_by:
-            note = f"(superseded: {args['name']} was replaced by [[{found.superseded_by}]])\n"
-        else:
-            past = outdated(catalog, [(found.path, found.stem, found.name)], today=_dt.date.today().isoformat())
-            note = f"(this note is {past[found.path]}: not current)\n" if found.path in past else ""
+        note = not_current(catalog, found, args["name"])
         text = page(found.text.strip(), found.path, args.get("offset", 1), 5000, PAGE_CHARS)
         return f"{note}<note path=\"{found.path}\">\n{inert(text)}\n</note>"
