@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from .errors import AgentBusy, VaultAgentError
+from .statuses import STATUSES
 
 EXIT_ERROR = 2  # a user error explained in one line
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run held the agent's lock; trying again later can work
@@ -163,6 +164,7 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
         sys.exit(1)
 
 
+# Every status a run can end with (all STATUSES but "killed", which only the next run logs for a killed one).
 EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interrupted": 130}
 
 
@@ -590,7 +592,7 @@ def dashboard(ctx: click.Context, out_file: str, days: int) -> None:
 @main.command("log")
 @click.argument("name", required=False)
 @click.option("--since", help="First day: YYYY-MM-DD, 7d, 2w, today, yesterday.")
-@click.option("--status", type=click.Choice(["ok", "error", "refused", "busy", "interrupted", "killed"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="The newest N runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
 @click.pass_context
