@@ -72,6 +72,21 @@ def test_the_page_has_every_figure_and_the_latest_runs_with_details(vault: Vault
     assert "Check the &lt;inbox&gt; &amp; file things" in page and "<inbox>" not in page
 
 
+def test_runs_stopped_from_outside_are_counted_apart_from_ok_and_failed_ones(tmp_path: Path) -> None:
+    root = tmp_path / "vault" / "solo"
+    (root / "persona").mkdir(parents=True)
+    (root / "model.md").write_text("---\nprovider: anthropic\nmodel: claude-haiku-5-5\n---\n")
+    folder, vault = AgentFolder(root), Vault(root.parent)
+    ts = dt.datetime.combine(TODAY, dt.time(9, 0)).astimezone()
+    folder.append_log([{"ts": runlog.ts_string(ts), "kind": "run", "run_id": f"{ts:%Y%m%dT%H%M%S}-{i:06x}",
+                        "agent": "solo", "trigger": "cli", "status": status, "cost_usd": 0.0, "work_item": "x"}
+                       for i, status in enumerate(runlog.STATUSES)], day=TODAY)
+    collected = dashboard.collect(vault)
+    day = collected.agents[0].days[TODAY.isoformat()]
+    assert (day.runs, day.errors, day.refused, day.other) == (6, 1, 1, 3)  # other: busy, interrupted, killed
+    assert "busy/interrupted/killed" in dashboard.render(vault, collected, today=TODAY)
+
+
 def test_the_page_is_self_contained(vault: Vault) -> None:
     page = dashboard.render(vault, dashboard.collect(vault), today=TODAY)
     assert "<script" not in page and "<link" not in page and "url(" not in page and "@import" not in page

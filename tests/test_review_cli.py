@@ -46,6 +46,19 @@ def test_log_lists_runs_oldest_first_and_filters_by_status_and_day(vault: Path) 
     assert bad.returncode == 2 and "YYYY-MM-DD, 7d" in bad.stderr
 
 
+def test_log_filters_by_exactly_the_run_statuses_and_each_but_killed_has_its_exit_code() -> None:
+    from vault_agent import statuses
+    from vault_agent.cli import EXIT_FOR_STATUS, main
+    from vault_agent.vault import runlog
+
+    assert runlog.STATUSES is statuses.STATUSES and set(runlog.STOPPED) < set(runlog.STATUSES)
+    [option] = [p for p in main.commands["log"].params if p.name == "status"]
+    assert tuple(option.type.choices) == statuses.STATUSES
+    # "killed" is never a run's own result: the next run to take the lock logs it for the killed one.
+    assert set(EXIT_FOR_STATUS) == set(statuses.STATUSES) - {"killed"}
+    assert len(set(EXIT_FOR_STATUS.values())) == len(EXIT_FOR_STATUS)
+
+
 def test_show_prints_the_record_its_tool_calls_and_its_journal_entry(vault: Path) -> None:
     shown = cli("show", RUN, vault=vault)
     assert shown.returncode == 0

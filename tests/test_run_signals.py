@@ -214,3 +214,37 @@ def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_
     with run_lock(path, timeout=0, owner={"run_id": "fourth"}, on_killed=seen.append) as killed:
         assert not killed  # the third released it: nothing is logged twice
     assert seen == [stale]
+
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_every_interruptible_command_stops_alike_on_ctrl_c_and_sigterm(stop: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # run, schedule fire and dream share this: one line on stderr and exit 130; watch (None) ends quietly.
+    from vault_agent.cli import _interruptible
+
+    def exit_code(what: str | None) -> int | str | None:
+        try:
+            with _interruptible(what):
+                if stop == "ctrl-c":
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises before this ends
+        except SystemExit as exc:
+            return exc.code
+        except KeyboardInterrupt:  # escaped: a failure here, where pytest would take it for the user's Ctrl-C
+            return "escaped"
+        return None
+
+    def outside(*_: object) -> None:  # SIGTERM going past _interruptible fails the test, not ends pytest
+        raise AssertionError("SIGTERM reached the handler outside")
+
+    before = signal.signal(signal.SIGTERM, outside)
+    try:
+        assert exit_code("the run was logged as interrupted") == 130
+        assert capsys.readouterr() == ("", "\ninterrupted (the run was logged as interrupted)\n")
+        assert signal.getsignal(signal.SIGTERM) is outside  # put back as it was
+        assert exit_code(None) is None
+        assert capsys.readouterr() == ("", "") and signal.getsignal(signal.SIGTERM) is outside
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from .errors import AgentBusy, VaultAgentError
+from .statuses import STATUSES
 
 EXIT_ERROR = 2  # a user error explained in one line
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run held the agent's lock; trying again later can work
@@ -163,6 +164,7 @@ def doctor(ctx: click.Context, name: str | None, fix: bool, verbose: bool) -> No
         sys.exit(1)
 
 
+# Every status a run can end with (all STATUSES but "killed", which only the next run logs for a killed one).
 EXIT_FOR_STATUS = {"ok": 0, "error": 1, "refused": 3, "busy": EXIT_BUSY, "interrupted": 130}
 
 
@@ -173,7 +175,8 @@ class _Terminated(KeyboardInterrupt):
 
 @contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """Inside, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so it leaves what Ctrl-C leaves."""
+    """Inside, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so it leaves what Ctrl-C leaves.
+    Used by _interruptible, and on its own by chat, which goes on after Ctrl-C but stops on SIGTERM."""
     def interrupt(*_: Any) -> NoReturn:
         raise _Terminated
 
@@ -184,9 +187,22 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_interrupted() -> NoReturn:
-    click.echo("\ninterrupted (the run was logged as interrupted)", err=True)
-    sys.exit(EXIT_FOR_STATUS["interrupted"])
+@contextmanager
+def _interruptible(what: str | None) -> Iterator[None]:
+    """Inside, Ctrl-C and SIGTERM (cron, launchd, systemd, `kill`) stop the command alike; outside, they leave
+    one line on stderr, "interrupted (WHAT)", and exit 130, never a traceback or click's "Aborted!".
+    With `what` None the command just ends there, quietly and with exit 0 (`watch`: stopping is how it ends)."""
+    try:
+        with _sigterm_as_ctrl_c():
+            yield
+    except KeyboardInterrupt:
+        if what is None:
+            return
+        click.echo(f"\ninterrupted ({what})", err=True)
+        sys.exit(EXIT_FOR_STATUS["interrupted"])
+
+
+RUN_INTERRUPTED = "the run was logged as interrupted"
 
 
 def _agent(ctx: click.Context, name: str, *, watch: bool = False):
@@ -275,13 +291,9 @@ def run(ctx: click.Context, name: str, message: str | None, model_override: str 
     stream = None
     if not as_json and sys.stdout.isatty():
         stream = StreamFilter(lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-    try:
-        # SIGTERM (cron, launchd, systemd, `kill`) stops a run as Ctrl-C does: it is logged as interrupted.
-        with _sigterm_as_ctrl_c():
-            result = agent.run(work_item, trigger=trigger, model=model_override, critical=critical, on_text=stream,
-                               lock_timeout_s=wait_s)
-    except KeyboardInterrupt:
-        _run_interrupted()
+    with _interruptible(RUN_INTERRUPTED):
+        result = agent.run(work_item, trigger=trigger, model=model_override, critical=critical, on_text=stream,
+                           lock_timeout_s=wait_s)
     if stream is not None:
         stream.close()
     if as_json:
@@ -517,12 +529,9 @@ def schedule_fire(ctx: click.Context, name: str, entry_id: str, pause_after: int
         click.echo(f"{name} is paused: see {sched.pause_path(folder)} (delete it to resume)", err=True)
         return
     entry = sched.find_entry(folder, entry_id)
-    try:
-        # launchd and systemd stop a job with SIGTERM: the run or dream is logged as interrupted, as on Ctrl-C.
-        with _sigterm_as_ctrl_c():
-            result, paused = fire(_agent(ctx, name), entry, pause_after=pause_after, lock_wait_s=30.0)
-    except KeyboardInterrupt:
-        _run_interrupted()
+    # launchd and systemd stop a job with SIGTERM: the run or dream is logged as interrupted, as on Ctrl-C.
+    with _interruptible(RUN_INTERRUPTED):
+        result, paused = fire(_agent(ctx, name), entry, pause_after=pause_after, lock_wait_s=30.0)
     _print_result(result, streamed=False)
     if paused:
         click.echo(f"paused {name}: {pause_after} scheduled runs in a row failed; see {sched.pause_path(folder)}",
@@ -583,7 +592,7 @@ def dashboard(ctx: click.Context, out_file: str, days: int) -> None:
 @main.command("log")
 @click.argument("name", required=False)
 @click.option("--since", help="First day: YYYY-MM-DD, 7d, 2w, today, yesterday.")
-@click.option("--status", type=click.Choice(["ok", "error", "refused", "busy", "interrupted", "killed"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="The newest N runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
 @click.pass_context
@@ -949,13 +958,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     following = ", ".join(r.name for r in roots) or "no agents yet"
     new_agents = "" if name else "; agents created meanwhile are picked up"
     say(f"watching {following}{new_agents} (Ctrl-C to stop)")
-    try:
-        # SIGTERM as Ctrl-C: stop now, even mid-sync; the index keeps its committed batches.
-        with _sigterm_as_ctrl_c():
-            watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
-                         discover=None if name else discover, progress_for=_IndexProgress, say=say)
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C or SIGTERM stops it now, even mid-sync, quietly: the index keeps its committed batches.
+    with _interruptible(None):
+        watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
+                     discover=None if name else discover, progress_for=_IndexProgress, say=say)
 
 
 @main.command("dream")
@@ -984,20 +990,14 @@ def dream_cmd(ctx: click.Context, name: str, dry_run: bool, with_model: bool, da
         for line in planned.warnings(folder.root):
             click.echo(f"warning: {line}", err=True)
 
-    # SIGTERM (a service manager, `kill`) stops a dream as Ctrl-C does: it logs what it did before.
-    with _sigterm_as_ctrl_c():
-        try:
-            if dry_run:
-                show(dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model))
-                return
-            # Planning too happens inside run_dream: a dream stopped at any point leaves its record.
-            result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
-                               say=lambda line: click.echo(f"warning: {line}", err=True), show=show)
-        except KeyboardInterrupt:
-            what = ("a dry run: nothing was changed or logged" if dry_run
-                    else "the dream was logged as interrupted, with the steps it had done")
-            click.echo(f"\ninterrupted ({what})", err=True)
-            sys.exit(EXIT_FOR_STATUS["interrupted"])
+    if dry_run:
+        with _interruptible("a dry run: nothing was changed or logged"):
+            show(dream.plan(folder, today=dt.date.today(), days=days, aliases=with_model))
+        return
+    # Planning too happens inside run_dream: a dream stopped at any point leaves its record.
+    with _interruptible("the dream was logged as interrupted, with the steps it had done"):
+        result = run_dream(_agent(ctx, name), days=days, with_model=with_model, lock_timeout_s=wait_s,
+                           say=lambda line: click.echo(f"warning: {line}", err=True), show=show)
     for line in result.text.splitlines():
         click.echo(f"done: {line}")
     if result.error:

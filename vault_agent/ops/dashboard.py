@@ -32,7 +32,7 @@ class Day:
     runs: int = 0
     errors: int = 0
     refused: int = 0
-    other: int = 0  # busy, interrupted or killed: stopped from outside, not failed
+    other: int = 0  # runlog.STOPPED (busy, interrupted, killed): stopped from outside, not failed
     input: int = 0  # uncached input tokens
     cache_read: int = 0
     cache_write: int = 0
@@ -120,7 +120,7 @@ def _read_agent(folder: AgentFolder, stats: AgentStats, out: VaultStats) -> None
             status = r.get("status")
             day.errors += status == "error"
             day.refused += status == "refused"
-            day.other += status in ("busy", "interrupted", "killed")
+            day.other += status in runlog.STOPPED
             day.cache_read += tokens["cache_read"]
             day.cache_write += tokens["cache_write"]
             # OTel input tokens include cached ones; atomic-agents-stack's did not, hence the floor at 0.
@@ -200,7 +200,7 @@ def render(vault: Vault, stats: VaultStats, *, days: int = 90, today: _dt.date |
     run_series = [Series(name, [float(f(d)) for d in per_day], color) for name, f, color in (
         ("ok", lambda d: d.runs - d.errors - d.refused - d.other, "#59a14f"),
         ("error", lambda d: d.errors, "#e15759"), ("refused", lambda d: d.refused, "#edc948"),
-        ("busy/interrupted/killed", lambda d: d.other, "#bab0ac"))]
+        ("/".join(runlog.STOPPED), lambda d: d.other, "#bab0ac"))]
     rate = [d.errors / d.runs if d.runs else None for d in per_day]
     top_rate = max([r for r in rate if r is not None] + [0.05])
     parts.append(f"<h2>Runs and failure rate</h2><p class=note>{total.runs:,} runs, {total.errors:,} failed "

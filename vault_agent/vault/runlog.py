@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..statuses import STATUSES as STATUSES, STOPPED as STOPPED  # one list, kept where --help reads it
 from .atomic import append_line
 
 # OpenTelemetry GenAI semantic-convention attribute names.
@@ -28,7 +29,6 @@ TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
 ERROR_TYPE = "error.type"
 
-STATUSES = ("ok", "error", "refused", "busy", "interrupted", "killed")
 WORK_ITEM_CHARS = 200  # a record's work_item: the request as one line, cut to this
 
 
