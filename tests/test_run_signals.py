@@ -50,6 +50,31 @@ AgentFolder.append_journal = paused
 main(sys.argv[1:], prog_name="vault-agent")
 """
 
+# Stops a dream after its steps are on disk, as it brings the index up to date, until its stdin is closed: the
+# test's SIGKILL then lands after the dream changed memory/ and before it wrote its record.
+PAUSED_AFTER_APPLYING = """
+import sys
+from vault_agent.cli import main
+from vault_agent.memory import dream
+from vault_agent.memory.catalog import Catalog
+
+apply, sync = dream.apply, Catalog.sync
+applied = []
+
+def noted(*args, **kwargs):
+    applied.append(True)
+    return apply(*args, **kwargs)
+
+def paused(self, *args, **kwargs):
+    if applied:
+        print("applied", flush=True)
+        sys.stdin.readline()
+    return sync(self, *args, **kwargs)
+
+dream.apply, Catalog.sync = noted, paused
+main(sys.argv[1:], prog_name="vault-agent")
+"""
+
 
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
@@ -84,6 +109,12 @@ def in_model_call(server: FakeLLMServer, proc: subprocess.Popen[str]) -> None:
     while not server.requests and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.requests, proc.communicate(timeout=5)
+
+
+def said(proc: subprocess.Popen[str], word: str) -> bool:
+    """Wait until the child prints `word` on a line of its own (after what the command prints, a dream's plan)."""
+    assert proc.stdout is not None
+    return any(line == f"{word}\n" for line in iter(proc.stdout.readline, ""))
 
 
 def run_records(folder: AgentFolder) -> list[dict]:
@@ -173,6 +204,46 @@ def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_
 
     second = Agent(folder.root, env=ENV).run("Second")
     assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(first["run_id"], "ok"),
+                                                                        (second.run_id, "ok")]
+    assert [e.status for e in entries(folder)] == ["ok", "ok"]
+    assert not owner_file(folder).exists()
+
+
+def test_a_dream_killed_after_changing_memory_but_before_logging_is_logged_as_killed_by_the_next_run(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    voucher = note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+    server.script(Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_APPLYING, "dream", "tester")
+    assert said(proc, "applied"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    owner = json.loads(owner_file(folder).read_text())  # the dream still held the run lock
+    assert not voucher.exists() and run_records(folder) == []  # archived, unlogged
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    killed, ok = run_records(folder)
+    assert (killed["run_id"], killed["status"], killed["trigger"], killed["work_item"]) == (
+        owner["run_id"], "killed", "dream", "consolidate memory (dream)")
+    assert (ok["run_id"], ok["status"]) == (second.run_id, "ok")
+    assert [e.status for e in entries(folder)] == ["killed", "ok"]
+    assert not owner_file(folder).exists()
+
+
+def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+    server.script(Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "dream", "tester")
+    assert said(proc, "logged"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert owner_file(folder).exists()  # its record was written while it held the lock
+    [dreamt] = run_records(folder)
+    assert (dreamt["status"], dreamt["work_item"]) == ("ok", "consolidate memory (dream)")
+    assert any(step.startswith("archived memory/voucher.md") for step in dreamt["dream"])
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(dreamt["run_id"], "ok"),
                                                                         (second.run_id, "ok")]
     assert [e.status for e in entries(folder)] == ["ok", "ok"]
     assert not owner_file(folder).exists()

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -117,6 +117,8 @@ class _RunState:
     iterations: int = 0
     did: str | None = None  # the journal's "Did" line, when not the reply's first line
     extra: dict[str, Any] = field(default_factory=dict)  # more keys for the log record
+    # Fills in what the record says from what the work got done, just before it is written (LoggedWork).
+    settle: Callable[[], None] | None = None
     result: RunResult | None = None  # set once the record is being written: a run is logged once
 
     def add_cost(self, cost: float | None) -> None:
@@ -276,15 +278,37 @@ class Agent:
             try:
                 # Before the lock: its owner file holds the work item, scrubbed of stored secret values too.
                 secrets = self._leak_scan(state.warnings)
-                # Logged before the lock is released: a run killed after that leaves its owner file, and the next
-                # taker finds this record instead of logging it as killed (_log_killed).
-                with self.run_lock(state.run_id, timeout=timeout, trigger=trigger, work_item=work_item), \
-                        self._recording(state):
+                with self._locked(state, timeout):
                     self._run_locked(state, secrets, model, history or [], on_text)
             finally:
                 self._mutex.release()
         assert state.result is not None  # _recording logged it
         return state.result
+
+    @contextmanager
+    def logged_work(self, work_item: str, *, trigger: str,
+                    settle: Callable[[LoggedWork], None]) -> Iterator[LoggedWork]:
+        """Work done for this agent outside a model run (a dream), logged exactly as a run is, by the same code:
+        one record and one journal entry, whatever ended it (ok, error, busy, interrupted; Ctrl-C and internal
+        errors then go on up, a VaultAgentError does not). Its steps that change files go under
+        `work.locked(timeout)`, which logs it before releasing the run lock, as a run is.
+
+        `settle(work)` is called just before the record is written, with `work.status` known, to `describe` it.
+        """
+        started = runlog.now_ts()
+        state = _RunState(runlog.new_run_id(started), started, trigger, work_item, False, status="ok")
+        work = LoggedWork(self, state)
+        state.settle = lambda: settle(work)
+        with self._recording(state):  # what never got the lock (busy, Ctrl-C while planning) is logged here
+            yield work
+
+    @contextmanager
+    def _locked(self, state: _RunState, timeout: float) -> Iterator[None]:
+        """Hold the run lock for the run (or dream) and log it before releasing the lock: one killed after that
+        leaves its owner file, and the next taker finds this record instead of logging it as killed (_log_killed)."""
+        with self.run_lock(state.run_id, timeout=timeout, trigger=state.trigger, work_item=state.work_item), \
+                self._recording(state):
+            yield
 
     @contextmanager
     def _recording(self, state: _RunState) -> Iterator[None]:
@@ -497,20 +521,9 @@ class Agent:
                                                result.action, cap.origin))
 
     # --- the record ------------------------------------------------------
-    def record(self, *, started: _dt.datetime, run_id: str, trigger: str, work_item: str, status: str,
-               text: str = "", error: str | None = None, cost_usd: float | None = 0.0,
-               captures: list[NoteCaptured] | None = None, did: str | None = None,
-               extra: dict[str, Any] | None = None) -> RunResult:
-        """Log work done for this agent outside a model run (a dream, say) exactly as a run is logged:
-        one record and one journal entry."""
-        # The work began at `started`, not now: the record's latency_ms counts from there.
-        t0 = time.perf_counter() - max(0.0, (runlog.now_ts() - started).total_seconds())
-        state = _RunState(run_id, started, trigger, work_item, False, t0=t0, status=status, text=text, error=error,
-                          error_type=status if error else None, cost_usd=cost_usd, captured=captures or [],
-                          did=did, extra=extra or {})
-        return self._finish(state)
-
     def _finish(self, state: _RunState) -> RunResult:
+        if state.settle is not None:
+            state.settle()
         latency_ms = int((time.perf_counter() - state.t0) * 1000)
         state.result = result = RunResult(
             text=state.text, run_id=state.run_id, status=state.status, usage=state.usage,
@@ -533,6 +546,39 @@ class Agent:
         finally:
             self.folder.append_journal(entry)
         return result
+
+
+class LoggedWork:
+    """Work in progress for Agent.logged_work: its run id, and what its record will say."""
+
+    def __init__(self, agent: Agent, state: _RunState) -> None:
+        self._agent, self._state = agent, state
+
+    @property
+    def run_id(self) -> str:
+        return self._state.run_id
+
+    @property
+    def started(self) -> _dt.datetime:
+        return self._state.started
+
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def result(self) -> RunResult:
+        assert self._state.result is not None, "read once the logged_work block has ended"
+        return self._state.result
+
+    def locked(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the agent's run lock (AgentBusy after `timeout` s); the record is written before it is released."""
+        return self._agent._locked(self._state, timeout)
+
+    def describe(self, *, text: str, did: str, captures: list[NoteCaptured], extra: dict[str, Any]) -> None:
+        """What the record and journal entry say it did (call from `settle`)."""
+        state = self._state
+        state.text, state.did, state.captured, state.extra = text, did, captures, extra
 
 
 def _how_it_ended(exc: BaseException) -> tuple[str, str, str]:
