@@ -304,15 +304,16 @@ class Agent:
 
     @contextmanager
     def _locked(self, state: _RunState, timeout: float) -> Iterator[None]:
-        """Hold the run lock for the run (or dream) and log it before releasing the lock: one killed after that
-        leaves its owner file, and the next taker finds this record instead of logging it as killed (_log_killed)."""
-        with self.run_lock(state.run_id, timeout=timeout, trigger=state.trigger, work_item=state.work_item), \
-                self._recording(state):
+        """Hold the run lock for the run (or dream) and log it before releasing the lock, marking its owner file
+        logged: one killed after that is not logged again by the next taker (_log_killed)."""
+        with self.run_lock(state.run_id, started=state.started, timeout=timeout, trigger=state.trigger,
+                           work_item=state.work_item) as logged, self._recording(state, logged):
             yield
 
     @contextmanager
-    def _recording(self, state: _RunState) -> Iterator[None]:
+    def _recording(self, state: _RunState, logged: Callable[[], None] | None = None) -> Iterator[None]:
         """Log the run when the block ends, whatever ended it; Ctrl-C and internal errors then go on up.
+        `logged`: called once the record is written (the run lock's, when this block holds it).
 
         Nested, the inner block logs it; the outer one passes on what it raised, as it does a failed write.
         """
@@ -322,27 +323,29 @@ class Agent:
             if state.result is not None:
                 raise
             state.status, state.error, state.error_type = _how_it_ended(exc)
-            self._finish(state)
+            self._finish(state, logged)
             if not isinstance(exc, VaultAgentError):
                 raise
         else:
             if state.result is None:
-                self._finish(state)
+                self._finish(state, logged)
 
     @contextmanager
-    def run_lock(self, run_id: str, *, timeout: float, trigger: str, work_item: str) -> Iterator[None]:
+    def run_lock(self, run_id: str, *, started: _dt.datetime, timeout: float, trigger: str,
+                 work_item: str) -> Iterator[Callable[[], None]]:
         """Hold the agent's run lock for a run, a dream or a tool call; AgentBusy after `timeout` seconds.
+        Yields `logged`, to call once the holder's record is written (AgentFolder.run_lock).
 
-        A run found killed holding it (SIGKILL, out of memory, power loss) is logged first, from the owner file
-        it left (_log_killed).
+        A run found killed holding it (SIGKILL, out of memory, power loss) before it was logged is logged first,
+        from the owner file it left (_log_killed).
         """
-        with self.folder.run_lock(timeout=timeout, run_id=run_id, trigger=trigger, work_item=work_item,
-                                  on_killed=self._log_killed):
-            yield
+        with self.folder.run_lock(timeout=timeout, run_id=run_id, started=started, trigger=trigger,
+                                  work_item=work_item, on_killed=self._log_killed) as logged:
+            yield logged
 
     def _log_killed(self, owner: dict[str, Any]) -> None:
-        """Write the record and journal entry a run killed holding the run lock never wrote, once: the lock is
-        held, and a run killed after writing its own (before releasing the lock) has it in the log already."""
+        """Write the record and journal entry a run killed holding the run lock never wrote: the lock is held, so
+        once, and a run killed after writing its own marked its owner file logged (lock.run_lock skips it)."""
         run_id = str(owner.get("run_id") or "")
         if not run_id:
             return  # not an owner file this runtime wrote: no run to name
@@ -350,10 +353,6 @@ class Agent:
             started = _dt.datetime.fromisoformat(str(owner.get("since")))
         except ValueError:
             started = runlog.now_ts()
-        # From the day before: a run that waited for the lock past midnight logs under the day it started.
-        logged = self.folder.read_log(since=started.date() - _dt.timedelta(days=1)).records
-        if any(r.get("run_id") == run_id for r in logged):
-            return
         self._finish(_RunState(run_id, started, str(owner.get("trigger") or "unknown"),
                                str(owner.get("work_item") or ""), False, status="killed", error=KILLED_ERROR,
                                error_type="killed", cost_usd=None))
@@ -379,7 +378,8 @@ class Agent:
         with self._mutex:
             warnings: list[str] = []
             secrets = self._leak_scan(warnings)
-            with self.run_lock(run_id, timeout=timeout, trigger=trigger, work_item=f"tools call {name}"):
+            with self.run_lock(run_id, started=started, timeout=timeout, trigger=trigger,
+                               work_item=f"tools call {name}") as logged:
                 config = self.folder.load_config()
                 tools, _ = self._tools(config, run_id, self._synced_catalog(), secrets)
                 [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
@@ -387,6 +387,7 @@ class Agent:
                 record.pop("parent_run_id")
                 record.update(run_id=run_id, trigger=trigger, **({"warnings": warnings} if warnings else {}))
                 self.folder.append_log([record], day=started.date())
+                logged()
         return outcome
 
     def _run_locked(self, state: _RunState, secrets: tuple[Redactor, dict[str, str]], model_override: str | None,
@@ -521,7 +522,7 @@ class Agent:
                                                result.action, cap.origin))
 
     # --- the record ------------------------------------------------------
-    def _finish(self, state: _RunState) -> RunResult:
+    def _finish(self, state: _RunState, logged: Callable[[], None] | None = None) -> RunResult:
         if state.settle is not None:
             state.settle()
         latency_ms = int((time.perf_counter() - state.t0) * 1000)
@@ -545,6 +546,8 @@ class Agent:
             self.folder.append_log([record, *children], day=state.started.date())
         finally:
             self.folder.append_journal(entry)
+        if logged is not None:
+            logged()
         return result
 
 
