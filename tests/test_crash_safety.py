@@ -91,7 +91,7 @@ HOLDER = textwrap.dedent("""
     agent = AgentFolder(sys.argv[1])
     run_id, hold, wait = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     try:
-        with agent.run_lock(timeout=wait, run_id=run_id):
+        with agent.run_lock(timeout=wait, run_id=run_id, on_killed=lambda owner: None):
             print("got", flush=True)
             time.sleep(hold)
             agent.append_log([{"kind": "run", "run_id": run_id, "status": "ok"}])
@@ -164,7 +164,7 @@ KILLED_MID_WRITE = textwrap.dedent("""
     import os, sys
     from vault_agent.vault.folder import AgentFolder
     agent = AgentFolder(sys.argv[1])
-    with agent.run_lock(timeout=5, run_id="killed"):
+    with agent.run_lock(timeout=5, run_id="killed", on_killed=lambda owner: None):
         os.replace = lambda *a, **k: os._exit(137)  # killed between writing a temp file and renaming it
         agent.save_note({"type": "project", "name": "Cut off"}, "never renamed", version_tag="v1")
 """)
@@ -185,7 +185,7 @@ def test_temp_files_of_a_writer_killed_holding_the_run_lock_go_when_the_lock_is_
     old = time.time() - 120
     for path in (left, *others):
         os.utime(path, (old, old))
-    with agent.run_lock(timeout=5, run_id="next"):
+    with agent.run_lock(timeout=5, run_id="next", on_killed=lambda owner: None):
         pass
     assert not left.exists() and fresh.exists() and all(p.exists() for p in others)
 

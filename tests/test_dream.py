@@ -555,7 +555,7 @@ def test_a_dream_record_has_the_time_the_dream_took(paths: AgentPaths, monkeypat
 
 def test_a_dream_waits_for_a_run_only_as_long_as_wait_says_and_its_busy_entry_says_it_did_not_run(
         paths: AgentPaths) -> None:
-    with AgentFolder(paths.root).run_lock(timeout=1, run_id="holder"):
+    with AgentFolder(paths.root).run_lock(timeout=1, run_id="holder", on_killed=lambda owner: None):
         t0 = time.monotonic()
         out = CliRunner().invoke(main, ["--vault", str(paths.root.parent), "dream", "a", "--wait", "0.2"])
         assert time.monotonic() - t0 < 10  # not the default 30 s

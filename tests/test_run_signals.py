@@ -26,27 +26,51 @@ from vault_agent.runner import Agent
 from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply
 from vault_agent.vault import chain, journal, runlog
 from vault_agent.vault.folder import AgentFolder
-from vault_agent.vault.lock import run_lock
+from vault_agent.vault.lock import mark_logged, run_lock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM and SIGKILL semantics are POSIX")
 
 ENV = {"ANTHROPIC_API_KEY": "test-key", "VAULT_AGENT_MASTER_KEY": KEY}
-# Stops the child right after the run's journal entry, its last write, until its stdin is closed: the test's
-# SIGKILL then lands after the run logged itself and before it released the run lock.
+# Stops the child right after the run's record and journal entry are written and its owner file says so, until
+# its stdin is closed: the test's SIGKILL then lands after the run logged itself and before it released the lock.
 PAUSED_AFTER_LOGGING = """
 import sys
 from vault_agent.cli import main
-from vault_agent.vault.folder import AgentFolder
+from vault_agent.vault import folder
 
-append_journal = AgentFolder.append_journal
+mark_logged = folder.mark_logged
 
-def paused(self, entry):
-    path = append_journal(self, entry)
+def paused(path):
+    mark_logged(path)
     print("logged", flush=True)
     sys.stdin.readline()
-    return path
 
-AgentFolder.append_journal = paused
+folder.mark_logged = paused
+main(sys.argv[1:], prog_name="vault-agent")
+"""
+
+# Stops a dream after its steps are on disk, as it brings the index up to date, until its stdin is closed: the
+# test's SIGKILL then lands after the dream changed memory/ and before it wrote its record.
+PAUSED_AFTER_APPLYING = """
+import sys
+from vault_agent.cli import main
+from vault_agent.memory import dream
+from vault_agent.memory.catalog import Catalog
+
+apply, sync = dream.apply, Catalog.sync
+applied = []
+
+def noted(*args, **kwargs):
+    applied.append(True)
+    return apply(*args, **kwargs)
+
+def paused(self, *args, **kwargs):
+    if applied:
+        print("applied", flush=True)
+        sys.stdin.readline()
+    return sync(self, *args, **kwargs)
+
+dream.apply, Catalog.sync = noted, paused
 main(sys.argv[1:], prog_name="vault-agent")
 """
 
@@ -84,6 +108,12 @@ def in_model_call(server: FakeLLMServer, proc: subprocess.Popen[str]) -> None:
     while not server.requests and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.requests, proc.communicate(timeout=5)
+
+
+def said(proc: subprocess.Popen[str], word: str) -> bool:
+    """Wait until the child prints `word` on a line of its own (after what the command prints, a dream's plan)."""
+    assert proc.stdout is not None
+    return any(line == f"{word}\n" for line in iter(proc.stdout.readline, ""))
 
 
 def run_records(folder: AgentFolder) -> list[dict]:
@@ -178,6 +208,63 @@ def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_
     assert not owner_file(folder).exists()
 
 
+def test_a_dream_killed_after_changing_memory_but_before_logging_is_logged_as_killed_by_the_next_run(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    voucher = note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+    server.script(Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_APPLYING, "dream", "tester")
+    assert said(proc, "applied"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    owner = json.loads(owner_file(folder).read_text())  # the dream still held the run lock
+    assert not voucher.exists() and run_records(folder) == []  # archived, unlogged
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    killed, ok = run_records(folder)
+    assert (killed["run_id"], killed["status"], killed["trigger"], killed["work_item"]) == (
+        owner["run_id"], "killed", "dream", "consolidate memory (dream)")
+    assert (ok["run_id"], ok["status"]) == (second.run_id, "ok")
+    assert [e.status for e in entries(folder)] == ["killed", "ok"]
+    assert not owner_file(folder).exists()
+
+
+def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+    server.script(Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "dream", "tester")
+    assert said(proc, "logged"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert owner_file(folder).exists()  # its record was written while it held the lock
+    [dreamt] = run_records(folder)
+    assert (dreamt["status"], dreamt["work_item"]) == ("ok", "consolidate memory (dream)")
+    assert any(step.startswith("archived memory/voucher.md") for step in dreamt["dream"])
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(dreamt["run_id"], "ok"),
+                                                                        (second.run_id, "ok")]
+    assert [e.status for e in entries(folder)] == ["ok", "ok"]
+    assert not owner_file(folder).exists()
+
+
+def test_a_tool_call_killed_after_logging_but_before_releasing_the_lock_is_not_logged_as_killed(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    server.script(Reply("second done"))
+    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "tools", "call", "tester", "memory_search",
+                 "--json", '{"query": "tea"}')
+    assert said(proc, "logged"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    owner = json.loads(owner_file(folder).read_text())
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    assert [(r["run_id"], r["kind"]) for r in folder.read_log().records] == [(owner["run_id"], "tool_call"),
+                                                                            (second.run_id, "run")]
+    assert [e.run_id for e in entries(folder)] == [second.run_id]
+    assert not owner_file(folder).exists()
+
+
 @pytest.mark.parametrize("taker", ["dream", "tools call"])
 def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: AgentFolder, taker: str) -> None:
     # What SIGKILL leaves (shown with real processes above): the owner file, and the lock free.
@@ -215,6 +302,43 @@ def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_
         assert not killed  # the third released it: nothing is logged twice
     assert seen == [stale]
 
+
+def test_a_holder_killed_after_marking_itself_logged_is_not_handed_to_on_killed(tmp_path: Path) -> None:
+    path, seen = tmp_path / "run.lock", []
+    with run_lock(path, timeout=0, owner={"run_id": "first"}, on_killed=seen.append):
+        mark_logged(path)
+        left = path.with_name("run.lock.owner.json").read_text()
+    path.with_name("run.lock.owner.json").write_text(left)  # what SIGKILL before the release leaves
+    assert json.loads(left) == {"run_id": "first", "pid": os.getpid(), "logged": True}
+    with run_lock(path, timeout=0, owner={"run_id": "second"}, on_killed=seen.append) as killed:
+        assert killed  # it died holding the lock (its temp files go), but it is logged already
+    assert seen == []
+
+
+def test_no_taker_of_the_run_lock_can_leave_out_what_to_do_with_a_killed_holder(folder: AgentFolder) -> None:
+    with pytest.raises(TypeError, match="on_killed"), folder.run_lock(timeout=0, run_id="x"):  # type: ignore[call-arg]
+        pass
+    assert not owner_file(folder).exists()
+
+
+def test_the_owner_file_says_when_the_run_started_not_when_it_took_the_lock(
+        folder: AgentFolder, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.script(Reply("done"))
+    leak_scan, run_locked, seen = Agent._leak_scan, Agent._run_locked, []
+
+    def slow(self: Agent, *args: object) -> object:
+        time.sleep(0.05)  # as a run waiting for the lock does
+        return leak_scan(self, *args)  # type: ignore[arg-type]
+
+    def peek(self: Agent, *args: object) -> None:
+        seen.append(json.loads(owner_file(folder).read_text()))
+        run_locked(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Agent, "_leak_scan", slow)
+    monkeypatch.setattr(Agent, "_run_locked", peek)
+    assert Agent(folder.root, env=ENV).run("Check in.").ok
+    [record] = run_records(folder)
+    assert [o["since"] for o in seen] == [record["started"]]  # what a killed record's `started` is taken from
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])

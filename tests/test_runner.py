@@ -291,7 +291,7 @@ def test_critical_goes_past_the_cap_and_is_logged_as_such(tmp_path: Path, server
 def test_a_second_concurrent_run_is_busy_and_logged(tmp_path: Path, server: FakeLLMServer) -> None:
     root = make_agent(tmp_path, server, "anthropic")
     agent = agent_for(root)
-    with agent.folder.run_lock(timeout=1, run_id="holder"):
+    with agent.folder.run_lock(timeout=1, run_id="holder", on_killed=lambda owner: None):
         result = agent.run("go", lock_timeout_s=0.2)
     assert result.status == "busy" and "agent busy" in (result.error or "")
     [record] = runs(root)

@@ -112,7 +112,7 @@ def test_placeholders_a_killed_runtime_left_pause_nothing_and_go_at_the_next_run
     assert (root / "PAUSED.md").read_bytes() == b"" and list((root / "journal").iterdir()) == []
     assert sched.pause_info(folder) is None  # the runtime's empty stand-in is not a person pausing the agent
     assert not sched.resume(folder) and (root / "PAUSED.md").exists()
-    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef"):
+    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef", on_killed=lambda owner: None):
         assert not (root / "PAUSED.md").exists() and not (root / "journal").exists()
     assert not (root / ".vault-agent" / placeholders.RECORD).exists()
 
@@ -126,7 +126,7 @@ def test_a_file_a_person_put_where_a_placeholder_was_left_is_theirs(tmp_path: Pa
     os.replace(root / "mine.md", root / "PAUSED.md")  # a person pausing the agent with an empty file of their own
     (root / "journal" / "2026-11-21.md").write_text("# 2026-11-21\n")
     assert sched.pause_info(folder) is not None
-    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef"):
+    with folder.run_lock(timeout=0, run_id="20261121T090000-abcdef", on_killed=lambda owner: None):
         pass
     assert (root / "PAUSED.md").exists() and (root / "journal" / "2026-11-21.md").exists()
     assert sched.pause_info(folder) is not None

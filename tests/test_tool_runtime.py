@@ -164,7 +164,7 @@ def test_tools_call_exits_75_with_one_line_while_a_run_holds_the_agent(tmp_path:
     from vault_agent.vault.folder import AgentFolder
 
     root = make_agent(tmp_path, "tools: [read_file]")
-    with AgentFolder(root).run_lock(timeout=0, run_id="20261121T100000-abcdef"):
+    with AgentFolder(root).run_lock(timeout=0, run_id="20261121T100000-abcdef", on_killed=lambda owner: None):
         busy = CliRunner().invoke(main, ["--vault", str(root.parent), "tools", "call", "agent", "read_file",
                                          "--json", '{"path": "memory/hello.md"}', "--wait", "0"])
     assert busy.exit_code == 75, busy.output

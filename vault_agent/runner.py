@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -117,6 +117,8 @@ class _RunState:
     iterations: int = 0
     did: str | None = None  # the journal's "Did" line, when not the reply's first line
     extra: dict[str, Any] = field(default_factory=dict)  # more keys for the log record
+    # Fills in what the record says from what the work got done, just before it is written (LoggedWork).
+    settle: Callable[[], None] | None = None
     result: RunResult | None = None  # set once the record is being written: a run is logged once
 
     def add_cost(self, cost: float | None) -> None:
@@ -276,10 +278,7 @@ class Agent:
             try:
                 # Before the lock: its owner file holds the work item, scrubbed of stored secret values too.
                 secrets = self._leak_scan(state.warnings)
-                # Logged before the lock is released: a run killed after that leaves its owner file, and the next
-                # taker finds this record instead of logging it as killed (_log_killed).
-                with self.run_lock(state.run_id, timeout=timeout, trigger=trigger, work_item=work_item), \
-                        self._recording(state):
+                with self._locked(state, timeout):
                     self._run_locked(state, secrets, model, history or [], on_text)
             finally:
                 self._mutex.release()
@@ -287,8 +286,34 @@ class Agent:
         return state.result
 
     @contextmanager
-    def _recording(self, state: _RunState) -> Iterator[None]:
+    def logged_work(self, work_item: str, *, trigger: str,
+                    settle: Callable[[LoggedWork], None]) -> Iterator[LoggedWork]:
+        """Work done for this agent outside a model run (a dream), logged exactly as a run is, by the same code:
+        one record and one journal entry, whatever ended it (ok, error, busy, interrupted; Ctrl-C and internal
+        errors then go on up, a VaultAgentError does not). Its steps that change files go under
+        `work.locked(timeout)`, which logs it before releasing the run lock, as a run is.
+
+        `settle(work)` is called just before the record is written, with `work.status` known, to `describe` it.
+        """
+        started = runlog.now_ts()
+        state = _RunState(runlog.new_run_id(started), started, trigger, work_item, False, status="ok")
+        work = LoggedWork(self, state)
+        state.settle = lambda: settle(work)
+        with self._recording(state):  # what never got the lock (busy, Ctrl-C while planning) is logged here
+            yield work
+
+    @contextmanager
+    def _locked(self, state: _RunState, timeout: float) -> Iterator[None]:
+        """Hold the run lock for the run (or dream) and log it before releasing the lock, marking its owner file
+        logged: one killed after that is not logged again by the next taker (_log_killed)."""
+        with self.run_lock(state.run_id, started=state.started, timeout=timeout, trigger=state.trigger,
+                           work_item=state.work_item) as logged, self._recording(state, logged):
+            yield
+
+    @contextmanager
+    def _recording(self, state: _RunState, logged: Callable[[], None] | None = None) -> Iterator[None]:
         """Log the run when the block ends, whatever ended it; Ctrl-C and internal errors then go on up.
+        `logged`: called once the record is written (the run lock's, when this block holds it).
 
         Nested, the inner block logs it; the outer one passes on what it raised, as it does a failed write.
         """
@@ -298,27 +323,29 @@ class Agent:
             if state.result is not None:
                 raise
             state.status, state.error, state.error_type = _how_it_ended(exc)
-            self._finish(state)
+            self._finish(state, logged)
             if not isinstance(exc, VaultAgentError):
                 raise
         else:
             if state.result is None:
-                self._finish(state)
+                self._finish(state, logged)
 
     @contextmanager
-    def run_lock(self, run_id: str, *, timeout: float, trigger: str, work_item: str) -> Iterator[None]:
+    def run_lock(self, run_id: str, *, started: _dt.datetime, timeout: float, trigger: str,
+                 work_item: str) -> Iterator[Callable[[], None]]:
         """Hold the agent's run lock for a run, a dream or a tool call; AgentBusy after `timeout` seconds.
+        Yields `logged`, to call once the holder's record is written (AgentFolder.run_lock).
 
-        A run found killed holding it (SIGKILL, out of memory, power loss) is logged first, from the owner file
-        it left (_log_killed).
+        A run found killed holding it (SIGKILL, out of memory, power loss) before it was logged is logged first,
+        from the owner file it left (_log_killed).
         """
-        with self.folder.run_lock(timeout=timeout, run_id=run_id, trigger=trigger, work_item=work_item,
-                                  on_killed=self._log_killed):
-            yield
+        with self.folder.run_lock(timeout=timeout, run_id=run_id, started=started, trigger=trigger,
+                                  work_item=work_item, on_killed=self._log_killed) as logged:
+            yield logged
 
     def _log_killed(self, owner: dict[str, Any]) -> None:
-        """Write the record and journal entry a run killed holding the run lock never wrote, once: the lock is
-        held, and a run killed after writing its own (before releasing the lock) has it in the log already."""
+        """Write the record and journal entry a run killed holding the run lock never wrote: the lock is held, so
+        once, and a run killed after writing its own marked its owner file logged (lock.run_lock skips it)."""
         run_id = str(owner.get("run_id") or "")
         if not run_id:
             return  # not an owner file this runtime wrote: no run to name
@@ -326,10 +353,6 @@ class Agent:
             started = _dt.datetime.fromisoformat(str(owner.get("since")))
         except ValueError:
             started = runlog.now_ts()
-        # From the day before: a run that waited for the lock past midnight logs under the day it started.
-        logged = self.folder.read_log(since=started.date() - _dt.timedelta(days=1)).records
-        if any(r.get("run_id") == run_id for r in logged):
-            return
         self._finish(_RunState(run_id, started, str(owner.get("trigger") or "unknown"),
                                str(owner.get("work_item") or ""), False, status="killed", error=KILLED_ERROR,
                                error_type="killed", cost_usd=None))
@@ -355,7 +378,8 @@ class Agent:
         with self._mutex:
             warnings: list[str] = []
             secrets = self._leak_scan(warnings)
-            with self.run_lock(run_id, timeout=timeout, trigger=trigger, work_item=f"tools call {name}"):
+            with self.run_lock(run_id, started=started, timeout=timeout, trigger=trigger,
+                               work_item=f"tools call {name}") as logged:
                 config = self.folder.load_config()
                 tools, _ = self._tools(config, run_id, self._synced_catalog(), secrets)
                 [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
@@ -363,6 +387,7 @@ class Agent:
                 record.pop("parent_run_id")
                 record.update(run_id=run_id, trigger=trigger, **({"warnings": warnings} if warnings else {}))
                 self.folder.append_log([record], day=started.date())
+                logged()
         return outcome
 
     def _run_locked(self, state: _RunState, secrets: tuple[Redactor, dict[str, str]], model_override: str | None,
@@ -497,20 +522,9 @@ class Agent:
                                                result.action, cap.origin))
 
     # --- the record ------------------------------------------------------
-    def record(self, *, started: _dt.datetime, run_id: str, trigger: str, work_item: str, status: str,
-               text: str = "", error: str | None = None, cost_usd: float | None = 0.0,
-               captures: list[NoteCaptured] | None = None, did: str | None = None,
-               extra: dict[str, Any] | None = None) -> RunResult:
-        """Log work done for this agent outside a model run (a dream, say) exactly as a run is logged:
-        one record and one journal entry."""
-        # The work began at `started`, not now: the record's latency_ms counts from there.
-        t0 = time.perf_counter() - max(0.0, (runlog.now_ts() - started).total_seconds())
-        state = _RunState(run_id, started, trigger, work_item, False, t0=t0, status=status, text=text, error=error,
-                          error_type=status if error else None, cost_usd=cost_usd, captured=captures or [],
-                          did=did, extra=extra or {})
-        return self._finish(state)
-
-    def _finish(self, state: _RunState) -> RunResult:
+    def _finish(self, state: _RunState, logged: Callable[[], None] | None = None) -> RunResult:
+        if state.settle is not None:
+            state.settle()
         latency_ms = int((time.perf_counter() - state.t0) * 1000)
         state.result = result = RunResult(
             text=state.text, run_id=state.run_id, status=state.status, usage=state.usage,
@@ -532,7 +546,42 @@ class Agent:
             self.folder.append_log([record, *children], day=state.started.date())
         finally:
             self.folder.append_journal(entry)
+        if logged is not None:
+            logged()
         return result
+
+
+class LoggedWork:
+    """Work in progress for Agent.logged_work: its run id, and what its record will say."""
+
+    def __init__(self, agent: Agent, state: _RunState) -> None:
+        self._agent, self._state = agent, state
+
+    @property
+    def run_id(self) -> str:
+        return self._state.run_id
+
+    @property
+    def started(self) -> _dt.datetime:
+        return self._state.started
+
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def result(self) -> RunResult:
+        assert self._state.result is not None, "read once the logged_work block has ended"
+        return self._state.result
+
+    def locked(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the agent's run lock (AgentBusy after `timeout` s); the record is written before it is released."""
+        return self._agent._locked(self._state, timeout)
+
+    def describe(self, *, text: str, did: str, captures: list[NoteCaptured], extra: dict[str, Any]) -> None:
+        """What the record and journal entry say it did (call from `settle`)."""
+        state = self._state
+        state.text, state.did, state.captured, state.extra = text, did, captures, extra
 
 
 def _how_it_ended(exc: BaseException) -> tuple[str, str, str]:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import AgentBusy, VaultAgentError
 from ..memory import dream, dream_model
 from ..memory.catalog import Catalog
-from ..runner import Agent, NoteCaptured, RunResult
-from ..vault import runlog
+from ..runner import Agent, LoggedWork, NoteCaptured, RunResult
 
 WORK_ITEM = "consolidate memory (dream)"
 
@@ -29,53 +27,42 @@ def run_dream(agent: Agent, *, trigger: str = "dream", days: int = dream.SUMMARY
 
     `show`: called with the plan once it is made, before anything is changed (the CLI prints it).
 
-    KeyboardInterrupt (Ctrl-C, or the daemon stopping past its grace period) at any point, planning
-    included, is logged as `interrupted`, with the steps done and notes written before it, and raised again.
+    Logged as a run is, by the runner (Agent.logged_work): busy, error, or, for KeyboardInterrupt (Ctrl-C, or
+    the daemon stopping past its grace period) at any point, planning included, `interrupted`, with the steps
+    done and notes written before it, and raised again. The steps that change files run under the run lock,
+    and the record is written before it is released: a dream killed after that is not logged again.
     """
     folder = agent.folder
-    started = runlog.now_ts()
-    run_id = runlog.new_run_id(started)
-    status, error = "ok", None
     progress = dream.Progress()
     extra: dict[str, object] = {}
 
-    def record() -> RunResult:
+    def settle(work: LoggedWork) -> None:
         # A dream that did not get to run (busy, error) did nothing: its journal entry, like a run's, says why
         # under Problem only.
         done = progress.steps
-        idle = "nothing to do" if status == "ok" else ""
-        return agent.record(started=started, run_id=run_id, trigger=trigger, work_item=WORK_ITEM, status=status,
-                            text="\n".join(done) or idle, error=error, cost_usd=0.0,
-                            captures=_captured(agent, progress), did="; ".join(done) or idle,
-                            extra={**extra, "dream": done})
+        idle = "nothing to do" if work.status == "ok" else ""
+        work.describe(text="\n".join(done) or idle, did="; ".join(done) or idle,
+                      captures=_captured(agent, progress), extra={**extra, "dream": done})
 
-    try:
-        planned = dream.plan(folder, today=started.date(), days=days, aliases=with_model)
+    with agent.logged_work(WORK_ITEM, trigger=trigger, settle=settle) as work:
+        planned = dream.plan(folder, today=work.started.date(), days=days, aliases=with_model)
         if show is not None:
             show(planned)
         if planned.problems:
             extra["warnings"] = planned.warnings(folder.root)
         model = None
-        work = dream_model.prompt(planned) if with_model else None
-        if work is not None:
+        prompt = dream_model.prompt(planned) if with_model else None
+        if prompt is not None:
             # The agent's own run, with its own record, so the model's part stays behind the cost caps.
-            answer = agent.run(work, trigger=trigger, lock_timeout_s=lock_timeout_s)
+            answer = agent.run(prompt, trigger=trigger, lock_timeout_s=lock_timeout_s)
             extra["model_run"] = answer.run_id  # its record holds the spend; counting it here too would double it
             model = _model_text(agent, planned, answer, say)
         if not planned.empty:
-            with agent.run_lock(run_id, timeout=lock_timeout_s, trigger=trigger, work_item=WORK_ITEM):
-                dream.apply(folder, planned, tag=run_id, model=model, progress=progress)
-            with Catalog(folder.paths) as catalog:
-                catalog.sync()
-    except AgentBusy as exc:
-        status, error = "busy", exc.one_line()
-    except VaultAgentError as exc:
-        status, error = "error", exc.one_line()
-    except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted by the user"
-        record()
-        raise
-    return record()
+            with work.locked(lock_timeout_s):
+                dream.apply(folder, planned, tag=work.run_id, model=model, progress=progress)
+                with Catalog(folder.paths) as catalog:
+                    catalog.sync()
+    return work.result
 
 
 def _model_text(agent: Agent, planned: dream.DreamPlan, answer: RunResult,

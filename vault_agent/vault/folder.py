@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from .atomic import append_line, remove_stale_temps
 from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
 from .layout import AgentPaths, check_agent_name, is_agent_folder, misnamed_agent, resolve_vault_root
-from .lock import run_lock, write_lock
+from .lock import mark_logged, run_lock, write_lock
 from .notes import Note, NoteDirectory, NoteStore, NoteWrite, ScanDirectory
 
 
@@ -55,11 +56,17 @@ class AgentFolder:
 
     # --- locks -----------------------------------------------------------
     @contextmanager
-    def run_lock(self, *, timeout: float, run_id: str, trigger: str = "", work_item: str = "",
-                 on_killed: Callable[[dict[str, Any]], None] | None = None) -> Iterator[None]:
-        """Hold the run lock for `run_id`. Its owner file says who holds it (run_id, since, pid, trigger, the work
-        item as one line, leak-scanned), so that `on_killed` can log a run found killed holding it (lock.run_lock)."""
-        owner = {"run_id": run_id, "since": runlog.ts_string(runlog.now_ts()), "trigger": trigger,
+    def run_lock(self, *, timeout: float, run_id: str, on_killed: Callable[[dict[str, Any]], None],
+                 started: _dt.datetime | None = None, trigger: str = "",
+                 work_item: str = "") -> Iterator[Callable[[], None]]:
+        """Hold the run lock for `run_id`. Its owner file says who holds it (run_id, since: when the run started,
+        pid, trigger, the work item as one line, leak-scanned), so that `on_killed` can log a run found killed
+        holding it (lock.run_lock); required, so that no taker replaces such an owner file unseen.
+
+        Yields `logged`: call it once the holder's record is written, and if it is killed before releasing the
+        lock, `on_killed` does not get it (lock.mark_logged).
+        """
+        owner = {"run_id": run_id, "since": runlog.ts_string(started or runlog.now_ts()), "trigger": trigger,
                  "work_item": journal.one_line(work_item, runlog.WORK_ITEM_CHARS)}
         if self.redact is not None:
             owner = _scrubbed(owner, self.redact)
@@ -67,7 +74,7 @@ class AgentFolder:
             placeholders.clear_leftovers(self.root)  # of a killed run: no command of this agent runs now
             if holder_killed:  # only then can a write have been cut off: no walk through memory/ on every run
                 remove_stale_temps([self.paths.memory, self.paths.journal, self.paths.state])
-            yield
+            yield functools.partial(mark_logged, self.paths.run_lock)
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:

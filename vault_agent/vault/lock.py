@@ -16,21 +16,23 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from ..errors import AgentBusy, StorageError
+from ..errors import AgentBusy, StorageError, VaultAgentError
 from .atomic import atomic_write, read_state
 from .layout import state_not_a_folder
 
 WRITE_LOCK_TIMEOUT_S = 60.0
+LOGGED = "logged"  # the owner file's key once its holder has written its record (mark_logged)
 
 
 @contextmanager
 def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
-             on_killed: Callable[[dict[str, Any]], None] | None = None) -> Iterator[bool]:
+             on_killed: Callable[[dict[str, Any]], None]) -> Iterator[bool]:
     """Hold the run lock; AgentBusy after `timeout` seconds (0 = try once).
 
     Yields whether the previous holder was killed holding it (its owner file, removed on release, is still there).
-    `on_killed` gets that holder's owner file ({} when unreadable) before this holder's replaces it: only one
-    taker at a time sees it, and if this one dies in between, the next sees it again.
+    `on_killed` gets that holder's owner file ({} when unreadable) before this holder's replaces it, unless the
+    holder had marked itself logged (mark_logged): only one taker at a time sees it, and if this one dies in
+    between, the next sees it again.
     """
     lock = _lock(path, timeout)
     try:
@@ -45,8 +47,9 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
     owner_path = _owner_path(path)
     killed = owner_path.exists()
     try:
-        if killed and on_killed is not None:
-            on_killed(read_state(owner_path))
+        left = read_owner(path) if killed else {}
+        if killed and not left.get(LOGGED):
+            on_killed(left)
         atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
     except BaseException:
         lock.release()  # the stale owner file stays: the next taker logs the killed run
@@ -59,6 +62,15 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
         except OSError:
             pass
         lock.release()
+
+
+def mark_logged(path: Path) -> None:
+    """Say in the owner file that its holder, which holds the run lock, has written its record: killed before
+    releasing the lock, it is not logged again. Best effort: if this fails, such a run is logged killed too."""
+    try:
+        atomic_write(_owner_path(path), json.dumps({**read_owner(path), LOGGED: True}, default=str))
+    except (OSError, VaultAgentError):
+        pass
 
 
 @contextmanager
