@@ -23,7 +23,7 @@ from security_kit import KEY, store_secret
 import vault_agent
 from vault_agent.ops.consolidate import run_dream
 from vault_agent.runner import Agent
-from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply
+from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply, ToolUse
 from vault_agent.vault import chain, journal, runlog
 from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.lock import mark_logged, run_lock
@@ -31,8 +31,9 @@ from vault_agent.vault.lock import mark_logged, run_lock
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM and SIGKILL semantics are POSIX")
 
 ENV = {"ANTHROPIC_API_KEY": "test-key", "VAULT_AGENT_MASTER_KEY": KEY}
-# Stops the child right after the run's record and journal entry are written and its owner file says so, until
-# its stdin is closed: the test's SIGKILL then lands after the run logged itself and before it released the lock.
+# Stops the child right after the run's record and journal entry are written, its owner file marked logged or not
+# yet (PAUSES), until its stdin is closed: the test's SIGKILL then lands after the run logged itself and before it
+# released the lock.
 PAUSED_AFTER_LOGGING = """
 import sys
 from vault_agent.cli import main
@@ -41,13 +42,17 @@ from vault_agent.vault import folder
 mark_logged = folder.mark_logged
 
 def paused(path):
-    mark_logged(path)
+    MARK_FIRST
     print("logged", flush=True)
     sys.stdin.readline()
+    MARK_LAST
 
 folder.mark_logged = paused
 main(sys.argv[1:], prog_name="vault-agent")
 """
+# The two moments after the record is written: its owner file marked logged, or not yet.
+PAUSES = {"marked": PAUSED_AFTER_LOGGING.replace("MARK_FIRST", "mark_logged(path)").replace("MARK_LAST", ""),
+          "unmarked": PAUSED_AFTER_LOGGING.replace("MARK_FIRST", "").replace("MARK_LAST", "mark_logged(path)")}
 
 # Stops a dream after its steps are on disk, as it brings the index up to date, until its stdin is closed: the
 # test's SIGKILL then lands after the dream changed memory/ and before it wrote its record.
@@ -191,10 +196,47 @@ def test_a_run_killed_mid_run_is_logged_as_killed_once_by_the_next_runs(folder: 
     assert written and not any("castle-hunter-2291" in text for text in written)
 
 
-def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
+def priced_model_md(server: FakeLLMServer, daily_usd: float) -> str:
+    return (f"---\nprovider: anthropic\nmodel: claude-sonnet-5\nbase_url: {server.anthropic_base_url}\n"
+            f"timeout_s: 30\ncost:\n  daily_usd: {daily_usd}\n"
+            "prices:\n  claude-sonnet-5: {input: 1.0, output: 1.0}\n---\n")
+
+
+def test_a_run_killed_after_model_calls_is_logged_with_their_spend_which_the_caps_count(
         folder: AgentFolder, server: FakeLLMServer) -> None:
+    (folder.root / "model.md").write_text(priced_model_md(server, 5.0))
+    (folder.root / "tools.md").write_text("---\ntools: [memory_search]\n---\n")
+    # $1 per million tokens: the first call costs $0.92; the second hangs until the kill.
+    server.script(Reply(tool_calls=[ToolUse("memory_search", {"query": "week"})], input_tokens=900_000,
+                        output_tokens=20_000), Hang(30))
+    proc = child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", "Plan the week.")
+    deadline = time.monotonic() + 30
+    while len(server.requests) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(server.requests) == 2, proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert json.loads(owner_file(folder).read_text())["spent"]["model_calls"] == 1
+
+    # The person lowers the daily cap below what the killed run spent: the next run must see that spend.
+    (folder.root / "model.md").write_text(priced_model_md(server, 0.5))
+    refused = Agent(folder.root, env=ENV).run("Second.")
+    killed, second = run_records(folder)
+    assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", 0.92, 1)
+    assert (killed[runlog.INPUT_TOKENS], killed[runlog.OUTPUT_TOKENS]) == (900_000, 20_000)
+    assert (killed[runlog.PROVIDER], killed[runlog.REQUEST_MODEL]) == ("anthropic", "claude-sonnet-5")
+    assert "after 1 model call(s), whose spend this record counts" in killed["error"]
+    assert (refused.status, second["status"], second["error.type"]) == ("refused", "refused", "cap_daily")
+    entry = entries(folder)[0]
+    assert entry.status == "killed" and entry.fields["cost"][0].startswith("$0.9200 · 900,000 in · 20,000 out")
+
+
+@pytest.mark.parametrize("pause", PAUSES)
+def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
+        folder: AgentFolder, server: FakeLLMServer,
+        pause: str) -> None:
     server.script(Reply("first done"), Reply("second done"))
-    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "run", "tester", "-m", "First.")
+    proc = child(folder, "-c", PAUSES[pause], "run", "tester", "-m", "First.")
     assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -228,11 +270,13 @@ def test_a_dream_killed_after_changing_memory_but_before_logging_is_logged_as_ki
     assert not owner_file(folder).exists()
 
 
+@pytest.mark.parametrize("pause", PAUSES)
 def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
-        folder: AgentFolder, server: FakeLLMServer) -> None:
+        folder: AgentFolder, server: FakeLLMServer,
+        pause: str) -> None:
     note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
     server.script(Reply("second done"))
-    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "dream", "tester")
+    proc = child(folder, "-c", PAUSES[pause], "dream", "tester")
     assert said(proc, "logged"), proc.communicate(timeout=5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -248,10 +292,12 @@ def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logge
     assert not owner_file(folder).exists()
 
 
+@pytest.mark.parametrize("pause", PAUSES)
 def test_a_tool_call_killed_after_logging_but_before_releasing_the_lock_is_not_logged_as_killed(
-        folder: AgentFolder, server: FakeLLMServer) -> None:
+        folder: AgentFolder, server: FakeLLMServer,
+        pause: str) -> None:
     server.script(Reply("second done"))
-    proc = child(folder, "-c", PAUSED_AFTER_LOGGING, "tools", "call", "tester", "memory_search",
+    proc = child(folder, "-c", PAUSES[pause], "tools", "call", "tester", "memory_search",
                  "--json", '{"query": "tea"}')
     assert said(proc, "logged"), proc.communicate(timeout=5)
     proc.send_signal(signal.SIGKILL)
@@ -282,6 +328,46 @@ def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: Ag
     assert (killed["run_id"], killed["status"], killed["trigger"], killed["work_item"]) == (
         owner["run_id"], "killed", "schedule:tick", "Check in.")
     assert entries(folder)[0].status == "killed" and not owner_file(folder).exists()
+
+
+@pytest.mark.parametrize("spent", [
+    "a lot", {"model_calls": 2, "cost_usd": 0.4}, {"model_calls": 2, "cost_usd": "0.4", "usage": {}},
+    {"model_calls": 0, "cost_usd": 0.0, "usage": {}}, {"model_calls": 1, "cost_usd": 0.1, "usage": ["many"]},
+    {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": "many"}}])
+def test_a_killed_run_whose_owner_file_keeps_no_readable_spend_is_logged_with_its_spend_unknown(
+        folder: AgentFolder, server: FakeLLMServer, spent: object) -> None:
+    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
+             "trigger": "cli", "work_item": "Check in.", "spent": spent}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    owner_file(folder).write_text(json.dumps(owner))
+    server.script(Reply("done"))
+    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
+    killed = run_records(folder)[0]
+    assert (killed["status"], killed["cost_usd"], killed["iterations"], killed[runlog.PROVIDER]) == (
+        "killed", None, 0, None)
+    assert killed["error"].endswith("what it spent and wrote is unknown")
+    assert "cost" not in entries(folder)[0].fields
+
+
+def test_doctor_names_a_killed_run_until_the_next_run_logs_it(folder: AgentFolder, server: FakeLLMServer) -> None:
+    server.script(Hang(30), Reply("done"))
+    proc = child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", "Check in.")
+    in_model_call(server, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    owner = json.loads(owner_file(folder).read_text())
+
+    def doctor() -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(folder.root.parent), "doctor",
+                               "tester"], capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
+        return [line for line in done.stdout.splitlines() if "run.lock" in line]
+
+    assert doctor() == [f"WARNING [tester] .vault-agent/run.lock.owner.json: run {owner['run_id']} (started "
+                        f"{owner['since']}, trigger cli) was killed before it finished and is not logged yet — fix: "
+                        "nothing to do: the agent's next run, dream or tools call logs it "
+                        "(vault-agent log tester --status killed)"]
+    assert Agent(folder.root, env=ENV).run("Again.").status == "ok"
+    assert doctor() == [] and run_records(folder)[0]["status"] == "killed"
 
 
 def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 and MCP server all call it. Every started run ends in exactly one log record
 and one journal entry, whatever happens: ok, error, refused, busy or
 interrupted; a run killed outright (SIGKILL, power loss) gets them, killed,
-from the next run, dream or tool call to take the agent's run lock.
+from the next run, dream or tool call to take the agent's run lock, with the
+spend it kept in the lock's owner file after each model call.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ from .tools.runtime import ToolOutcome, ToolRuntime, build_runtime
 from .vault import journal as journal_mod
 from .vault import runlog
 from .vault.config import AgentConfig
-from .vault.folder import AgentFolder
+from .vault.folder import AgentFolder, RunLockHolder
+from .vault.lock import SPENT
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 JOURNAL_DAYS = 3
 KILLED_ERROR = "killed before it finished (SIGKILL, out of memory or power loss): what it spent and wrote is unknown"
+KILLED_AFTER_CALLS = ("killed before it finished (SIGKILL, out of memory or power loss) after {calls} model call(s), "
+                      "whose spend this record counts: a call then in flight, and what it wrote, are unknown")
 
 
 @dataclass
@@ -117,6 +121,8 @@ class _RunState:
     iterations: int = 0
     did: str | None = None  # the journal's "Did" line, when not the reply's first line
     extra: dict[str, Any] = field(default_factory=dict)  # more keys for the log record
+    # Keeps the spend so far in the run lock's owner file, for the record of a run killed later (_log_killed).
+    note_spent: Callable[[dict[str, Any]], None] | None = None
     # Fills in what the record says from what the work got done, just before it is written (LoggedWork).
     settle: Callable[[], None] | None = None
     result: RunResult | None = None  # set once the record is being written: a run is logged once
@@ -307,7 +313,8 @@ class Agent:
         """Hold the run lock for the run (or dream) and log it before releasing the lock, marking its owner file
         logged: one killed after that is not logged again by the next taker (_log_killed)."""
         with self.run_lock(state.run_id, started=state.started, timeout=timeout, trigger=state.trigger,
-                           work_item=state.work_item) as logged, self._recording(state, logged):
+                           work_item=state.work_item) as holder, self._recording(state, holder.logged):
+            state.note_spent = holder.spent
             yield
 
     @contextmanager
@@ -332,20 +339,21 @@ class Agent:
 
     @contextmanager
     def run_lock(self, run_id: str, *, started: _dt.datetime, timeout: float, trigger: str,
-                 work_item: str) -> Iterator[Callable[[], None]]:
+                 work_item: str) -> Iterator[RunLockHolder]:
         """Hold the agent's run lock for a run, a dream or a tool call; AgentBusy after `timeout` seconds.
-        Yields `logged`, to call once the holder's record is written (AgentFolder.run_lock).
+        Yields what the holder keeps in the lock's owner file: its spend so far, that its record is written.
 
         A run found killed holding it (SIGKILL, out of memory, power loss) before it was logged is logged first,
         from the owner file it left (_log_killed).
         """
         with self.folder.run_lock(timeout=timeout, run_id=run_id, started=started, trigger=trigger,
-                                  work_item=work_item, on_killed=self._log_killed) as logged:
-            yield logged
+                                  work_item=work_item, on_killed=self._log_killed) as holder:
+            yield holder
 
     def _log_killed(self, owner: dict[str, Any]) -> None:
-        """Write the record and journal entry a run killed holding the run lock never wrote: the lock is held, so
-        once, and a run killed after writing its own marked its owner file logged (lock.run_lock skips it)."""
+        """Write the record and journal entry a run killed holding the run lock never wrote, with the spend its
+        owner file kept: the lock is held, so once. A run killed after writing its own marked its owner file
+        logged (lock.run_lock skips it), or, killed between the two, has its record in the log since it started."""
         run_id = str(owner.get("run_id") or "")
         if not run_id:
             return  # not an owner file this runtime wrote: no run to name
@@ -353,9 +361,13 @@ class Agent:
             started = _dt.datetime.fromisoformat(str(owner.get("since")))
         except ValueError:
             started = runlog.now_ts()
-        self._finish(_RunState(run_id, started, str(owner.get("trigger") or "unknown"),
-                               str(owner.get("work_item") or ""), False, status="killed", error=KILLED_ERROR,
-                               error_type="killed", cost_usd=None))
+        # The log is read only after a kill, and only from the day the killed run started.
+        if any(r.get("run_id") == run_id for r in runlog.read_since(self.folder.paths.log, started.date()).records):
+            return
+        state = _RunState(run_id, started, str(owner.get("trigger") or "unknown"), str(owner.get("work_item") or ""),
+                          False, status="killed", error=KILLED_ERROR, error_type="killed", cost_usd=None)
+        _spent_from(state, owner.get(SPENT))
+        self._finish(state)
 
     def _leak_scan(self, warnings: list[str]) -> tuple[Redactor, dict[str, str]]:
         """The leak scan with the secret store's values, and those values; from now on everything the folder
@@ -379,7 +391,7 @@ class Agent:
             warnings: list[str] = []
             secrets = self._leak_scan(warnings)
             with self.run_lock(run_id, started=started, timeout=timeout, trigger=trigger,
-                               work_item=f"tools call {name}") as logged:
+                               work_item=f"tools call {name}") as holder:
                 config = self.folder.load_config()
                 tools, _ = self._tools(config, run_id, self._synced_catalog(), secrets)
                 [outcome] = tools.execute([ToolCall(f"{trigger}-{run_id}", name, arguments)])
@@ -387,7 +399,7 @@ class Agent:
                 record.pop("parent_run_id")
                 record.update(run_id=run_id, trigger=trigger, **({"warnings": warnings} if warnings else {}))
                 self.folder.append_log([record], day=started.date())
-                logged()
+                holder.logged()
         return outcome
 
     def _run_locked(self, state: _RunState, secrets: tuple[Redactor, dict[str, str]], model_override: str | None,
@@ -457,6 +469,8 @@ class Agent:
                 return None
             self._account(state, completion, prices)
             guard.note_spend(state.cost_usd or 0.0)
+            if state.note_spent is not None:
+                state.note_spent(_spent(state))
             if not completion.tool_calls:
                 return completion
             messages.append(Message("assistant", completion.text, tool_calls=list(completion.tool_calls)))
@@ -608,14 +622,41 @@ def _did(result: RunResult) -> str:
 
 
 def _cost_line(result: RunResult, state: _RunState) -> str:
-    if state.status == "killed":
+    killed = state.status == "killed"
+    if killed and not state.iterations:
         return ""  # what it spent is unknown: its Problem says so
     u = result.usage
     cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
     model = f"{state.provider}:{result.model}" if result.model else "no model call"
     replay = " (replay)" if result.replay else ""
+    took = "killed: its time is unknown" if killed else f"{result.latency_ms / 1000:.1f} s"
     return (f"{cost} · {u.input_tokens:,} in · {u.output_tokens:,} out · {u.cache_read_tokens:,} cache read · "
-            f"{model}{replay} · {result.latency_ms / 1000:.1f} s")
+            f"{model}{replay} · {took}")
+
+
+def _spent(state: _RunState) -> dict[str, Any]:
+    """What a run has spent so far, as its run lock's owner file keeps it (_spent_from reads it back)."""
+    return {"model_calls": state.iterations, "cost_usd": state.cost_usd, "usage": state.usage.as_dict(),
+            "provider": state.provider, "request_model": state.request_model,
+            "response_model": state.response_model, "replay": state.replay}
+
+
+def _spent_from(state: _RunState, spent: Any) -> None:
+    """Give a killed run's state the spend its owner file kept (_spent); nothing when it kept none or it is not
+    what _spent wrote: the record then says its spend is unknown."""
+    try:
+        calls = int(spent["model_calls"])
+        cost = spent["cost_usd"]
+        usage = Usage(**{k: int(v) for k, v in spent["usage"].items()})
+        if calls < 1 or not (cost is None or isinstance(cost, (int, float))):
+            return
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return
+    state.iterations, state.cost_usd, state.usage = calls, cost, usage
+    state.provider, state.request_model, state.response_model = (
+        v if isinstance(v, str) else None for v in map(spent.get, ("provider", "request_model", "response_model")))
+    state.replay = spent.get("replay") is True
+    state.error = KILLED_AFTER_CALLS.format(calls=calls)
 
 
 def _scrubbed(request: CompletionRequest, redactor: Redactor) -> CompletionRequest:

@@ -14,7 +14,7 @@ from ..vault import index_md
 from ..vault.config import ModelRef
 from ..vault.folder import AgentFolder, Vault
 from ..vault.layout import PERSONA_FILES
-from ..vault.lock import is_locked, read_owner
+from ..vault.lock import LOGGED, is_locked, owner_path, read_owner
 
 
 def check_environment() -> list[Finding]:
@@ -96,11 +96,24 @@ def check_agent(folder: AgentFolder) -> list[Finding]:
         findings.append(damaged)
     findings.extend(_log_findings(folder))
     findings.extend(_schedule_findings(folder))
-    if is_locked(paths.run_lock):
-        owner = read_owner(paths.run_lock)
-        findings.append(Finding("info", paths.run_lock,
-                                f"a run is in progress (run {owner.get('run_id', '?')}, pid {owner.get('pid', '?')})"))
+    findings.extend(_lock_findings(folder))
     return findings
+
+
+def _lock_findings(folder: AgentFolder) -> list[Finding]:
+    """A run in progress, or one killed holding the run lock that no run has logged yet (lock.run_lock)."""
+    lock = folder.paths.run_lock
+    owner = read_owner(lock)
+    if is_locked(lock):
+        return [Finding("info", lock, f"a run is in progress (run {owner.get('run_id', '?')}, "
+                                      f"pid {owner.get('pid', '?')})")]
+    if not owner.get("run_id") or owner.get(LOGGED):
+        return []
+    return [Finding("warning", owner_path(lock),
+                    f"run {owner['run_id']} (started {owner.get('since', '?')}, trigger {owner.get('trigger', '?')}) "
+                    "was killed before it finished and is not logged yet",
+                    f"nothing to do: the agent's next run, dream or tools call logs it "
+                    f"(vault-agent log {folder.name} --status killed)")]
 
 
 def _index_findings(folder: AgentFolder, notes: list) -> list[Finding]:

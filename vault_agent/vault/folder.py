@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,8 +21,24 @@ from .atomic import append_line, remove_stale_temps
 from .chain import ChainWriter, link
 from .config import AgentConfig, load_config
 from .layout import AgentPaths, check_agent_name, is_agent_folder, misnamed_agent, resolve_vault_root
-from .lock import mark_logged, run_lock, write_lock
+from .lock import mark_logged, note_spent, run_lock, write_lock
 from .notes import Note, NoteDirectory, NoteStore, NoteWrite, ScanDirectory
+
+
+@dataclass(frozen=True)
+class RunLockHolder:
+    """What the holder of an agent's run lock keeps in the lock's owner file as it goes, so that the next taker
+    can log it if it is killed (lock.run_lock)."""
+
+    lock: Path
+
+    def spent(self, spent: dict[str, Any]) -> None:
+        """What it has spent so far: a killed run's record says it, and the cost caps count it."""
+        note_spent(self.lock, spent)
+
+    def logged(self) -> None:
+        """Its record is written: killed before releasing the lock, it is not logged again."""
+        mark_logged(self.lock)
 
 
 class AgentFolder:
@@ -58,13 +73,13 @@ class AgentFolder:
     @contextmanager
     def run_lock(self, *, timeout: float, run_id: str, on_killed: Callable[[dict[str, Any]], None],
                  started: _dt.datetime | None = None, trigger: str = "",
-                 work_item: str = "") -> Iterator[Callable[[], None]]:
+                 work_item: str = "") -> Iterator[RunLockHolder]:
         """Hold the run lock for `run_id`. Its owner file says who holds it (run_id, since: when the run started,
         pid, trigger, the work item as one line, leak-scanned), so that `on_killed` can log a run found killed
         holding it (lock.run_lock); required, so that no taker replaces such an owner file unseen.
 
-        Yields `logged`: call it once the holder's record is written, and if it is killed before releasing the
-        lock, `on_killed` does not get it (lock.mark_logged).
+        Yields the holder's voice in its owner file (RunLockHolder): what it has spent so far, and that its record
+        is written.
         """
         owner = {"run_id": run_id, "since": runlog.ts_string(started or runlog.now_ts()), "trigger": trigger,
                  "work_item": journal.one_line(work_item, runlog.WORK_ITEM_CHARS)}
@@ -74,7 +89,7 @@ class AgentFolder:
             placeholders.clear_leftovers(self.root)  # of a killed run: no command of this agent runs now
             if holder_killed:  # only then can a write have been cut off: no walk through memory/ on every run
                 remove_stale_temps([self.paths.memory, self.paths.journal, self.paths.state])
-            yield functools.partial(mark_logged, self.paths.run_lock)
+            yield RunLockHolder(self.paths.run_lock)
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:

@@ -22,6 +22,7 @@ from .layout import state_not_a_folder
 
 WRITE_LOCK_TIMEOUT_S = 60.0
 LOGGED = "logged"  # the owner file's key once its holder has written its record (mark_logged)
+SPENT = "spent"  # and for what it has spent so far (note_spent)
 
 
 @contextmanager
@@ -44,13 +45,13 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
                         fix="wait for it to finish, or raise the lock timeout (--wait)") from None
     except OSError as exc:
         raise _unlockable(path, exc) from None
-    owner_path = _owner_path(path)
-    killed = owner_path.exists()
+    owner_file = owner_path(path)
+    killed = owner_file.exists()
     try:
         left = read_owner(path) if killed else {}
         if killed and not left.get(LOGGED):
             on_killed(left)
-        atomic_write(owner_path, json.dumps({**owner, "pid": os.getpid()}, default=str))
+        atomic_write(owner_file, json.dumps({**owner, "pid": os.getpid()}, default=str))
     except BaseException:
         lock.release()  # the stale owner file stays: the next taker logs the killed run
         raise
@@ -58,7 +59,7 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
         yield killed
     finally:
         try:
-            owner_path.unlink()
+            owner_file.unlink()
         except OSError:
             pass
         lock.release()
@@ -67,8 +68,18 @@ def run_lock(path: Path, *, timeout: float, owner: dict[str, Any],
 def mark_logged(path: Path) -> None:
     """Say in the owner file that its holder, which holds the run lock, has written its record: killed before
     releasing the lock, it is not logged again. Best effort: if this fails, such a run is logged killed too."""
+    _add_to_owner(path, {LOGGED: True})
+
+
+def note_spent(path: Path, spent: dict[str, Any]) -> None:
+    """Keep in the owner file what its holder has spent so far (model calls, tokens, cost): killed, its record
+    says so and the cost caps count it. Best effort: if this fails, the record has the spend noted before."""
+    _add_to_owner(path, {SPENT: spent})
+
+
+def _add_to_owner(path: Path, fields: dict[str, Any]) -> None:
     try:
-        atomic_write(_owner_path(path), json.dumps({**read_owner(path), LOGGED: True}, default=str))
+        atomic_write(owner_path(path), json.dumps({**read_owner(path), **fields}, default=str))
     except (OSError, VaultAgentError):
         pass
 
@@ -115,9 +126,9 @@ def is_locked(path: Path) -> bool:
     return False
 
 
-def _owner_path(path: Path) -> Path:
+def owner_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.owner.json")
 
 
 def read_owner(path: Path) -> dict[str, Any]:
-    return read_state(_owner_path(path))
+    return read_state(owner_path(path))
