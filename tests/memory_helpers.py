@@ -70,3 +70,28 @@ def damage(db: Path, table: str) -> None:
     with open(db, "r+b") as f:
         f.seek((page - 1) * size)
         f.write(bytes(size))
+
+
+def outranked_notes(paths: AgentPaths, *, above: str, count: int = 70, notes: int = 4) -> list[str]:
+    """`notes` notes that mention a kayak in passing, below `count` documents all about kayaks in `above`
+    ("journal": journal entries; else a folder of notes or pages, such as "wiki" or "memory/private"), which
+    are also the most recently updated. Returns the notes' paths, best first. 300 notes about other things
+    keep "kayak" in under a fifth of the documents, where search ranks it (search._affordable)."""
+    for i in range(count):
+        if above == "journal":
+            journal_entry(paths, dt.datetime(2026, 10, 1 + i % 28, 9, i % 60), f"20261001T09{i:04d}-abcdef",
+                          f"Kayak trip {i}: book the kayak and the kayak rack", did="Booked a kayak.")
+        else:
+            page(paths, f"{above}/kayak-{i:02d}.md", f"---\ntype: reference\nname: Kayak trip {i}\n"
+                 f"description: The kayak trip {i}\nupdated: 2026-10-01\n---\nKayak, kayak rack and kayak rental.\n")
+    found = []
+    for i in range(notes):
+        found.append(note(paths, f"lake-{i}", f"Saturday at the lake {i}", "We leave at nine from the station. "
+                          "Bring sandwiches, fruit, water, a towel, sun cream, a hat, dry clothes for the ride home, "
+                          "the first aid kit, the picnic blanket, a book for the afternoon and the kayak. "
+                          "Back by six for dinner with the neighbours.",
+                          extra="updated: 2024-01-01\n").relative_to(paths.root).as_posix())
+    for i in range(300):
+        note(paths, f"other-{i:03d}", f"Other {i}", f"Gardening chores for week {i}.",
+             extra=f"updated: 2025-{1 + i % 12:02d}-15\n")
+    return found

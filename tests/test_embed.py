@@ -110,6 +110,21 @@ def test_semantic_recall_finds_a_paraphrase_that_bm25_misses(paths: AgentPaths) 
     assert fused[0].stem == "dentist"
 
 
+def test_semantic_recall_finds_a_readable_paraphrase_however_many_unreadable_notes_are_nearer(
+        paths: AgentPaths) -> None:
+    for i in range(12):  # nearer to the question than the dentist's note
+        note(paths, f"private/teeth-{i}", f"Private {i}", "About my teeth.", type="user")
+    with Catalog(paths) as cat:
+        cat.sync()
+        from vault_agent.memory.embed import embed_missing
+
+        embed_missing(cat, embedder_for(paths, env={}))
+        recaller = SearchRecaller(paths, cat, today=dt.date(2026, 11, 20), max_candidates=5,
+                                  readable=lambda rel: not rel.startswith("memory/private/"))
+        got = recaller.recall("when is my cuspid", 2000)
+    assert got[0].stem == "dentist" and not [r for r in got if r.path.startswith("memory/private/")]
+
+
 def test_an_unreachable_endpoint_leaves_recall_to_bm25(paths: AgentPaths) -> None:
     with Catalog(paths) as cat:
         cat.sync()

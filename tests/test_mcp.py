@@ -110,6 +110,24 @@ def test_a_client_is_told_which_notes_are_not_current_as_the_agent_is(tmp_path: 
     assert tools.read_note("sample", "day-rate-from-january-2027").startswith("---")
 
 
+def test_search_memory_returns_its_limit_of_hits_from_the_read_grant_however_many_wiki_pages_outrank_them(
+        tmp_path: Path) -> None:
+    from memory_helpers import outranked_notes
+
+    from vault_agent.ops.mcp_server import VaultTools
+    from vault_agent.vault.folder import Vault
+    from vault_agent.vault.layout import AgentPaths
+
+    vault = tmp_path / "vault"
+    root = create_agent(vault, "sample", "sample")
+    tools_md = root / "tools.md"
+    tools_md.write_text(tools_md.read_text().replace('read: ["."]', 'read: ["memory/"]'))
+    notes = outranked_notes(AgentPaths(root), above="wiki")  # 70 pages: more than the 50 it once asked for
+    tools = VaultTools(Vault(vault))
+    found = {limit: [h["path"] for h in tools.search_memory("sample", "kayak", limit=limit)] for limit in (0, 3, 50)}
+    assert found == {0: notes[:1], 3: notes[:3], 50: notes}  # 0 is taken for 1; 50: every readable match
+
+
 def test_a_client_sees_only_what_the_agent_may_read_with_stored_secrets_scrubbed(tmp_path: Path,
                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from security_kit import store_secret

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from memory_helpers import agent, note
+from memory_helpers import agent, note, outranked_notes
 
 from vault_agent.context.tokens import estimate_tokens
 from vault_agent.memory.catalog import Catalog
@@ -188,3 +188,26 @@ def test_the_prompt_tells_the_model_to_search_in_its_own_words_only_when_it_may(
     assert instructions.name == "instructions"
     assert ("call `memory_search` in your own words" in instructions.text) == ("memory_search" in tools)
     assert instructions.tokens == estimate_tokens(instructions.text)
+
+
+def test_recall_and_the_index_view_show_readable_notes_however_many_unreadable_ones_outrank_them(
+        tmp_path: Path) -> None:
+    paths = agent(tmp_path)
+    notes = outranked_notes(paths, above="memory/private")
+
+    def readable(rel: str) -> bool:
+        return not rel.startswith("memory/private/")
+
+    with Catalog(paths) as cat:
+        cat.sync()
+        # 10 candidates: each term is ranked 30 deep at first, all of them private notes.
+        got = SearchRecaller(paths, cat, today=TODAY, embedder=None, max_candidates=10,
+                             readable=readable).recall("kayak", 2000)
+        view = index_view(cat, 2000, work_item="kayak", per_section=2, today=TODAY, readable=readable)
+        # Nothing matches: the most recently updated notes fill in, and the private ones are the newest.
+        recent = SearchRecaller(paths, cat, today=TODAY, embedder=None, max_candidates=10,
+                                readable=readable).recall("zeppelin", 2000)
+    assert [r.path for r in got] == notes
+    assert recent and not [r.path for r in recent if not readable(r.path)]
+    # The section lists the notes that match first, ahead of the more recent ones that do not.
+    assert "[[lake-0]]" in view and "[[lake-1]]" in view and "private" not in view

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from memory_helpers import agent, journal_entry, note, page
+from memory_helpers import agent, journal_entry, note, outranked_notes, page
 
 from vault_agent.cli import main
 from vault_agent.memory.catalog import Catalog
@@ -102,6 +102,25 @@ def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
         assert entry.anchor == "r1" and "[dentist]" in entry.snippet
         assert [h.stem for h in search(cat, "dentist", type="user", today=TODAY)] == ["dentist"]
         assert search(cat, "dentist", type="decision", today=TODAY) == []
+
+
+def test_a_search_within_a_read_grant_returns_its_limit_of_readable_hits_however_many_unreadable_ones_outrank_them(
+        tmp_path: Path) -> None:
+    # 70 journal entries outrank the notes: more than each term's ranking holds at first (max(3 * limit, 30)).
+    paths = agent(tmp_path)
+    notes = outranked_notes(paths, above="journal")
+
+    def readable(rel: str) -> bool:
+        return not rel.startswith("journal/")
+
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert {h.kind for h in search(cat, "kayak", limit=70, today=TODAY)} == {"journal"}
+        found = {limit: [h.path for h in search(cat, "kayak", limit=limit, today=TODAY, readable=readable)]
+                 for limit in (1, 3, 4, 10)}
+        assert [h.stem for h in search(cat, "kayak", type="memory", limit=2, today=TODAY, readable=readable)] == \
+            ["lake-0", "lake-1"]
+    assert found == {1: notes[:1], 3: notes[:3], 4: notes, 10: notes}  # 10: every readable match there is
 
 
 def test_a_snippet_is_the_window_around_the_first_match_with_every_match_in_it_bracketed(paths: AgentPaths) -> None:

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from memory_helpers import outranked_notes
 
 from vault_agent.cli import main
 from vault_agent.models.base import ToolCall
 from vault_agent.security.approvals import FileApprover, read_status
 from vault_agent.tools.disclosure import CORE
 from vault_agent.tools.executor import run_calls
+from vault_agent.vault.layout import AgentPaths
 
 from security_kit import (KEY, ScriptedApprover, call, files_containing, has_python3, make_agent, needs_bwrap,
                           runtime, store_secret)
@@ -350,6 +352,18 @@ def test_memory_search_finds_notes_by_their_aliases_and_says_to_rephrase_when_no
     assert wrong.is_error and wrong.content.startswith("unknown type 'notes' (fix: use one of archive, decision, ")
     nothing = call(rt, "memory_search", query="zeppelin").result.content
     assert nothing == "no matches for 'zeppelin': try other words for the same thing"
+
+
+def test_memory_search_returns_as_many_notes_as_asked_from_the_read_grant_however_many_journal_entries_outrank_them(
+        tmp_path: Path) -> None:
+    root = make_agent(tmp_path, "tools: [memory_search]\ncapabilities:\n  read: [memory/]\n  write: [memory/]")
+    notes = outranked_notes(AgentPaths(root), above="journal")  # 70 entries, outside the grant
+    rt = runtime(root)
+    for limit in (1, 3, 8):
+        found = call(rt, "memory_search", query="kayak", limit=limit).result.content
+        assert "journal" not in found and "run " not in found
+        assert [line.split()[1] for line in found.splitlines() if line.startswith("- ")] == \
+            [f"[[{Path(n).stem}]]" for n in notes[:limit]]
 
 
 def test_memory_read_pages_through_a_long_note_with_its_own_offset(tmp_path: Path) -> None:

@@ -636,8 +636,10 @@ class Catalog:
         return "[" + ", ".join(r[0] for r in self.conn.execute(sql + " ORDER BY path", args)) + "]"
 
     @heals
-    def candidates(self, *, today: str, limit: int) -> list[dict[str, Any]]:
-        """Live notes (not expired, not superseded), pinned first, then most recently updated."""
+    def candidates(self, *, today: str, limit: int,
+                   readable: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+        """Live notes (not expired, not superseded), pinned first, then most recently updated; `readable`:
+        only notes whose path it accepts, `limit` of them whenever there are that many."""
         superseded = self.superseded()
         rows = self.conn.execute(
             "SELECT path, stem, name, type, pinned, updated, description FROM notes WHERE summary IS NOT NULL "
@@ -646,7 +648,7 @@ class Catalog:
         for path, stem, name, note_type, pinned, updated, description in rows:
             if len(out) == limit:
                 break
-            if not superseded.covers(path, stem, name):
+            if not superseded.covers(path, stem, name) and (readable is None or readable(path)):
                 out.append({"path": path, "stem": stem, "name": name, "type": note_type, "pinned": bool(pinned),
                             "updated": updated, "description": description})
         return out

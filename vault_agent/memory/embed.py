@@ -16,12 +16,13 @@ recall is BM25 alone.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from ..vault import frontmatter
 from ..vault.layout import AgentPaths
@@ -174,22 +175,26 @@ def embed_missing(catalog: Catalog, embedder: Embedder, *, batch: int = 32) -> i
 
 
 def nearest(catalog: Catalog, model: str, query_vector: Sequence[float], *, kinds: tuple[str, ...],
-            limit: int) -> list[int]:
-    """Doc ids of the documents of these kinds whose vectors are closest (cosine) to the query's, best first."""
+            limit: int, readable: Callable[[str], bool] | None = None) -> list[int]:
+    """Doc ids of the documents of these kinds whose vectors are closest (cosine) to the query's, best first;
+    `readable`: only documents whose path it accepts, `limit` of them whenever there are that many."""
     np = _numpy()
     marks = ",".join("?" * len(kinds))
     rows = catalog.conn.execute(
-        f"SELECT d.id, v.vec FROM docs d JOIN vectors v ON v.model = ? AND v.hash = d.hash "
+        f"SELECT d.id, d.path, v.vec FROM docs d JOIN vectors v ON v.model = ? AND v.hash = d.hash "
         f"WHERE d.kind IN ({marks})", (model, *kinds)).fetchall()
     if not rows:
         return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     q = np.asarray(query_vector, dtype=np.float32)
     if q.shape[0] != matrix.shape[1]:
         return []  # vectors from another model version: wait for `index --embed`
     scores = matrix @ (q / (float(np.linalg.norm(q)) or 1.0))
-    top = np.argsort(-scores)[:limit]
-    return [rows[i][0] for i in top]
+    if readable is None:
+        return [rows[i][0] for i in np.argsort(-scores)[:limit]]
+    # Tested in rank order, so a search asks about only as many paths as it goes down the ranking.
+    kept = (rows[i][0] for i in np.argsort(-scores) if readable(rows[i][1]))
+    return list(itertools.islice(kept, limit))
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:

@@ -94,11 +94,9 @@ class RecentRecaller:
 
     def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
         today = _dt.date.today().isoformat()
-        rows = self.catalog.candidates(today=today, limit=self.max_candidates)
+        rows = self.catalog.candidates(today=today, limit=self.max_candidates, readable=self.readable)
         candidates = []
         for row in rows:
-            if not self.readable(row["path"]):
-                continue
             note, _ = read_note(self.paths.root / row["path"], inside=self.paths.root)
             if note is not None:
                 candidates.append((row["path"], note.stem, note.name, note.type, note.body))
@@ -137,15 +135,15 @@ class SearchRecaller:
     def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
         today = self.today or _dt.date.today()
         pinned = [r for r in self.catalog.candidates(today=today.isoformat(), limit=self.max_candidates)
-                  if r["pinned"]]
+                  if r["pinned"] and self.readable(r["path"])]
         out = pack([c for c in (self._candidate(r["path"]) for r in pinned) if c],
                    int(budget_tokens * self.pinned_share)) if pinned else []
         used = sum(estimate_tokens(r.text) + 1 for r in out)
         taken = {r.path for r in out}
         hits = relevant(self.catalog, work_item, today=today, kinds=self.kinds, limit=self.max_candidates,
-                        semantic=self._semantic(work_item))
+                        semantic=self._semantic(work_item), readable=self.readable)
         paths = [h.path for h in hits] or [r["path"] for r in self.catalog.candidates(
-            today=today.isoformat(), limit=self.max_candidates)]
+            today=today.isoformat(), limit=self.max_candidates, readable=self.readable)]
         rest = [c for c in (self._candidate(p) for p in dict.fromkeys(paths) if p not in taken) if c]
         return out + pack(rest, budget_tokens - used)
 
@@ -156,13 +154,13 @@ class SearchRecaller:
             return None
         try:
             vector = embedder.embed([work_item])[0]
-            return nearest(self.catalog, embedder.model, vector, kinds=self.kinds, limit=self.max_candidates)
+            return nearest(self.catalog, embedder.model, vector, kinds=self.kinds, limit=self.max_candidates,
+                           readable=self.readable)
         except EmbeddingError:
             return None  # the endpoint is down: this run recalls by BM25 alone
 
     def _candidate(self, rel: str) -> tuple[str, str, str, str, str] | None:
-        if not self.readable(rel):
-            return None
+        """What to pack for `rel`, a path already checked against the read grant."""
         # The index holds each document's text as of this run's sync: no file is opened here.
         row = self.catalog.conn.execute(
             "SELECT d.stem, d.name, d.type, t.body FROM docs d JOIN docs_text t ON t.id = d.id "
@@ -184,8 +182,8 @@ def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per
     if not counts:
         return "(no notes yet)"
     today = today or _dt.date.today()
-    hits = [h for h in relevant(catalog, work_item, today=today, kinds=("memory",), limit=4 * per_section)
-            if readable(h.path)] if work_item.strip() else []
+    hits = relevant(catalog, work_item, today=today, kinds=("memory",), limit=4 * per_section,
+                    readable=readable) if work_item.strip() else []
     by_type: dict[str, list[Hit]] = {}
     for hit in hits:
         by_type.setdefault(hit.type, []).append(hit)

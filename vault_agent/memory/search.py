@@ -3,11 +3,16 @@
 These are the functions behind `vault-agent search`, recall and the
 `memory_search` / `memory_read` tools:
 
-- `search(catalog, query, type=None, limit=10) -> list[Hit]`: best first.
-- `relevant(catalog, query, today=..., kinds=...) -> list[Hit]`: for recall:
-  live notes only, plus notes [[linked]] from the best hits.
+- `search(catalog, query, type=None, limit=10, readable=None) -> list[Hit]`:
+  best first.
+- `relevant(catalog, query, today=..., kinds=..., readable=None) -> list[Hit]`:
+  for recall: live notes only, plus notes [[linked]] from the best hits.
 - `read_note_by_ref(paths, catalog, ref) -> NoteText | None`: a note by
   [[wikilink]], stem, name or path.
+
+`readable` (a test on a document's path: tools.md's read grant) leaves the
+documents it refuses out before the limit, so a limit counts only what the
+agent may read.
 
 Scoring (`_ranked`): BM25 over name, description, tags, body, type, links
 and dates with the field weights below, each term ranked on its own; per
@@ -23,10 +28,12 @@ the query (`_affordable`): that bounds a search at 100k notes.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UnknownSearchType
 from ..vault.layout import NOTE_TYPES, AgentPaths
@@ -97,18 +104,21 @@ class Hit:
 
 @heals
 def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 10, *,
-           today: _dt.date | None = None, expand: bool = True) -> list[Hit]:
+           today: _dt.date | None = None, expand: bool = True,
+           readable: Callable[[str], bool] | None = None) -> list[Hit]:
     """Documents (notes, wiki pages, journal entries, skills) matching `query`, best first, with snippets.
 
     `type`: a note type (user, feedback, project, decision, reference, or
     one a person made up) or a kind (memory: every note; wiki, journal, skill,
     archive); UnknownSearchType when it is none of these. Expired and
     superseded notes are included (a person searching wants to see them);
-    recall leaves them out.
+    recall leaves them out. `readable`: only documents whose path it accepts,
+    `limit` of them whenever that many match.
     """
     found = terms(query, expand=expand)
+    keep = (lambda h: readable(h.path)) if readable is not None else None
     ranked = _ranked(catalog, query, found, type=type, pool=max(limit * 3, 30),
-                     today=today or _dt.date.today())[:limit]
+                     today=today or _dt.date.today(), keep=keep, want=limit)[:limit]
     if type and not ranked:
         known = sorted({*NOTE_TYPES, *KINDS, *catalog.types()})
         if type.lower() not in known:
@@ -119,23 +129,27 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
 
 @heals
 def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str, ...] = ("memory", "wiki"),
-             limit: int = 40, expand: bool = True, semantic: list[int] | None = None) -> list[Hit]:
+             limit: int = 40, expand: bool = True, semantic: list[int] | None = None,
+             readable: Callable[[str], bool] | None = None) -> list[Hit]:
     """For recall: live documents of these kinds for `query`, and notes [[linked]] from the best of them.
 
-    Live: not expired (`expires` before today) and not superseded by another
-    note. A linked note scores LINK_SHARE of the hit that links it.
-    `semantic`: doc ids nearest to the query by embeddings (embed.nearest),
-    fused with this ranking by reciprocal rank fusion; scores are then RRF scores.
+    Live: not expired (`expires` before today), not superseded by another
+    note, and accepted by `readable` (when given). A linked note scores
+    LINK_SHARE of the hit that links it. `semantic`: doc ids nearest to the
+    query by embeddings (embed.nearest), fused with this ranking by reciprocal
+    rank fusion; scores are then RRF scores.
     """
     superseded = catalog.superseded()
 
     def live(h: Hit) -> bool:
         if h.kind not in kinds or (h.expires is not None and h.expires < today.isoformat()):
             return False
+        if readable is not None and not readable(h.path):
+            return False
         return not (h.kind == "memory" and superseded.covers(h.path, h.stem, h.name))
 
     found = terms(query, expand=expand)
-    hits = [h for h in _ranked(catalog, query, found, type=None, pool=limit * 3, today=today) if live(h)]
+    hits = _ranked(catalog, query, found, type=None, pool=limit * 3, today=today, keep=live, want=limit)
     by_id = {h.doc_id: h for h in hits}
     for hit in hits[:10]:
         for linked in _docs_by_stems(catalog, hit.links):
@@ -164,26 +178,47 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
 # --- ranking -------------------------------------------------------------------
 
 def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None, pool: int,
-            today: _dt.date) -> list[Hit]:
+            today: _dt.date, keep: Callable[[Hit], bool] | None = None, want: int = 0) -> list[Hit]:
     """Documents scored per concept: a question word and its related terms count once, by the best of them.
 
-    Each term is ranked on its own (BM25 over the weighted fields); a
-    document's score is the sum over the question's words of the best score
-    any of that word's terms gives it. Summing a word's synonyms instead
-    would let a note that mentions "car" and "drive" in passing beat the note
-    named "Car lease". A related term stands in at full weight for a question
-    word that no document contains: it is then the only way that word can match.
-    `found`: the query's terms (query.terms).
+    Each term is ranked on its own (BM25 over the weighted fields), down to
+    its `pool` best documents; a document's score is the sum over the
+    question's words of the best score any of that word's terms gives it.
+    Summing a word's synonyms instead would let a note that mentions "car" and
+    "drive" in passing beat the note named "Car lease". A related term stands
+    in at full weight for a question word that no document contains: it is
+    then the only way that word can match. `found`: the query's terms
+    (query.terms). `keep`: only the best `want` documents it accepts, all
+    `want` whenever that many match: the pool grows until they are found.
     """
     if not found:
         return []
     stats = catalog.search_stats()
     found = _sentences_as_pairs(stats, found)
     absent = {t.text for t in found if t.weight == 1.0 and not stats.document_frequency(t.fts(), MATCH_BUDGET)}
+    ranking = _affordable(stats, found)
+    while True:
+        hits, cut = _pooled(catalog, stats, query, found, ranking, absent, type=type, pool=pool, today=today)
+        if keep is None:
+            return hits
+        # Asked in rank order and only until `want` are kept: a check of the read grant costs a path lookup.
+        kept = list(itertools.islice((h for h in hits if keep(h)), want))
+        # A term ranked to its end holds no more documents: with none cut, every match has been seen.
+        if len(kept) == want or not cut:
+            return kept
+        pool *= 4
+
+
+def _pooled(catalog: Catalog, stats: SearchStats, query: str, found: list[Term],
+            ranking: list[tuple[str, Term, int]], absent: set[str], *, type: str | None, pool: int,
+            today: _dt.date) -> tuple[list[Hit], bool]:
+    """The documents in the `pool` best of each term's ranking, scored and sorted (see _ranked), and
+    whether any term's ranking was cut at `pool`."""
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
     total = stats.document_count()
     best: dict[tuple[str, int], float] = {}  # (question word, doc id) -> best term score
-    for fts, term, df in _affordable(stats, found):
+    cut = False
+    for fts, term, df in ranking:
         weight = 1.0 if term.weight == 1.0 or term.source in absent else term.weight
         # FTS5's IDF, ln((N - n + 0.5) / (n + 0.5)), is clamped to 1e-6 for a word in half the documents or
         # more: in a small vault the very words a question is about would count for nothing. Swap it for
@@ -191,12 +226,14 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
         ratio = (total - df + 0.5) / (df + 0.5)
         idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
         concept = term.source or term.text
-        for rowid, bm25 in stats.term_ranking(fts, weights, type.lower() if type else None, pool):
+        rows = stats.term_ranking(fts, weights, type.lower() if type else None, pool)
+        cut = cut or len(rows) >= pool
+        for rowid, bm25 in rows:
             if bm25 < 0:  # bm25() is negative, lower is better
                 key = (concept, rowid)
                 best[key] = max(best.get(key, 0.0), -weight * bm25 * idf)
     if not best:
-        return []
+        return [], False
     scores: dict[int, float] = {}
     for (_, rowid), value in best.items():
         scores[rowid] = scores.get(rowid, 0.0) + value
@@ -209,7 +246,7 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
         in_name = sum(1 for stems_of in concepts if stems_of & named) / len(concepts)
         hit.score = scores[hit.doc_id] * _boost(hit, cues, today) * (1 + NAME_BOOST * in_name)
     hits.sort(key=lambda h: (-h.score, h.path, h.anchor))
-    return hits
+    return hits, cut
 
 
 def _concept_stems(found: list[Term]) -> list[set[str]]:

@@ -69,8 +69,7 @@ class VaultTools:
         readable, scrub = _shown(folder)
         with Catalog(folder.paths) as catalog:
             catalog.sync()
-            hits = [h for h in search(catalog, query, type=type or None, limit=50) if readable(h.path)]
-            hits = hits[:max(1, min(limit, 50))]
+            hits = search(catalog, query, type=type or None, limit=max(1, min(limit, 50)), readable=readable)
             past = outdated(catalog, [(h.path, h.stem, h.name) for h in hits], today=dt.date.today().isoformat())
         return [{**{k: scrub(v) if isinstance(v, str) else v for k, v in h.as_dict().items()},
                  "outdated": past.get(h.path)} for h in hits]

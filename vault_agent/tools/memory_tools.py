@@ -72,8 +72,8 @@ class MemorySearch(BaseTool):
         from ..memory.search import outdated, search  # lazy: the search engine loads only when asked
 
         catalog = _catalog(ctx)
-        hits = [h for h in search(catalog, args["query"], type=args.get("type"), limit=args.get("limit", 8))
-                if _readable(ctx, h.path)]
+        hits = search(catalog, args["query"], type=args.get("type"), limit=args.get("limit", 8),
+                      readable=lambda rel: _readable(ctx, rel))
         if not hits:
             return f"no matches for {args['query']!r}: try other words for the same thing"
         past = outdated(catalog, [(h.path, h.stem, h.name) for h in hits], today=_dt.date.today().isoformat())
