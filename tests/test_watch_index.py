@@ -1,7 +1,9 @@
-"""`vault-agent watch`: a real file watcher keeps indexes fresh while files are edited, debounced, dot-files ignored."""
+"""`vault-agent watch`: a real file watcher keeps indexes fresh while files are edited, debounced, dot-files ignored;
+idle workers sleep, lines come out whole, and stopping is prompt even while a sync waits on an index lock."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -408,8 +410,6 @@ def test_a_long_lived_agent_whose_sync_failed_syncs_the_same_edits_next_time(
 
 
 def test_an_index_deleted_or_overwritten_while_watching_is_built_again_whole(tmp_path: Path) -> None:
-    import os
-
     paths = agent(tmp_path)
     for i in range(3):
         note(paths, f"n{i}", f"N{i}", "apples")
@@ -522,3 +522,230 @@ def test_sigterm_stops_watch_during_a_first_index_keeping_its_committed_batches(
     assert 0 < len(done) < 6000 and len(done) % 500 == 0  # whole batches, and no more after the signal
     with closing(sqlite3.connect(f"{(big.state / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def _wake_ups(thread: threading.Thread) -> int:
+    """How many times `thread` has gone to sleep and been woken since it started (Linux's /proc)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("voluntary_ctxt_switches"))
+
+
+def test_an_idle_watch_worker_sleeps_until_a_change_instead_of_waking_periodically(tmp_path: Path) -> None:
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("no /proc/self/task to count a thread's wake-ups: not Linux")
+    one, two = agent(tmp_path, "one"), agent(tmp_path, "two")
+    watcher, stop, said, syncs = watching([one.root, two.root])
+    try:
+        assert eventually(lambda: len(syncs) == 2)  # both first syncs: nothing more to do
+        workers = [t for t in threading.enumerate() if t.name in ("vault-agent-watch-one", "vault-agent-watch-two")]
+        assert len(workers) == 2
+        before = [_wake_ups(w) for w in workers]
+        time.sleep(1.0)  # the span measured, not a wait for something: a worker waking every 50 ms does 20 times
+        woken = [_wake_ups(w) - n for w, n in zip(workers, before)]
+        assert max(woken) <= 2, woken  # at most the end of the loop that followed the first sync
+        note(one, "kiwi", "Kiwi", "kiwi fruit")  # and a change still wakes it
+        assert eventually(lambda: "memory/kiwi.md" in indexed_ro(one))
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert not watcher.is_alive()
+
+
+def test_each_look_for_new_agents_lists_the_vault_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import Any
+
+    from click.testing import CliRunner
+
+    from vault_agent.cli import main
+    from vault_agent.memory import watch
+
+    agent(tmp_path, "one")
+    listed: list[str] = []
+
+    def counting(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any = ".") -> Any:
+            if isinstance(path, (str, os.PathLike)) and Path(path).resolve() == tmp_path.resolve():
+                listed.append(threading.current_thread().name)
+            return real(path)
+        return call
+
+    monkeypatch.setattr(os, "listdir", counting(os.listdir))
+    monkeypatch.setattr(os, "scandir", counting(os.scandir))
+    monkeypatch.setattr(watch, "POLL_S", 0.05)
+    per_look: list[int] = []
+    real_watch = watch.watch_agents
+
+    def watch_counting(roots: list[Path], stop: threading.Event, *, discover: Callable[[], list[Path]],
+                       **kwargs: Any) -> None:
+        def look() -> list[Path]:  # the CLI's own discover, with the listings it makes counted
+            listed.clear()
+            found = discover()
+            per_look.append(len(listed))
+            if len(per_look) == 3:
+                stop.set()
+            return found
+
+        real_watch(roots, stop, discover=look, **kwargs)
+
+    monkeypatch.setattr(watch, "watch_agents", watch_counting)
+    out = CliRunner().invoke(main, ["--vault", str(tmp_path), "watch"])
+    assert out.exit_code == 0, out.output
+    assert per_look == [1, 1, 1]
+
+
+class _Overlaps:
+    """A callback that notices being called while another call of it has not returned: each call waits, inside,
+    for a second one to come in (which proves an overlap) or for half a second."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self.most = 0  # the most calls inside at once
+        self.calls = 0
+        self._second = threading.Event()
+
+    def __call__(self, *args: object) -> None:
+        with self._lock:
+            self.calls += 1
+            self._inside += 1
+            self.most = max(self.most, self._inside)
+            if self._inside > 1:
+                self._second.set()
+        self._second.wait(0.5)
+        with self._lock:
+            self._inside -= 1
+
+
+def test_lines_of_several_workers_are_said_one_at_a_time(tmp_path: Path) -> None:
+    roots = []
+    for name in ("one", "two", "three"):
+        paths = agent(tmp_path, name)
+        (paths.memory / "bad.md").write_text("---\ntype: [oops\n---\nbody\n")  # a finding said by its first sync
+        roots.append(paths.root)
+    callback = _Overlaps()
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_agents, args=(roots, stop),
+                               kwargs={"quiet_s": 0.2, "say": callback, "on_sync": callback})
+    watcher.start()
+    try:
+        assert eventually(lambda: callback.calls == 6)  # a finding and a sync of each agent
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert callback.most == 1
+
+
+def test_watch_on_a_terminal_writes_whole_lines_only(tmp_path: Path) -> None:
+    import pty
+
+    vault = tmp_path / "vault"
+    for name in ("a", "b"):
+        paths = agent(vault, name)
+        for i in range(501):  # more than a batch: the first index says how far it got
+            (paths.memory / f"n{i}.md").write_text(f"---\ntype: reference\nname: N{i}\n---\nbody {i}\n")
+        (paths.memory / "bad.md").write_text("---\ntype: [oops\n---\nbody\n")
+    reader_fd, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(vault), "watch", "--quiet", "0.2"],
+                            stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(reader_fd, 4096)
+            except OSError:  # EIO: the watch has ended and closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert eventually(lambda: b"a: indexed 502 files" in b"".join(chunks)
+                          and b"b: indexed 502 files" in b"".join(chunks), timeout_s=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        reader.join(5)
+        os.close(reader_fd)
+    assert code == 0
+    lines = b"".join(chunks).decode().split("\r\n")  # a terminal ends each line with \r\n
+    assert not [line for line in lines if "\r" in line], lines  # none rewritten in place, none taking in another
+    for name in ("a", "b"):
+        assert f"{name}: indexing 502 new or changed files (0 done)" in lines
+        assert len([line for line in lines if line.startswith(f"{name}: indexed 502 files in ")]) == 1
+        assert len([line for line in lines if f"{name}/memory/bad.md" in line]) == 1
+
+
+def test_sigterm_stops_watch_at_once_while_a_sync_waits_on_the_index_lock_and_the_next_sync_catches_up(
+        tmp_path: Path) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    vault = tmp_path / "vault"
+    paths = agent(vault)
+    note(paths, "first", "First", "apples")
+    watch = Watch(vault)
+    try:
+        assert eventually(lambda: indexed_ro(paths) == {"memory/first.md"})
+        with subprocess.Popen([sys.executable, "-c", _HOLD_INDEX, str(paths.state / "index.db")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            staged = tmp_path / "wiki"
+            staged.mkdir()
+            for i in range(501):
+                (staged / f"p{i}.md").write_text(f"# P{i}\n\npage {i}\n")
+            staged.rename(paths.root / "wiki")  # one event, one sync of 501 new files: it says so, then waits
+            assert eventually(lambda: watch.said("a: indexing 501 new or changed files (0 done)"))
+            started = time.monotonic()
+            watch.proc.send_signal(signal.SIGTERM)
+            code = watch.proc.wait(timeout=5)  # not the 30 s the lock could still be waited for
+            took = time.monotonic() - started
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+        watch.stop()
+    assert code == 0 and took < 5, watch.err
+    assert not watch.said("failed"), watch.err
+    assert indexed_ro(paths) == {"memory/first.md"}  # nothing of the batch it waited to write
+    with closing(sqlite3.connect(f"{(paths.state / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
+        assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    with Catalog(paths) as cat:  # what the next watch or run does first
+        assert cat.sync().added == 501
+    assert len(indexed_ro(paths)) == 502
+
+
+def _in_a_timed_sleep(pid: int) -> bool:
+    """Whether the main thread of process `pid` sleeps for a time (Linux's /proc): how a wait for a lock that
+    is tried again and again shows from outside."""
+    return Path(f"/proc/{pid}/wchan").read_text() == "hrtimer_nanosleep"
+
+
+def test_ctrl_c_stops_an_index_command_at_once_while_it_waits_on_the_index_lock(tmp_path: Path) -> None:
+    if not Path(f"/proc/{os.getpid()}/wchan").is_file():
+        pytest.skip("no /proc/PID/wchan to see where a process waits: not Linux")
+    paths = agent(tmp_path)
+    Catalog(paths).close()  # the index exists: what is waited for is the lock to write the first batch
+    for i in range(501):
+        note(paths, f"n{i}", f"N{i}", "pears")
+    with subprocess.Popen([sys.executable, "-c", _HOLD_INDEX, str(paths.state / "index.db")],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        proc = subprocess.Popen([sys.executable, "-m", "vault_agent.cli", "--vault", str(tmp_path), "index", "a"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            assert proc.stderr.readline() == "a: indexing 501 new or changed files (0 done)\n"
+            assert eventually(lambda: _in_a_timed_sleep(proc.pid))  # done reading: waiting for the lock
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=5)  # not the 30 s the lock could still be waited for
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert code != 0 and took < 5
+    assert indexed_ro(paths) == set()

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -213,11 +214,11 @@ def _agent(ctx: click.Context, name: str, *, watch: bool = False):
 
 class _IndexProgress:
     """Says on stderr that a long sync of the index is under way (a first index, a checkout of many files):
-    when it starts and ends, and on a terminal how far it got."""
+    when it starts and ends, and on a terminal (unless not `in_place`) how far it got, on one line rewritten."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, in_place: bool = True) -> None:
         self.name = name
-        self.live = sys.stderr.isatty()
+        self.live = in_place and sys.stderr.isatty()
         self.started = 0.0
         self.shown = ""
 
@@ -942,11 +943,12 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
         click.echo(line, err=True)
 
     def discover() -> list[Any]:
-        for finding in vault.misnamed():
+        names, misnamed = vault.agents_and_misnamed()
+        for finding in misnamed:
             if finding.message not in warned:
                 warned.add(finding.message)
                 say(finding.one_line())
-        return [vault.agent_path(n) for n in vault.agent_names()]
+        return [vault.agent_path(n) for n in names]
 
     roots = [vault.agent(name).root] if name else discover()
 
@@ -960,8 +962,10 @@ def watch_cmd(ctx: click.Context, name: str | None, quiet_s: float) -> None:
     say(f"watching {following}{new_agents} (Ctrl-C to stop)")
     # Ctrl-C or SIGTERM stops it now, even mid-sync, quietly: the index keeps its committed batches.
     with _interruptible(None):
+        # Whole lines only: a line rewritten in place, left open, would take in another agent's line.
         watch_agents(roots, threading.Event(), quiet_s=quiet_s, on_sync=report,
-                     discover=None if name else discover, progress_for=_IndexProgress, say=say)
+                     discover=None if name else discover, progress_for=partial(_IndexProgress, in_place=False),
+                     say=say)
 
 
 @main.command("dream")

@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import stat as stat_mod
+import time
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -46,6 +47,9 @@ from .sources import (
 
 SCHEMA_VERSION = 11
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
+# A write finding another process's under way tries again after 1 ms, then waits twice as long each time, up to
+# this: what SQLite's own busy wait does, which no other thread can cut short (sqlite3_interrupt does not reach it).
+_LOCK_RETRY_MAX_S = 0.1
 BATCH_FILES = 500  # files per transaction: a kill loses at most one batch of work
 # After re-indexing this many files, FTS5's segments are merged into one: at 100k notes that makes
 # every later search ~10% cheaper for ~3% of the build. Smaller indexes search fast enough as they are.
@@ -148,6 +152,7 @@ class SyncStats:
 Stat = tuple[int, int, int]
 _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
+Pause = Callable[[float], None]  # sleeps that many seconds, or raises to stop waiting
 
 
 def _connect_db(db_path: Path) -> sqlite3.Connection:
@@ -173,6 +178,11 @@ _ENVIRONMENTAL = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_B
 def _environmental(exc: sqlite3.Error) -> bool:
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.startswith(_ENVIRONMENTAL)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says that another connection holds the lock asked for."""
+    return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
 
 
 def _damaged(exc: BaseException) -> bool:
@@ -248,11 +258,14 @@ class _Read:
 class Catalog:
     """Parsed note summaries and the search index of one agent, synced from its files."""
 
-    def __init__(self, paths: AgentPaths, *, progress: Progress | None = None) -> None:
+    def __init__(self, paths: AgentPaths, *, progress: Progress | None = None, pause: Pause = time.sleep) -> None:
         """`progress(done, total)`: told before and after each batch when a sync re-reads more files than
-        one batch holds (a first index, a checkout of many files), so a person is not left waiting in silence."""
+        one batch holds (a first index, a checkout of many files), so a person is not left waiting in silence.
+        `pause(seconds)`: how a write waits between two tries while another process writes; raising there
+        gives up the wait (a watch being stopped does), with nothing written."""
         self.paths = paths
         self.progress = progress
+        self.pause = pause
         self.db_path = paths.state / "index.db"
         self._ino: int | None = None  # the inode of the file self.conn has open
         self.conn = self._open()
@@ -371,14 +384,15 @@ class Catalog:
         self.close()
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, *, wait: bool = True) -> Iterator[None]:
         """One write transaction, taken up front (BEGIN IMMEDIATE) so that two writers queue, never deadlock.
 
-        A full disk, a read-only folder or a lock held too long is raised as a
-        StorageError (_index_error); the transaction is rolled back either way.
+        While another process writes, it waits up to BUSY_TIMEOUT_MS (`wait`
+        False: not at all). A full disk, a read-only folder or a lock held too
+        long is raised as a StorageError (_index_error); the transaction is rolled back either way.
         """
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin(BUSY_TIMEOUT_MS / 1000 if wait else 0.0)
         except sqlite3.Error as exc:
             raise _index_error(self.db_path, exc) from None
         try:
@@ -390,6 +404,25 @@ class Catalog:
             if isinstance(exc, sqlite3.Error):
                 raise _index_error(self.db_path, exc) from None
             raise
+
+    def _begin(self, patience_s: float) -> None:
+        """BEGIN IMMEDIATE, tried again after each self.pause while another process writes, for `patience_s`."""
+        deadline = time.monotonic() + patience_s
+        delay = 0.001
+        self.conn.execute("PRAGMA busy_timeout=0")  # the waiting is done here, where self.pause can end it
+        try:
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if not _busy(exc) or left <= 0:
+                        raise
+                self.pause(min(delay, left))
+                delay = min(2 * delay, _LOCK_RETRY_MAX_S)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def rebuild(self) -> SyncStats:
         """Empty the index and build it again from the files.
@@ -604,15 +637,12 @@ class Catalog:
         a sync that changed nothing must not wait for another process's write
         or fail on a read-only folder; it is stored next time.
         """
-        self.conn.execute("PRAGMA busy_timeout=0")
         try:
-            with self.writing():
+            with self.writing(wait=False):
                 if self._version() == seen:
                     self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('files', ?)", (digest,))
         except StorageError:
             pass
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _known_state(self) -> dict[str, Stat]:
         current = self._current_known()

@@ -7,7 +7,9 @@ the OS reported as changed. When the tracker cannot vouch for completeness
 the caller does a full sync, so correctness never depends on it.
 
 `watch_agents` is `vault-agent watch`: it keeps the indexes of agents fresh
-while a person edits in Obsidian, syncing once the edits have settled.
+while a person edits in Obsidian, syncing once the edits have settled. Its
+workers sleep until the OS reports a change: idle, it wakes only every
+POLL_S, to look for agents new or gone.
 Dot-files and dot-folders (temp files, .vault-agent/, .obsidian/) and files
 the index does not cover are ignored.
 """
@@ -18,7 +20,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ParamSpec
 
 from ..errors import Finding, VaultAgentError
 from ..vault.layout import AgentPaths, is_agent_folder
@@ -30,9 +32,11 @@ from .sources import SOURCE_FOLDERS, kind_of
 class ChangeTracker:
     """Collects paths (relative to the agent folder) of indexed files created, changed, moved or deleted."""
 
-    def __init__(self, root: Path, watched: Path) -> None:
+    def __init__(self, root: Path, watched: Path, wake: threading.Event | None = None) -> None:
+        """`wake`: set at the first change after a take(), for a thread that sleeps until there is one."""
         self.root = root
         self.watched = watched
+        self._wake = wake
         self._lock = threading.Lock()
         self._dirty: set[str] = set()
         self._complete = False
@@ -89,15 +93,22 @@ class ChangeTracker:
             else:
                 return
             self._last_event = time.monotonic()
-            if not self._pending:
+            first = not self._pending
+            if first:
                 self._pending, self._first_event = True, self._last_event
+        # Only the first: a thread woken by it sleeps until the changes would settle, and looks again then.
+        if first and self._wake is not None:
+            self._wake.set()
 
-    def settled(self, quiet_s: float, max_wait_s: float = float("inf")) -> bool:
-        """True when something changed and nothing more has for `quiet_s` seconds (edits come in bursts), or
-        the first change is `max_wait_s` old: a file written to without pause must not hold back the others."""
+    def settles_in(self, quiet_s: float, max_wait_s: float = float("inf")) -> float | None:
+        """Seconds until the changes since the last take() settle if nothing more changes (0: they have), None
+        when there are none. Settled: nothing more changed for `quiet_s` seconds (edits come in bursts), or the
+        first change is `max_wait_s` old (a file written to without pause must not hold back the others)."""
         with self._lock:
-            now = time.monotonic()
-            return self._pending and (now - self._last_event >= quiet_s or now - self._first_event >= max_wait_s)
+            if not self._pending:
+                return None
+            settle_at = min(self._last_event + quiet_s, self._first_event + max_wait_s)
+            return max(settle_at - time.monotonic(), 0.0)
 
     def take(self) -> set[str] | None:
         """The changed paths since the last take, or None when a full sync is needed."""
@@ -160,18 +171,29 @@ def _halt(observer: Any) -> None:
 MAX_WAIT_S = 5.0  # the longest a change waits for its sync while edits go on
 POLL_S = 2.0  # how often agents are looked for, and synced in full where the OS reports no changes
 RETRY_S = 2.0  # how long after a failed sync it is tried again
-TICK_S = 0.05  # how often a worker looks whether its agent's edits have settled
 
 
 class _Ended(BaseException):
-    """Raised between two batches of a sync whose watch has ended. Not an Exception: the handler of failed
-    syncs must not take it for one."""
+    """Raised between two batches of a sync whose watch has ended, or in its wait for the index lock. Not an
+    Exception: the handler of failed syncs must not take it for one."""
+
+
+_P = ParamSpec("_P")
+
+
+def _one_at_a_time(call: Callable[_P, None], lock: threading.Lock) -> Callable[_P, None]:
+    """`call`, run while holding `lock`: what several workers print comes out line by line, never mixed."""
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        with lock:
+            call(*args, **kwargs)
+
+    return locked
 
 
 class _Followed:
     """One watched agent, synced by a worker thread of its own: a sync that waits on this agent's index lock,
     or is long, holds back no other agent. Also its change tracker, its index (None until opened, and after
-    a failure) and what was last said about it. The worker starts with the object."""
+    a failure) and what was last said about it. The worker starts with the object; end() ends it."""
 
     def __init__(self, root: Path, progress: Progress | None, quiet_s: float, say: Callable[[str], None],
                  on_sync: Callable[[str, SyncStats], None] | None) -> None:
@@ -182,7 +204,8 @@ class _Followed:
         self.quiet_s = quiet_s
         self.say = say
         self.on_sync = on_sync
-        self.tracker = ChangeTracker(root, root)
+        self.wake = threading.Event()  # set by a change, and by end(): the worker sleeps on it
+        self.tracker = ChangeTracker(root, root, self.wake)
         self.live = False  # whether the OS reports this agent's changes (the worker starts the tracker)
         self.catalog: Catalog | None = None
         self.failure: str | None = None  # the one-line reason the last sync failed, until one works
@@ -193,29 +216,40 @@ class _Followed:
         self.worker = threading.Thread(target=self._work, name=f"vault-agent-watch-{self.name}", daemon=True)
         self.worker.start()
 
+    def end(self) -> None:
+        """Tell the worker to end: at once when it sleeps or waits for the index lock, else once the batch it
+        is writing is in."""
+        self.ended.set()
+        self.wake.set()
+
     def _work(self) -> None:
-        """A full sync, then one each time the edits settle, until `ended`. The tracker and the index are
-        closed here, by the one thread that uses them."""
+        """A full sync, then one each time the edits settle, until `ended`; asleep in between. The tracker and
+        the index are closed here, by the one thread that uses them."""
         try:
             self.live = self.tracker.start()
             self.sync(None)
-            polled = time.monotonic()
-            while not self.ended.wait(TICK_S):
-                now = time.monotonic()
-                # Without OS events (e.g. the inotify watch limit reached), a full sync every POLL_S instead.
-                poll = not self.live and now - polled >= POLL_S
-                if poll:
-                    polled = now
-                if self.failure is not None:
-                    due = now >= self.retry_at
-                else:
-                    due = self.tracker.settled(self.quiet_s, MAX_WAIT_S) or poll
-                if due:
-                    self.sync(self.tracker.take())
+            synced = time.monotonic()
+            while not self.ended.is_set():
+                self.wake.clear()  # before looking: a change or end() from here on cuts the wait below short
+                wait_s = self._until_due(synced)
+                if wait_s is None or wait_s > 0:
+                    self.wake.wait(wait_s)
+                    continue
+                synced = time.monotonic()
+                self.sync(self.tracker.take())
         except _Ended:
-            pass  # the index keeps the batches committed so far
+            pass  # the index keeps the batches committed so far: the next sync, of this watch or not, goes on
         finally:
             self.close()
+
+    def _until_due(self, synced: float) -> float | None:
+        """Seconds until the next sync is due (0 or less: now), None when not before a change."""
+        now = time.monotonic()
+        if self.failure is not None:
+            return self.retry_at - now
+        if not self.live:  # no OS events (e.g. the inotify watch limit reached): a full sync every POLL_S instead
+            return synced + POLL_S - now
+        return self.tracker.settles_in(self.quiet_s, MAX_WAIT_S)
 
     def _progress(self, done: int, total: int) -> None:
         """Catalog's progress callback, called between two batches of a long sync: where an ended watch stops it."""
@@ -224,10 +258,16 @@ class _Followed:
         if self.progress is not None:
             self.progress(done, total)
 
+    def _pause(self, seconds: float) -> None:
+        """Catalog's pause between two tries for the index lock another process holds: an ended watch stops
+        waiting there, at once, rather than for up to BUSY_TIMEOUT_MS."""
+        if self.ended.wait(seconds):
+            raise _Ended
+
     def sync(self, only: set[str] | None) -> None:
         try:
             if self.catalog is None:
-                self.catalog = Catalog(AgentPaths(self.root), progress=self._progress)
+                self.catalog = Catalog(AgentPaths(self.root), progress=self._progress, pause=self._pause)
             stats = self.catalog.sync(only)
             findings = self.catalog.findings() if self._wrote(stats) else None
         except Exception as exc:  # a locked or full disk must not end the watcher, nor lose the edits
@@ -301,12 +341,17 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
     followed again when it is back. `progress_for(agent)`: the Catalog
     progress callback for that agent's syncs.
 
-    Each agent is synced by a thread of its own, which calls these callbacks:
-    one waiting on its index lock (up to 30 s) or busy with a first index
-    holds back no other. Once `stop` is set (or Ctrl-C), each finishes the
-    batch it is writing, and all have ended when this returns.
+    Each agent is synced by a thread of its own, which calls these callbacks,
+    one call at a time across all threads: one waiting on its index lock (up
+    to 30 s) or busy with a first index holds back no other. Between syncs
+    it sleeps until a change. Once `stop` is set (or Ctrl-C), each finishes
+    the batch it is writing, or stops waiting for its index lock at once
+    (what it had still to write, the next sync of the agent finds), and all
+    have ended when this returns.
     """
-    tell: Callable[[str], None] = say if say is not None else lambda line: None
+    lock = threading.Lock()
+    tell = _one_at_a_time(say if say is not None else lambda line: None, lock)
+    synced = _one_at_a_time(on_sync, lock) if on_sync is not None else None
     watched: dict[Path, _Followed] = {}
     dropped: list[_Followed] = []  # ended, and maybe still finishing a sync: joined before returning
 
@@ -315,7 +360,7 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
             why = followed.gone()
             if why is not None:
                 del watched[root]
-                followed.ended.set()
+                followed.end()
                 dropped.append(followed)
                 tell(f"[{root.name}] stopped watching: {why} (watched again once it is back)")
         dropped[:] = [followed for followed in dropped if followed.worker.is_alive()]
@@ -323,8 +368,8 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
             if root not in watched and is_agent_folder(root):
                 if announce:
                     tell(f"[{root.name}] now watching")
-                watched[root] = _Followed(root, progress_for(root.name) if progress_for else None, quiet_s, tell,
-                                          on_sync)
+                progress = _one_at_a_time(progress_for(root.name), lock) if progress_for else None
+                watched[root] = _Followed(root, progress, quiet_s, tell, synced)
 
     try:
         look(announce=False)
@@ -333,6 +378,6 @@ def watch_agents(roots: list[Path], stop: threading.Event, *, quiet_s: float = 0
     finally:
         followers = [*watched.values(), *dropped]
         for followed in followers:
-            followed.ended.set()  # all at once: each worker finishes its batch, none waits on another
+            followed.end()  # all at once: each worker finishes its batch, none waits on another
         for followed in followers:
             followed.worker.join()

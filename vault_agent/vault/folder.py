@@ -183,12 +183,18 @@ class Vault:
 
     def agent_names(self) -> list[str]:
         """The agents: folders holding model.md or persona/, named by the rules (findings() names the others)."""
-        return [p.name for p in self._agent_folders() if misnamed_agent(p) is None]
+        return self.agents_and_misnamed()[0]
 
     def misnamed(self) -> list[Finding]:
         """A warning for each agent folder whose name breaks the rules: one bad folder must not stop commands
         about every agent."""
-        return [f for f in map(misnamed_agent, self._agent_folders()) if f is not None]
+        return self.agents_and_misnamed()[1]
+
+    def agents_and_misnamed(self) -> tuple[list[str], list[Finding]]:
+        """agent_names() and misnamed() from one listing of the vault folder (`watch` asks every 2 s)."""
+        folders = self._agent_folders()
+        warnings = {p: misnamed_agent(p) for p in folders}
+        return [p.name for p in folders if warnings[p] is None], [f for f in warnings.values() if f is not None]
 
     def _agent_folders(self) -> list[Path]:
         if not self.root.is_dir():
