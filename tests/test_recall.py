@@ -211,3 +211,27 @@ def test_recall_and_the_index_view_show_readable_notes_however_many_unreadable_o
     assert recent and not [r.path for r in recent if not readable(r.path)]
     # The section lists the notes that match first, ahead of the more recent ones that do not.
     assert "[[lake-0]]" in view and "[[lake-1]]" in view and "private" not in view
+
+
+def test_recall_ranks_only_notes_and_wiki_pages_so_journal_entries_that_outrank_them_cost_no_second_ranking(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scheduled run's journal entries repeat its work item word for word: 70 of them outrank every note.
+    from vault_agent.memory.catalog import SearchStats
+
+    paths = agent(tmp_path)
+    notes = outranked_notes(paths, above="journal")
+    asked: list[int] = []
+    real = SearchStats.term_ranking
+
+    def counting(self: SearchStats, fts_term: str, weights: str, type: str | None, limit: int,
+                 *args: object) -> list[tuple[int, float]]:
+        asked.append(limit)
+        return real(self, fts_term, weights, type, limit, *args)
+
+    monkeypatch.setattr(SearchStats, "term_ranking", counting)
+    with Catalog(paths) as cat:
+        cat.sync()
+        got = SearchRecaller(paths, cat, today=TODAY, embedder=None, max_candidates=10).recall("kayak", 2000)
+        view = index_view(cat, 2000, work_item="kayak", per_section=2, today=TODAY)
+    assert [r.path for r in got] == notes and "[[lake-0]]" in view
+    assert asked and set(asked) == {30, 24}  # each term once, at its first depth (3 x the candidates asked)

@@ -753,7 +753,7 @@ class SearchStats:
         self.conn = conn
         self.version = version
         self._counts: dict[str, int] = {}
-        self._rankings: dict[tuple[str, str, str | None, int], list[tuple[int, float]]] = {}
+        self._rankings: dict[tuple[str, str, str | None, tuple[str, ...], int], list[tuple[int, float]]] = {}
         self._superseded: Superseded | None = None
 
     def superseded(self) -> Superseded:
@@ -780,17 +780,21 @@ class SearchStats:
                 (fts_term, cap + 1)).fetchone()[0]
         return found
 
-    def term_ranking(self, fts_term: str, weights: str, type: str | None, limit: int) -> list[tuple[int, float]]:
+    def term_ranking(self, fts_term: str, weights: str, type: str | None, limit: int,
+                     kinds: tuple[str, ...] = ()) -> list[tuple[int, float]]:
         """The `limit` best documents for one FTS5 term, as (id, bm25) with these column weights (bm25 is
-        negative, lower is better); `type`: only documents of this type or kind (lowercase)."""
-        key = (fts_term, weights, type, limit)
+        negative, lower is better); `type`: only documents of this type or kind (lowercase); `kinds`: only
+        documents of these kinds (recall: journal entries repeating the work item must not fill the ranking)."""
+        key = (fts_term, weights, type, kinds, limit)
         found = self._rankings.get(key)
         if found is None:
-            if type:
+            if type or kinds:
+                where = (" AND ? IN (docs.type, docs.kind)" if type else "") + \
+                    (f" AND docs.kind IN ({','.join('?' * len(kinds))})" if kinds else "")
                 found = self.conn.execute(
                     f"SELECT docs_fts.rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts JOIN docs "
-                    "ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? AND ? IN (docs.type, docs.kind) "
-                    "ORDER BY s LIMIT ?", (fts_term, type, limit)).fetchall()
+                    f"ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ?{where} ORDER BY s LIMIT ?",
+                    (fts_term, *([type] if type else []), *kinds, limit)).fetchall()
             else:
                 found = self.conn.execute(
                     f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "

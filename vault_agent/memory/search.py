@@ -149,7 +149,10 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
         return not (h.kind == "memory" and superseded.covers(h.path, h.stem, h.name))
 
     found = terms(query, expand=expand)
-    hits = _ranked(catalog, query, found, type=None, pool=limit * 3, today=today, keep=live, want=limit)
+    # Ranked among its kinds only: a scheduled run's journal entries, which repeat its work item word for word,
+    # would otherwise fill each term's pool, and it would grow until the whole ranking had been read.
+    hits = _ranked(catalog, query, found, type=None, pool=limit * 3, today=today, kinds=tuple(kinds), keep=live,
+                   want=limit)
     by_id = {h.doc_id: h for h in hits}
     for hit in hits[:10]:
         for linked in _docs_by_stems(catalog, hit.links):
@@ -178,7 +181,8 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
 # --- ranking -------------------------------------------------------------------
 
 def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None, pool: int,
-            today: _dt.date, keep: Callable[[Hit], bool] | None = None, want: int = 0) -> list[Hit]:
+            today: _dt.date, kinds: tuple[str, ...] = (), keep: Callable[[Hit], bool] | None = None,
+            want: int = 0) -> list[Hit]:
     """Documents scored per concept: a question word and its related terms count once, by the best of them.
 
     Each term is ranked on its own (BM25 over the weighted fields), down to
@@ -188,8 +192,9 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     "drive" in passing beat the note named "Car lease". A related term stands
     in at full weight for a question word that no document contains: it is
     then the only way that word can match. `found`: the query's terms
-    (query.terms). `keep`: only the best `want` documents it accepts, all
-    `want` whenever that many match: the pool grows until they are found.
+    (query.terms). `kinds`: only documents of these kinds are ranked. `keep`:
+    only the best `want` documents it accepts, all `want` whenever that many
+    match: the pool grows until they are found.
     """
     if not found:
         return []
@@ -198,7 +203,8 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     absent = {t.text for t in found if t.weight == 1.0 and not stats.document_frequency(t.fts(), MATCH_BUDGET)}
     ranking = _affordable(stats, found)
     while True:
-        hits, cut = _pooled(catalog, stats, query, found, ranking, absent, type=type, pool=pool, today=today)
+        hits, cut = _pooled(catalog, stats, query, found, ranking, absent, type=type, kinds=kinds, pool=pool,
+                            today=today)
         if keep is None:
             return hits
         # Asked in rank order and only until `want` are kept: a check of the read grant costs a path lookup.
@@ -210,8 +216,8 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
 
 
 def _pooled(catalog: Catalog, stats: SearchStats, query: str, found: list[Term],
-            ranking: list[tuple[str, Term, int]], absent: set[str], *, type: str | None, pool: int,
-            today: _dt.date) -> tuple[list[Hit], bool]:
+            ranking: list[tuple[str, Term, int]], absent: set[str], *, type: str | None, kinds: tuple[str, ...],
+            pool: int, today: _dt.date) -> tuple[list[Hit], bool]:
     """The documents in the `pool` best of each term's ranking, scored and sorted (see _ranked), and
     whether any term's ranking was cut at `pool`."""
     weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
@@ -226,7 +232,7 @@ def _pooled(catalog: Catalog, stats: SearchStats, query: str, found: list[Term],
         ratio = (total - df + 0.5) / (df + 0.5)
         idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
         concept = term.source or term.text
-        rows = stats.term_ranking(fts, weights, type.lower() if type else None, pool)
+        rows = stats.term_ranking(fts, weights, type.lower() if type else None, pool, kinds)
         cut = cut or len(rows) >= pool
         for rowid, bm25 in rows:
             if bm25 < 0:  # bm25() is negative, lower is better
