@@ -452,3 +452,26 @@ def test_a_question_written_as_one_run_without_spaces_finds_the_note_sharing_mos
         found = [h.stem for h in search(cat, question, today=TODAY)]
         recalled = [h.stem for h in relevant(cat, question, today=TODAY)]
     assert found[0] == "meant" and recalled[0] == "meant"
+
+
+def test_a_search_within_a_read_grant_asks_the_grant_about_each_file_once(tmp_path: Path) -> None:
+    # 70 journal entries in 28 day files outrank the notes, and the pool grows twice to get past them: each
+    # check of the grant resolves the path on disk, so none is made twice.
+    paths = agent(tmp_path)
+    notes = outranked_notes(paths, above="journal")
+    asked: list[str] = []
+
+    def readable(rel: str) -> bool:
+        asked.append(rel)
+        return not rel.startswith("journal/")
+
+    with Catalog(paths) as cat:
+        cat.sync()
+        found = [h.path for h in search(cat, "kayak", limit=10, today=TODAY, readable=readable)]
+        searched = sorted(asked)
+        asked.clear()
+        recalled = [h.path for h in relevant(cat, "kayak", today=TODAY, kinds=("memory", "journal"), limit=10,
+                                             readable=readable)]
+    assert found == notes and recalled == notes
+    assert len(set(searched)) == 28 + 4 and sorted(set(searched)) == searched
+    assert len(set(asked)) == 28 + 4 and len(asked) == len(set(asked))
