@@ -475,3 +475,21 @@ def test_a_search_within_a_read_grant_asks_the_grant_about_each_file_once(tmp_pa
     assert found == notes and recalled == notes
     assert len(set(searched)) == 28 + 4 and sorted(set(searched)) == searched
     assert len(set(asked)) == 28 + 4 and len(asked) == len(set(asked))
+
+
+def test_a_long_lived_process_keeps_a_bounded_number_of_ranked_rows_however_deep_its_searches_rank(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A search within a read grant ranks deeper while unreadable documents outrank the rest: what the index keeps
+    # of its rankings for the next search is bounded by rows, not by how many rankings (1,024 of 6,000 rows each
+    # would be ~700 MB in a long-lived MCP server or daemon).
+    from vault_agent.memory import catalog as catalog_mod
+
+    paths = agent(tmp_path)
+    outranked_notes(paths, above="journal")
+    monkeypatch.setattr(catalog_mod, "_RANKED_ROWS_MAX", 200, raising=False)
+    with Catalog(paths) as cat:
+        cat.sync()
+        for word in ("kayak", "rack", "rental", "trip", "booked", "kayak rack", "kayak trip"):
+            search(cat, word, limit=10, today=TODAY, readable=lambda rel: not rel.startswith("journal/"))
+            kept = cat.search_stats()._rankings
+            assert kept and sum(len(rows) + 1 for rows in kept.values()) <= 200

@@ -57,7 +57,9 @@ OPTIMIZE_AFTER = 20_000
 # The mtime_ns a sync knows a file that could not be read by: no stat matches it, so every sync reads it
 # again (making a note readable, with chmod, changes neither its inode, size nor mtime).
 UNREAD = -1
-_RANKINGS_MAX = 1024  # single-term rankings kept (term_ranking): at most ~120 rows each
+# Rows of single-term rankings kept (term_ranking): ~1,000 rankings of ~120 rows, or fewer of the deeper ones a
+# search within a read grant asks for when unreadable documents outrank the rest (up to MATCH_BUDGET rows).
+_RANKED_ROWS_MAX = 120_000
 FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
 # The indexed columns hold the text as related.index_text prepares it (runs of Chinese, Japanese, Korean or
 # Thai letters as overlapping pairs, "ß" as "ss"); `original` the body as written when that differs, else NULL.
@@ -754,6 +756,7 @@ class SearchStats:
         self.version = version
         self._counts: dict[str, int] = {}
         self._rankings: dict[tuple[str, str, str | None, tuple[str, ...], int], list[tuple[int, float]]] = {}
+        self._ranked_rows = 0  # in self._rankings, each counting one more
         self._superseded: Superseded | None = None
 
     def superseded(self) -> Superseded:
@@ -799,9 +802,12 @@ class SearchStats:
                 found = self.conn.execute(
                     f"SELECT rowid, bm25(docs_fts, {weights}) AS s FROM docs_fts WHERE docs_fts MATCH ? "
                     "ORDER BY s LIMIT ?", (fts_term, limit)).fetchall()
-            if len(self._rankings) >= _RANKINGS_MAX:
+            kept = len(found) + 1  # an empty ranking is kept too
+            if self._ranked_rows + kept > _RANKED_ROWS_MAX:
                 self._rankings.clear()
+                self._ranked_rows = 0
             self._rankings[key] = found
+            self._ranked_rows += kept
         return found
 
 
