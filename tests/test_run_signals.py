@@ -333,7 +333,12 @@ def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: Ag
 @pytest.mark.parametrize("spent", [
     "a lot", {"model_calls": 2, "cost_usd": 0.4}, {"model_calls": 2, "cost_usd": "0.4", "usage": {}},
     {"model_calls": 0, "cost_usd": 0.0, "usage": {}}, {"model_calls": 1, "cost_usd": 0.1, "usage": ["many"]},
-    {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": "many"}}])
+    {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": "many"}},
+    # Numbers JSON can say that no spend is: a cost cap compared with NaN or a negative cost never trips.
+    {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": float("inf")}},
+    {"model_calls": float("inf"), "cost_usd": 0.1, "usage": {}},
+    {"model_calls": 1, "cost_usd": float("nan"), "usage": {}}, {"model_calls": 1, "cost_usd": float("inf"), "usage": {}},
+    {"model_calls": 1, "cost_usd": -5.0, "usage": {}}, {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": -9}}])
 def test_a_killed_run_whose_owner_file_keeps_no_readable_spend_is_logged_with_its_spend_unknown(
         folder: AgentFolder, server: FakeLLMServer, spent: object) -> None:
     owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 import re
 import threading
@@ -648,9 +649,11 @@ def _spent_from(state: _RunState, spent: Any) -> None:
         calls = int(spent["model_calls"])
         cost = spent["cost_usd"]
         usage = Usage(**{k: int(v) for k, v in spent["usage"].items()})
-        if calls < 1 or not (cost is None or isinstance(cost, (int, float))):
-            return
-    except (TypeError, KeyError, ValueError, AttributeError):
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+        return
+    # A cost cap compared with NaN, infinity or less than nothing would never count it right.
+    if calls < 1 or min(usage.as_dict().values()) < 0 or not (
+            cost is None or isinstance(cost, (int, float)) and 0 <= cost < math.inf):
         return
     state.iterations, state.cost_usd, state.usage = calls, cost, usage
     state.provider, state.request_model, state.response_model = (
