@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import math
 import os
 import re
@@ -245,6 +246,9 @@ class Agent:
         specs = tools.specs()
         recall_budget, index_budget = memory_budgets(config, specs)
 
+        # Asked once per path for the whole prompt: recall, the INDEX view and the check below mostly ask about
+        # the same notes, and each answer resolves the path on disk.
+        @functools.cache
         def readable(rel: str) -> bool:
             return tools.policy.paths.allows(rel, "read")
 

@@ -28,6 +28,7 @@ the query (`_affordable`): that bounds a search at 100k notes.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import itertools
 import json
 import math
@@ -116,7 +117,9 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     `limit` of them whenever that many match.
     """
     found = terms(query, expand=expand)
-    asked = _once_per_path(readable) if readable is not None else None
+    # Once per path: a pool that grows brings the same documents back, a journal day holds many entries, and
+    # each check of the read grant resolves the path on disk (~0.2 ms).
+    asked = functools.cache(readable) if readable is not None else None
     keep = (lambda h: asked(h.path)) if asked is not None else None
     ranked = _ranked(catalog, query, found, type=type, pool=max(limit * 3, 30),
                      today=today or _dt.date.today(), keep=keep, want=limit)[:limit]
@@ -141,7 +144,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
     rank fusion; scores are then RRF scores.
     """
     superseded = catalog.superseded()
-    asked = _once_per_path(readable) if readable is not None else None
+    asked = functools.cache(readable) if readable is not None else None  # once per path, as in search()
 
     def live(h: Hit) -> bool:
         if h.kind not in kinds or (h.expires is not None and h.expires < today.isoformat()):
@@ -178,20 +181,6 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
             by_id[doc_id].score = score
         ranked = sorted((by_id[i] for i in fused), key=lambda h: (-h.score, h.path, h.anchor))
     return ranked[:limit]
-
-
-def _once_per_path(readable: Callable[[str], bool]) -> Callable[[str], bool]:
-    """`readable`, asked at most once per path: a pool that grows brings the same documents back, a journal day
-    holds many entries, and each check of the read grant resolves the path on disk (~0.1 ms)."""
-    verdicts: dict[str, bool] = {}
-
-    def asked(rel: str) -> bool:
-        verdict = verdicts.get(rel)
-        if verdict is None:
-            verdict = verdicts[rel] = readable(rel)
-        return verdict
-
-    return asked
 
 
 # --- ranking -------------------------------------------------------------------
