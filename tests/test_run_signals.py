@@ -129,6 +129,13 @@ def entries(folder: AgentFolder) -> list[journal.ParsedEntry]:
     return [e for p in sorted(folder.paths.journal.rglob("*.md")) for e in journal.parse_day(p.read_text())]
 
 
+def doctor_on_the_lock(folder: AgentFolder) -> list[str]:
+    """What `vault-agent doctor` says about the agent's run lock."""
+    done = subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(folder.root.parent), "doctor",
+                           "tester"], capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
+    return [line for line in done.stdout.splitlines() if "run.lock" in line]
+
+
 def owner_file(folder: AgentFolder) -> Path:
     return folder.paths.run_lock.with_name("run.lock.owner.json")
 
@@ -233,8 +240,7 @@ def test_a_run_killed_after_model_calls_is_logged_with_their_spend_which_the_cap
 
 @pytest.mark.parametrize("pause", PAUSES)
 def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
-        folder: AgentFolder, server: FakeLLMServer,
-        pause: str) -> None:
+        folder: AgentFolder, server: FakeLLMServer, pause: str) -> None:
     server.script(Reply("first done"), Reply("second done"))
     proc = child(folder, "-c", PAUSES[pause], "run", "tester", "-m", "First.")
     assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
@@ -242,6 +248,7 @@ def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_
     proc.wait(timeout=30)
     assert owner_file(folder).exists()  # killed holding the lock
     [first] = run_records(folder)
+    assert doctor_on_the_lock(folder) == []  # logged: nothing for the next run to do
 
     second = Agent(folder.root, env=ENV).run("Second")
     assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(first["run_id"], "ok"),
@@ -272,8 +279,7 @@ def test_a_dream_killed_after_changing_memory_but_before_logging_is_logged_as_ki
 
 @pytest.mark.parametrize("pause", PAUSES)
 def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
-        folder: AgentFolder, server: FakeLLMServer,
-        pause: str) -> None:
+        folder: AgentFolder, server: FakeLLMServer, pause: str) -> None:
     note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
     server.script(Reply("second done"))
     proc = child(folder, "-c", PAUSES[pause], "dream", "tester")
@@ -294,8 +300,7 @@ def test_a_dream_killed_after_logging_but_before_releasing_the_lock_is_not_logge
 
 @pytest.mark.parametrize("pause", PAUSES)
 def test_a_tool_call_killed_after_logging_but_before_releasing_the_lock_is_not_logged_as_killed(
-        folder: AgentFolder, server: FakeLLMServer,
-        pause: str) -> None:
+        folder: AgentFolder, server: FakeLLMServer, pause: str) -> None:
     server.script(Reply("second done"))
     proc = child(folder, "-c", PAUSES[pause], "tools", "call", "tester", "memory_search",
                  "--json", '{"query": "tea"}')
@@ -362,17 +367,12 @@ def test_doctor_names_a_killed_run_until_the_next_run_logs_it(folder: AgentFolde
     proc.wait(timeout=30)
     owner = json.loads(owner_file(folder).read_text())
 
-    def doctor() -> list[str]:
-        done = subprocess.run([sys.executable, "-m", "vault_agent.cli", "--vault", str(folder.root.parent), "doctor",
-                               "tester"], capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
-        return [line for line in done.stdout.splitlines() if "run.lock" in line]
-
-    assert doctor() == [f"WARNING [tester] .vault-agent/run.lock.owner.json: run {owner['run_id']} (started "
+    assert doctor_on_the_lock(folder) == [f"WARNING [tester] .vault-agent/run.lock.owner.json: run {owner['run_id']} (started "
                         f"{owner['since']}, trigger cli) was killed before it finished and is not logged yet — fix: "
                         "nothing to do: the agent's next run, dream or tools call logs it "
                         "(vault-agent log tester --status killed)"]
     assert Agent(folder.root, env=ENV).run("Again.").status == "ok"
-    assert doctor() == [] and run_records(folder)[0]["status"] == "killed"
+    assert doctor_on_the_lock(folder) == [] and run_records(folder)[0]["status"] == "killed"
 
 
 def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_path: Path) -> None:

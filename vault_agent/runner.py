@@ -47,7 +47,7 @@ from .vault import journal as journal_mod
 from .vault import runlog
 from .vault.config import AgentConfig
 from .vault.folder import AgentFolder, RunLockHolder
-from .vault.lock import SPENT
+from .vault.lock import SPENT, owner_started
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 JOURNAL_DAYS = 3
@@ -362,12 +362,8 @@ class Agent:
         run_id = str(owner.get("run_id") or "")
         if not run_id:
             return  # not an owner file this runtime wrote: no run to name
-        try:
-            started = _dt.datetime.fromisoformat(str(owner.get("since")))
-        except ValueError:
-            started = runlog.now_ts()
-        # The log is read only after a kill, and only from the day the killed run started.
-        if any(r.get("run_id") == run_id for r in runlog.read_since(self.folder.paths.log, started.date()).records):
+        started = owner_started(owner) or runlog.now_ts()
+        if runlog.has_record(self.folder.paths.log, run_id, started.date()):  # read only after a kill
             return
         state = _RunState(run_id, started, str(owner.get("trigger") or "unknown"), str(owner.get("work_item") or ""),
                           False, status="killed", error=KILLED_ERROR, error_type="killed", cost_usd=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import shutil
 import subprocess
@@ -10,11 +11,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, Finding
 from ..memory.catalog import check_index
-from ..vault import index_md
+from ..vault import index_md, runlog
 from ..vault.config import ModelRef
 from ..vault.folder import AgentFolder, Vault
 from ..vault.layout import PERSONA_FILES
-from ..vault.lock import LOGGED, is_locked, owner_path, read_owner
+from ..vault.lock import LOGGED, is_locked, owner_path, owner_started, read_owner
 
 
 def check_environment() -> list[Finding]:
@@ -107,8 +108,10 @@ def _lock_findings(folder: AgentFolder) -> list[Finding]:
     if is_locked(lock):
         return [Finding("info", lock, f"a run is in progress (run {owner.get('run_id', '?')}, "
                                       f"pid {owner.get('pid', '?')})")]
-    if not owner.get("run_id") or owner.get(LOGGED):
-        return []
+    started = owner_started(owner) or _dt.datetime.now()
+    if not owner.get("run_id") or owner.get(LOGGED) or runlog.has_record(folder.paths.log, str(owner["run_id"]),
+                                                                         started.date()):
+        return []  # no run, or one logged before it was killed
     return [Finding("warning", owner_path(lock),
                     f"run {owner['run_id']} (started {owner.get('since', '?')}, trigger {owner.get('trigger', '?')}) "
                     "was killed before it finished and is not logged yet",

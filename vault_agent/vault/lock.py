@@ -8,6 +8,7 @@ process releases them.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 from contextlib import contextmanager
@@ -124,6 +125,14 @@ def is_locked(path: Path) -> bool:
         return True
     lock.release()
     return False
+
+
+def owner_started(owner: dict[str, Any]) -> _dt.datetime | None:
+    """When the run that wrote this owner file started (`since`), None when it does not say."""
+    try:
+        return _dt.datetime.fromisoformat(str(owner.get("since")))
+    except ValueError:
+        return None
 
 
 def owner_path(path: Path) -> Path:

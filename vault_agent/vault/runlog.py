@@ -112,6 +112,12 @@ def read_since(log_root: Path, since: _dt.date | None = None) -> LogRead:
     return out
 
 
+def has_record(log_root: Path, run_id: str, since: _dt.date) -> bool:
+    """Whether the log holds a record (a run's, or a tools call's) of `run_id`, in the day files from `since`:
+    the day its run started, whose file its record goes to or, past midnight, a later one."""
+    return any(r.get("run_id") == run_id for r in read_since(log_root, since).records)
+
+
 def iter_runs(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Run records only (not tool-call children); atomic-agents-stack records count as runs."""
     for r in records:
