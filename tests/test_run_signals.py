@@ -21,6 +21,7 @@ from memory_helpers import note
 from security_kit import KEY, store_secret
 
 import vault_agent
+from vault_agent.models.pricing import worst_case_usd
 from vault_agent.ops.consolidate import run_dream
 from vault_agent.runner import Agent
 from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply, ToolUse
@@ -189,11 +190,17 @@ def test_a_run_killed_mid_run_is_logged_as_killed_once_by_the_next_runs(folder: 
     assert (killed["run_id"], killed["status"], killed["trigger"]) == (owner["run_id"], "killed", "cli")
     assert (killed["work_item"], killed["started"]) == (owner["work_item"], owner["since"])
     assert "killed before it finished" in killed["error"] and killed["error.type"] == "killed"
-    assert killed["cost_usd"] is None and killed["latency_ms"] is None  # unknown: it ended unseen
+    assert killed["latency_ms"] is None  # unknown: it ended unseen
+    # Its model call was in flight: counted, at the most it can cost, as genai-prices prices the model.
+    calling = owner["spent"]["in_flight"]
+    upper_bound = round(worst_case_usd("anthropic", "claude-sonnet-5", calling["input_tokens"],
+                                       calling["max_output_tokens"]), 6)
+    assert (killed["iterations"], killed["cost_usd"], killed[runlog.OUTPUT_TOKENS]) == (1, upper_bound, 0)
     assert sorted(r["work_item"] for r in ok) == ["Racer 0.", "Racer 1."] and {r["status"] for r in ok} == {"ok"}
     first_entry, *later = entries(folder)
     assert (first_entry.run_id, first_entry.status, first_entry.trigger) == (owner["run_id"], "killed", "cli")
-    assert first_entry.fields["asked"] == [owner["work_item"]] and "cost" not in first_entry.fields
+    assert first_entry.fields["asked"] == [owner["work_item"]]
+    assert first_entry.fields["cost"][0].startswith(f"${upper_bound:.4f} · 0 in · 0 out")
     assert "killed before it finished" in first_entry.fields["problem"][0]
     assert [e.run_id for e in later] == [r["run_id"] for r in ok]
     verdict = chain.verify(runlog.day_files(folder.paths.log))
@@ -203,17 +210,22 @@ def test_a_run_killed_mid_run_is_logged_as_killed_once_by_the_next_runs(folder: 
     assert written and not any("castle-hunter-2291" in text for text in written)
 
 
+# A model call in flight as the runner notes it in the owner file.
+IN_FLIGHT = {"provider": "anthropic", "model": "claude-sonnet-5", "input_tokens": 10, "max_output_tokens": 4096}
+
+
 def priced_model_md(server: FakeLLMServer, daily_usd: float) -> str:
     return (f"---\nprovider: anthropic\nmodel: claude-sonnet-5\nbase_url: {server.anthropic_base_url}\n"
-            f"timeout_s: 30\ncost:\n  daily_usd: {daily_usd}\n"
+            f"timeout_s: 30\nmax_output_tokens: 50000\ncost:\n  daily_usd: {daily_usd}\n"
             "prices:\n  claude-sonnet-5: {input: 1.0, output: 1.0}\n---\n")
 
 
-def test_a_run_killed_after_model_calls_is_logged_with_their_spend_which_the_caps_count(
+def test_a_run_killed_in_a_model_call_is_logged_with_that_call_at_its_upper_bound_which_the_caps_count(
         folder: AgentFolder, server: FakeLLMServer) -> None:
     (folder.root / "model.md").write_text(priced_model_md(server, 5.0))
     (folder.root / "tools.md").write_text("---\ntools: [memory_search]\n---\n")
-    # $1 per million tokens: the first call costs $0.92; the second hangs until the kill.
+    # $1 per million tokens: the first call costs $0.92; the second hangs until the kill, and could have cost
+    # $0.05 (its output limit) and its input.
     server.script(Reply(tool_calls=[ToolUse("memory_search", {"query": "week"})], input_tokens=900_000,
                         output_tokens=20_000), Hang(30))
     proc = child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", "Plan the week.")
@@ -223,19 +235,58 @@ def test_a_run_killed_after_model_calls_is_logged_with_their_spend_which_the_cap
     assert len(server.requests) == 2, proc.communicate(timeout=5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert json.loads(owner_file(folder).read_text())["spent"]["model_calls"] == 1
+    spent = json.loads(owner_file(folder).read_text())["spent"]
+    calling = spent["in_flight"]
+    assert spent["model_calls"] == 1 and calling["max_output_tokens"] == server.requests[1].body["max_tokens"] == 50_000
+    assert (calling["provider"], calling["model"]) == ("anthropic", "claude-sonnet-5") and calling["input_tokens"] > 0
+    upper_bound = round(0.92 + (calling["input_tokens"] + 50_000) / 1_000_000, 6)
 
-    # The person lowers the daily cap below what the killed run spent: the next run must see that spend.
-    (folder.root / "model.md").write_text(priced_model_md(server, 0.5))
+    # The person lowers the daily cap to $1: the $0.92 spent and the next call's reserve fit under it, with the
+    # call in flight at its upper bound they do not.
+    (folder.root / "model.md").write_text(priced_model_md(server, 1.0))
     refused = Agent(folder.root, env=ENV).run("Second.")
     killed, second = run_records(folder)
-    assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", 0.92, 1)
-    assert (killed[runlog.INPUT_TOKENS], killed[runlog.OUTPUT_TOKENS]) == (900_000, 20_000)
+    assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", upper_bound, 2)
+    assert (killed[runlog.INPUT_TOKENS], killed[runlog.OUTPUT_TOKENS]) == (900_000, 20_000)  # what was reported
     assert (killed[runlog.PROVIDER], killed[runlog.REQUEST_MODEL]) == ("anthropic", "claude-sonnet-5")
-    assert "after 1 model call(s), whose spend this record counts" in killed["error"]
+    assert "in model call 2: this record counts the calls before it as spent and the one in flight at its " \
+           f"upper bound (its {calling['input_tokens']:,} input tokens, 50,000 output tokens allowed" in killed["error"]
     assert (refused.status, second["status"], second["error.type"]) == ("refused", "refused", "cap_daily")
     entry = entries(folder)[0]
-    assert entry.status == "killed" and entry.fields["cost"][0].startswith("$0.9200 · 900,000 in · 20,000 out")
+    assert entry.status == "killed" and entry.fields["cost"][0].startswith(
+        f"${upper_bound:.4f} · 900,000 in · 20,000 out")
+
+
+def test_a_run_killed_between_model_calls_is_logged_with_their_spend(folder: AgentFolder,
+                                                                      server: FakeLLMServer) -> None:
+    # What SIGKILL leaves while a tool runs (a kill in a model call is shown with a real process above).
+    spent = {"model_calls": 2, "cost_usd": 0.25, "usage": {"input_tokens": 1000, "output_tokens": 200},
+             "provider": "anthropic", "request_model": "claude-sonnet-5", "response_model": "claude-sonnet-5"}
+    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
+             "trigger": "cli", "work_item": "Check in.", "spent": spent}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    owner_file(folder).write_text(json.dumps(owner))
+    server.script(Reply("done"))
+    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
+    killed = run_records(folder)[0]
+    assert (killed["status"], killed["cost_usd"], killed["iterations"], killed[runlog.OUTPUT_TOKENS]) == (
+        "killed", 0.25, 2, 200)
+    assert "after 2 model call(s), whose spend this record counts (no call noted in flight)" in killed["error"]
+
+
+def test_a_call_in_flight_to_a_model_nobody_prices_leaves_the_killed_runs_cost_unknown(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    spent = {"model_calls": 1, "cost_usd": 0.25, "usage": {"input_tokens": 1000}, "provider": "anthropic",
+             "in_flight": {**IN_FLIGHT, "model": "claude-nobody-prices-9"}}
+    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
+             "trigger": "cli", "work_item": "Check in.", "spent": spent}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    owner_file(folder).write_text(json.dumps(owner))
+    server.script(Reply("done"))
+    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
+    killed = run_records(folder)[0]
+    assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", None, 2)
+    assert "in model call 2" in killed["error"] and "at its upper bound" in killed["error"]
 
 
 @pytest.mark.parametrize("pause", PAUSES)
@@ -343,7 +394,14 @@ def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: Ag
     {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": float("inf")}},
     {"model_calls": float("inf"), "cost_usd": 0.1, "usage": {}},
     {"model_calls": 1, "cost_usd": float("nan"), "usage": {}}, {"model_calls": 1, "cost_usd": float("inf"), "usage": {}},
-    {"model_calls": 1, "cost_usd": -5.0, "usage": {}}, {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": -9}}])
+    {"model_calls": 1, "cost_usd": -5.0, "usage": {}}, {"model_calls": 1, "cost_usd": 0.1, "usage": {"input_tokens": -9}},
+    # A call in flight that is not what the runner noted: its cost, and so the run's, is unknown.
+    *({"model_calls": calls, "cost_usd": 0.1, "usage": {}, "in_flight": calling} for calls in (0, 1) for calling in [
+        "one", ["anthropic", "claude-sonnet-5", 10, 4096], {"provider": "anthropic", "model": "claude-sonnet-5"},
+        {**IN_FLIGHT, "input_tokens": "many"}, {**IN_FLIGHT, "input_tokens": 1.5},
+        {**IN_FLIGHT, "input_tokens": float("inf")}, {**IN_FLIGHT, "max_output_tokens": float("nan")},
+        {**IN_FLIGHT, "max_output_tokens": -1}, {**IN_FLIGHT, "input_tokens": 10**400}, {**IN_FLIGHT, "model": 5},
+        {**IN_FLIGHT, "cache": True}])])
 def test_a_killed_run_whose_owner_file_keeps_no_readable_spend_is_logged_with_its_spend_unknown(
         folder: AgentFolder, server: FakeLLMServer, spent: object) -> None:
     owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,

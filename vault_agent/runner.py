@@ -5,7 +5,8 @@ and MCP server all call it. Every started run ends in exactly one log record
 and one journal entry, whatever happens: ok, error, refused, busy or
 interrupted; a run killed outright (SIGKILL, power loss) gets them, killed,
 from the next run, dream or tool call to take the agent's run lock, with the
-spend it kept in the lock's owner file after each model call.
+spend it kept in the lock's owner file after each model call, and the call it
+had in flight, if any, at the most that call can cost.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .security.redact import Redactor, load_redactor
 from .tools.runtime import ToolOutcome, ToolRuntime, build_runtime
 from .vault import journal as journal_mod
 from .vault import runlog
-from .vault.config import AgentConfig
+from .vault.config import AgentConfig, Prices, load_model
 from .vault.folder import AgentFolder, RunLockHolder
 from .vault.lock import SPENT, owner_started
 
@@ -53,7 +54,11 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 JOURNAL_DAYS = 3
 KILLED_ERROR = "killed before it finished (SIGKILL, out of memory or power loss): what it spent and wrote is unknown"
 KILLED_AFTER_CALLS = ("killed before it finished (SIGKILL, out of memory or power loss) after {calls} model call(s), "
-                      "whose spend this record counts: a call then in flight, and what it wrote, are unknown")
+                      "whose spend this record counts (no call noted in flight): what it wrote is unknown")
+KILLED_IN_CALL = ("killed before it finished (SIGKILL, out of memory or power loss) in model call {calls}: this "
+                  "record counts the calls before it as spent and the one in flight at its upper bound (its "
+                  "{input_tokens:,} input tokens, {max_output_tokens:,} output tokens allowed; not in the token "
+                  "counts); what it wrote is unknown")
 
 
 @dataclass
@@ -367,8 +372,15 @@ class Agent:
             return
         state = _RunState(run_id, started, str(owner.get("trigger") or "unknown"), str(owner.get("work_item") or ""),
                           False, status="killed", error=KILLED_ERROR, error_type="killed", cost_usd=None)
-        _spent_from(state, owner.get(SPENT))
+        _spent_from(state, owner.get(SPENT), self._prices())
         self._finish(state)
+
+    def _prices(self) -> dict[str, Prices] | None:
+        """model.md's price table; None when model.md does not load (the run taking the lock then stops on it)."""
+        try:
+            return load_model(self.folder.paths).prices
+        except VaultAgentError:
+            return None
 
     def _leak_scan(self, warnings: list[str]) -> tuple[Redactor, dict[str, str]]:
         """The leak scan with the secret store's values, and those values; from now on everything the folder
@@ -462,6 +474,9 @@ class Agent:
             request = _scrubbed(CompletionRequest(context.system, messages, tools.specs(),
                                                   config.model.max_output_tokens, config.model.temperature,
                                                   config.model.timeout_s), redactor)
+            if state.note_spent is not None:  # killed during the call, the run is logged with it at its upper bound
+                state.note_spent(_spent(state, _InFlight(model.provider, model.model, prompt_tokens,
+                                                         request.max_output_tokens)))
             state.iterations += 1
             try:
                 completion = model.complete(request, on_text=on_text)
@@ -635,31 +650,65 @@ def _cost_line(result: RunResult, state: _RunState) -> str:
             f"{model}{replay} · {took}")
 
 
-def _spent(state: _RunState) -> dict[str, Any]:
-    """What a run has spent so far, as its run lock's owner file keeps it (_spent_from reads it back)."""
+@dataclass(frozen=True)
+class _InFlight:
+    """A model call a run has in flight, as its run lock's owner file keeps it (_spent)."""
+
+    provider: str
+    model: str
+    input_tokens: int  # the request's, as the run counts or estimates them
+    max_output_tokens: int  # what the request allows
+
+    def sound(self) -> bool:
+        """Whether it is what _spent wrote: counts a price can multiply (int64), names."""
+        return isinstance(self.provider, str) and isinstance(self.model, str) and all(
+            type(n) is int and 0 <= n < 2**63 for n in (self.input_tokens, self.max_output_tokens))
+
+    def upper_bound_usd(self, prices: dict[str, Prices] | None) -> float | None:
+        """The most it can cost (cost.py reserves as much before the call); None when unknown."""
+        from .models.pricing import worst_case_usd
+
+        if prices is None:
+            return None
+        cost = worst_case_usd(self.provider, self.model, self.input_tokens, self.max_output_tokens, prices)
+        return 0.0 if cost is None and self.provider == "replay" else cost  # as _loop reserves it
+
+
+def _spent(state: _RunState, in_flight: _InFlight | None = None) -> dict[str, Any]:
+    """What a run has spent so far, and the model call it has in flight, as its run lock's owner file keeps them
+    (_spent_from reads them back)."""
     return {"model_calls": state.iterations, "cost_usd": state.cost_usd, "usage": state.usage.as_dict(),
             "provider": state.provider, "request_model": state.request_model,
-            "response_model": state.response_model, "replay": state.replay}
+            "response_model": state.response_model, "replay": state.replay,
+            **({"in_flight": dataclasses.asdict(in_flight)} if in_flight is not None else {})}
 
 
-def _spent_from(state: _RunState, spent: Any) -> None:
-    """Give a killed run's state the spend its owner file kept (_spent); nothing when it kept none or it is not
-    what _spent wrote: the record then says its spend is unknown."""
+def _spent_from(state: _RunState, spent: Any, prices: dict[str, Prices] | None) -> None:
+    """Give a killed run's state the spend its owner file kept (_spent), with a call then in flight at the most
+    it can cost by `prices` (model.md's; None: unknown); nothing when it kept none or it is not what _spent
+    wrote: the record then says its spend is unknown."""
     try:
         calls = int(spent["model_calls"])
         cost = spent["cost_usd"]
         usage = Usage(**{k: int(v) for k, v in spent["usage"].items()})
+        in_flight = None if spent.get("in_flight") is None else _InFlight(**spent["in_flight"])
     except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         return
     # A cost cap compared with NaN, infinity or less than nothing would never count it right.
-    if calls < 1 or min(usage.as_dict().values()) < 0 or not (
-            cost is None or isinstance(cost, (int, float)) and 0 <= cost < math.inf):
+    if calls < (1 if in_flight is None else 0) or min(usage.as_dict().values()) < 0 or not (
+            cost is None or isinstance(cost, (int, float)) and 0 <= cost < math.inf) or not (
+            in_flight is None or in_flight.sound()):
         return
     state.iterations, state.cost_usd, state.usage = calls, cost, usage
     state.provider, state.request_model, state.response_model = (
         v if isinstance(v, str) else None for v in map(spent.get, ("provider", "request_model", "response_model")))
     state.replay = spent.get("replay") is True
     state.error = KILLED_AFTER_CALLS.format(calls=calls)
+    if in_flight is not None:
+        state.iterations += 1
+        state.add_cost(in_flight.upper_bound_usd(prices))
+        state.error = KILLED_IN_CALL.format(calls=state.iterations, input_tokens=in_flight.input_tokens,
+                                            max_output_tokens=in_flight.max_output_tokens)
 
 
 def _scrubbed(request: CompletionRequest, redactor: Redactor) -> CompletionRequest:

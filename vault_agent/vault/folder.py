@@ -33,7 +33,8 @@ class RunLockHolder:
     lock: Path
 
     def spent(self, spent: dict[str, Any]) -> None:
-        """What it has spent so far: a killed run's record says it, and the cost caps count it."""
+        """What it has spent so far, and the model call it has in flight: a killed run's record says it, and the
+        cost caps count it."""
         note_spent(self.lock, spent)
 
     def logged(self) -> None:

@@ -23,7 +23,7 @@ from .layout import state_not_a_folder
 
 WRITE_LOCK_TIMEOUT_S = 60.0
 LOGGED = "logged"  # the owner file's key once its holder has written its record (mark_logged)
-SPENT = "spent"  # and for what it has spent so far (note_spent)
+SPENT = "spent"  # and for what it has spent so far, a call in flight too (note_spent)
 
 
 @contextmanager
@@ -73,8 +73,9 @@ def mark_logged(path: Path) -> None:
 
 
 def note_spent(path: Path, spent: dict[str, Any]) -> None:
-    """Keep in the owner file what its holder has spent so far (model calls, tokens, cost): killed, its record
-    says so and the cost caps count it. Best effort: if this fails, the record has the spend noted before."""
+    """Keep in the owner file what its holder has spent so far (model calls, tokens, cost) and the model call it
+    has in flight: killed, its record says so and the cost caps count it. Best effort: if this fails, the record
+    has the spend noted before."""
     _add_to_owner(path, {SPENT: spent})
 
 
