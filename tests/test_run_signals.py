@@ -23,7 +23,7 @@ from security_kit import KEY, store_secret
 import vault_agent
 from vault_agent.models.pricing import worst_case_usd
 from vault_agent.ops.consolidate import run_dream
-from vault_agent.runner import Agent
+from vault_agent.runner import DID_FROM_RECORD, Agent
 from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply, ToolUse
 from vault_agent.vault import chain, journal, runlog
 from vault_agent.vault.folder import AgentFolder
@@ -54,6 +54,24 @@ main(sys.argv[1:], prog_name="vault-agent")
 # The two moments after the record is written: its owner file marked logged, or not yet.
 PAUSES = {"marked": PAUSED_AFTER_LOGGING.replace("MARK_FIRST", "mark_logged(path)").replace("MARK_LAST", ""),
           "unmarked": PAUSED_AFTER_LOGGING.replace("MARK_FIRST", "").replace("MARK_LAST", "mark_logged(path)")}
+
+# Stops the child as its run is about to write its journal entry, its log record written, until its stdin is
+# closed: the test's SIGKILL then lands between the two.
+PAUSED_BEFORE_JOURNAL = """
+import sys
+from vault_agent.cli import main
+from vault_agent.vault.folder import AgentFolder
+
+append_journal = AgentFolder.append_journal
+
+def paused(self, entry):
+    print("logged", flush=True)
+    sys.stdin.readline()
+    return append_journal(self, entry)
+
+AgentFolder.append_journal = paused
+main(sys.argv[1:], prog_name="vault-agent")
+"""
 
 # Stops a dream after its steps are on disk, as it brings the index up to date, until its stdin is closed: the
 # test's SIGKILL then lands after the dream changed memory/ and before it wrote its record.
@@ -305,6 +323,39 @@ def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_
     assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(first["run_id"], "ok"),
                                                                         (second.run_id, "ok")]
     assert [e.status for e in entries(folder)] == ["ok", "ok"]
+    assert not owner_file(folder).exists()
+
+
+@pytest.mark.parametrize("command", ["run", "dream"])
+def test_a_run_killed_between_its_log_record_and_its_journal_entry_gets_that_entry_from_the_record(
+        folder: AgentFolder, server: FakeLLMServer, command: str) -> None:
+    capture = "```capture\ntype: decision\nname: Ship on Fridays\nbody: Fridays it is.\n```"
+    server.script(Reply(f"Shipped.\n\n{capture}", input_tokens=1200, output_tokens=80, cache_read_tokens=300),
+                  Reply("second done"))
+    note(folder.paths, "voucher", "Dentist voucher", "Half-price cleaning.", extra="expires: 2020-06-30\n")
+    args = ["run", "tester", "-m", "Ship it."] if command == "run" else ["dream", "tester"]
+    proc = child(folder, "-c", PAUSED_BEFORE_JOURNAL, *args)
+    assert said(proc, "logged"), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    [first] = run_records(folder)
+    assert owner_file(folder).exists() and entries(folder) == []  # killed holding the lock, its record written
+
+    second = Agent(folder.root, env=ENV).run("Second")
+    assert [(r["run_id"], r["status"]) for r in run_records(folder)] == [(first["run_id"], "ok"),
+                                                                        (second.run_id, "ok")]  # not logged twice
+    entry, after = entries(folder)
+    assert (entry.run_id, entry.status, entry.trigger, entry.fields["asked"]) == (
+        first["run_id"], "ok", "cli" if command == "run" else "dream", [first["work_item"]])
+    assert entry.time == first["started"][11:19] and after.run_id == second.run_id
+    assert entry.fields["did"] == [DID_FROM_RECORD]  # the reply, which said what it did, is in neither
+    if command == "run":  # the entry the run would have written, but for its Did
+        assert entry.fields["notes"] == ["[[ship-on-fridays]]"]
+        assert entry.fields["cost"][0].startswith(f"${first['cost_usd']:.4f} · 1,200 in · 80 out · 300 cache read "
+                                                  "· anthropic:claude-sonnet-5 · ")
+    else:  # it archived the voucher: no note written, no model call
+        assert "notes" not in entry.fields and entry.fields["cost"][0].startswith(
+            "$0.0000 · 0 in · 0 out · 0 cache read · no model call · ")
     assert not owner_file(folder).exists()
 
 

@@ -59,6 +59,9 @@ KILLED_IN_CALL = ("killed before it finished (SIGKILL, out of memory or power lo
                   "record counts the calls before it as spent and the one in flight at its upper bound (its "
                   "{input_tokens:,} input tokens, {max_output_tokens:,} output tokens allowed; not in the token "
                   "counts); what it wrote is unknown")
+# The Did of a journal entry written from its run's log record, by the next run: the reply is in neither.
+DID_FROM_RECORD = ("unknown: killed after its log record was written and before this entry, which the next run "
+                   "wrote from that record")
 
 
 @dataclass
@@ -363,17 +366,32 @@ class Agent:
     def _log_killed(self, owner: dict[str, Any]) -> None:
         """Write the record and journal entry a run killed holding the run lock never wrote, with the spend its
         owner file kept: the lock is held, so once. A run killed after writing its own marked its owner file
-        logged (lock.run_lock skips it), or, killed between the two, has its record in the log since it started."""
+        logged (lock.run_lock skips it), or, killed between the two, has its record in the log since it started;
+        killed between its record and its journal entry, it gets that entry from the record."""
         run_id = str(owner.get("run_id") or "")
         if not run_id:
             return  # not an owner file this runtime wrote: no run to name
         started = owner_started(owner) or runlog.now_ts()
-        if runlog.has_record(self.folder.paths.log, run_id, started.date()):  # read only after a kill
+        record = runlog.find_record(self.folder.paths.log, run_id, started.date())  # read only after a kill
+        if record is not None:
+            self._journal_from(record, started)
             return
         state = _RunState(run_id, started, str(owner.get("trigger") or "unknown"), str(owner.get("work_item") or ""),
                           False, status="killed", error=KILLED_ERROR, error_type="killed", cost_usd=None)
         _spent_from(state, owner.get(SPENT), self._prices())
         self._finish(state)
+
+    def _journal_from(self, record: dict[str, Any], started: _dt.datetime) -> None:
+        """Write the journal entry of the run `record` logs, started at `started`, unless its day of the journal
+        has it (or it is a tools call's: that writes none)."""
+        if not any(runlog.iter_runs([record])):
+            return
+        try:
+            text = self.folder.paths.journal_day(started.date()).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        if not any(e.run_id == record["run_id"] for e in journal_mod.parse_day(text)):
+            self.folder.append_journal(_entry_from_record(record, started))
 
     def _prices(self) -> dict[str, Prices] | None:
         """model.md's price table; None when model.md does not load (the run taking the lock then stops on it)."""
@@ -570,8 +588,8 @@ class Agent:
             ts=state.started, run_id=state.run_id, status=state.status, trigger=state.trigger,
             asked=state.work_item, did=state.did if state.did is not None else _did(result),
             notes=[Path(c.path).stem for c in state.captured],
-            cost=_cost_line(result, state), problems=[*([state.error] if state.error else []),
-                                                      *state.capture_problems])
+            cost=_cost_line(result, state.provider, state.iterations),
+            problems=[*([state.error] if state.error else []), *state.capture_problems])
         try:
             self.folder.append_log([record, *children], day=state.started.date())
         finally:
@@ -637,17 +655,42 @@ def _did(result: RunResult) -> str:
     return tools + (lines or [""])[0][:300]
 
 
-def _cost_line(result: RunResult, state: _RunState) -> str:
-    killed = state.status == "killed"
-    if killed and not state.iterations:
+def _cost_line(result: RunResult, provider: str | None, model_calls: int) -> str:
+    killed = result.status == "killed"
+    if killed and not model_calls:
         return ""  # what it spent is unknown: its Problem says so
     u = result.usage
     cost = "price unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-    model = f"{state.provider}:{result.model}" if result.model else "no model call"
+    model = f"{provider}:{result.model}" if result.model else "no model call"
     replay = " (replay)" if result.replay else ""
     took = "killed: its time is unknown" if killed else f"{result.latency_ms / 1000:.1f} s"
     return (f"{cost} · {u.input_tokens:,} in · {u.output_tokens:,} out · {u.cache_read_tokens:,} cache read · "
             f"{model}{replay} · {took}")
+
+
+def _entry_from_record(record: dict[str, Any], started: _dt.datetime) -> journal_mod.JournalEntry:
+    """The journal entry _finish writes for the run `record` logs (_run_record), as far as the record tells it:
+    what it did is not in it. Read defensively: a person may have edited the log."""
+    def text(key: str) -> str:
+        value = record.get(key)
+        return value if isinstance(value, str) else ""
+
+    def texts(value: Any) -> list[str]:
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    tokens = runlog.record_tokens(record)  # its input counts cached tokens too (_run_record)
+    cost, latency_ms, calls = record.get("cost_usd"), record.get("latency_ms"), record.get("iterations")
+    result = RunResult(
+        text="", run_id=text("run_id"), status=text("status"),
+        usage=Usage(tokens["input"] - tokens["cache_read"] - tokens["cache_write"], tokens["output"],
+                    tokens["cache_read"], tokens["cache_write"]),
+        cost_usd=cost if type(cost) in (int, float) else None, model=runlog.record_model(record),
+        latency_ms=latency_ms if type(latency_ms) is int else 0, replay=record.get("replay") is True)
+    return journal_mod.JournalEntry(
+        ts=started, run_id=result.run_id, status=result.status, trigger=text("trigger"), asked=text("work_item"),
+        did=DID_FROM_RECORD, notes=[Path(p).stem for p in texts(record.get("notes_written"))],
+        cost=_cost_line(result, text(runlog.PROVIDER) or None, calls if type(calls) is int else 0),
+        problems=[*texts([record.get("error")]), *texts(record.get("capture_problems"))])
 
 
 @dataclass(frozen=True)
