@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
@@ -22,12 +23,13 @@ from security_kit import KEY, store_secret
 
 import vault_agent
 from vault_agent.models.pricing import worst_case_usd
+from vault_agent.ops import doctor
 from vault_agent.ops.consolidate import run_dream
 from vault_agent.runner import DID_FROM_RECORD, Agent
 from vault_agent.testing.fakellm import FakeLLMServer, Hang, Reply, ToolUse
 from vault_agent.vault import chain, journal, runlog
 from vault_agent.vault.folder import AgentFolder
-from vault_agent.vault.lock import mark_logged, run_lock
+from vault_agent.vault.lock import is_locked, mark_logged, run_lock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM and SIGKILL semantics are POSIX")
 
@@ -482,6 +484,29 @@ def test_doctor_names_a_killed_run_until_the_next_run_logs_it(folder: AgentFolde
                         "(vault-agent log tester --status killed)"]
     assert Agent(folder.root, env=ENV).run("Again.").status == "ok"
     assert doctor_on_the_lock(folder) == [] and run_records(folder)[0]["status"] == "killed"
+
+
+@pytest.mark.parametrize("logs", [True, False], ids=["logged", "its-log-append-failed"])
+def test_doctor_never_calls_killed_a_run_that_ends_between_its_look_at_the_owner_file_and_at_the_lock(
+        folder: AgentFolder, monkeypatch: pytest.MonkeyPatch, logs: bool) -> None:
+    # The window is a few microseconds wide: a stand-in for doctor's look at the lock ends the run right before it,
+    # every time. A run ends logged, or, when its log append failed (a full disk), not: either way not killed.
+    started = runlog.now_ts()
+    run = ExitStack()
+    holder = run.enter_context(folder.run_lock(timeout=0, run_id=runlog.new_run_id(started), started=started,
+                                               trigger="cli", on_killed=lambda owner: None))
+    run_id = json.loads(owner_file(folder).read_text())["run_id"]
+
+    def run_ends_then_is_locked(path: Path) -> bool:
+        if logs:
+            folder.append_log([{"kind": "run", "run_id": run_id, "status": "ok"}], day=started.date())
+            holder.logged()
+        run.close()
+        return is_locked(path)
+
+    monkeypatch.setattr(doctor, "is_locked", run_ends_then_is_locked)
+    assert [f for f in doctor.check_agent(folder) if f.path in (folder.paths.run_lock, owner_file(folder))] == []
+    assert not owner_file(folder).exists()  # the run ended in the window
 
 
 def test_a_taker_that_fails_to_log_the_killed_holder_leaves_it_for_the_next(tmp_path: Path) -> None:

@@ -104,14 +104,17 @@ def check_agent(folder: AgentFolder) -> list[Finding]:
 def _lock_findings(folder: AgentFolder) -> list[Finding]:
     """A run in progress, or one killed holding the run lock that no run has logged yet (lock.run_lock)."""
     lock = folder.paths.run_lock
-    owner = read_owner(lock)
+    seen = read_owner(lock)
     if is_locked(lock):
-        return [Finding("info", lock, f"a run is in progress (run {owner.get('run_id', '?')}, "
-                                      f"pid {owner.get('pid', '?')})")]
+        return [Finding("info", lock, f"a run is in progress (run {seen.get('run_id', '?')}, "
+                                      f"pid {seen.get('pid', '?')})")]
+    # A run that ended since the owner file was read, as runs end, removed it before releasing the lock: only the
+    # same run's owner file, there before and after the lock was seen free, is one a killed run left.
+    owner = read_owner(lock)
     started = owner_started(owner) or _dt.datetime.now()
-    if not owner.get("run_id") or owner.get(LOGGED) or runlog.has_record(folder.paths.log, str(owner["run_id"]),
-                                                                         started.date()):
-        return []  # no run, or one logged before it was killed
+    if not owner.get("run_id") or owner["run_id"] != seen.get("run_id") or owner.get(LOGGED) or runlog.has_record(
+            folder.paths.log, str(owner["run_id"]), started.date()):
+        return []  # no run, one that ended, or one logged before it was killed
     return [Finding("warning", owner_path(lock),
                     f"run {owner['run_id']} (started {owner.get('since', '?')}, trigger {owner.get('trigger', '?')}) "
                     "was killed before it finished and is not logged yet",
