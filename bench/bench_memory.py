@@ -18,9 +18,10 @@ phrased) is generated, then:
   (`relevant()`), on the dev questions (used while building the search),
   h1 (HELDOUT: written after it was frozen) and h2, h3 (HELDOUT2, HELDOUT3:
   written by someone who never read the search code), and for comparison
-  plain BM25 on the question's own words (no related terms; the same
-  boosts); h4, h5 and h6 (HELDOUT4 to 6, written the same way about three
-  other people), each in a vault of its own with the same distractors;
+  plain BM25 on the question's own words (no related terms on either
+  side; the same boosts); h4, h5 and h6 (HELDOUT4 to 6, written the same
+  way about three other people), each in a vault of its own with the same
+  distractors;
 - in the prompt: is the labelled note among all the notes recall packs into
   the assembled prompt (`Agent.context()`, default budget: some 40 notes
   here), which is what the model gets to read without searching;

@@ -75,6 +75,16 @@ frozen before it joined the development data (recall@5 at 1k / 10k notes):
   question (0.42 -> 0.40: "donate" no longer reached the groups of
   "donation"): related forms carry more than the collisions cost.
 
+  Adopted later (6bf32ed), on sets none of which was blind to it any more:
+  the related-terms table on the notes' side as well, the index's `related`
+  column (each document's name and description, expanded as a question
+  is), weighted 2, the weight dev liked best among 0.5, 1, 2, 3 and 4.
+  Recall@5 before -> after, dev / the six held-out sets together: 1k notes
+  0.80 -> 0.81 / 0.551 -> 0.600 (no set lower); 10k 0.79 -> 0.77 /
+  0.551 -> 0.579; 100k, Maya's sets dev/h1/h2/h3: 0.77/0.48/0.40/0.48 ->
+  0.75/0.52/0.45/0.57. With aliases, 1k: dev 0.89 -> 0.90, held-out
+  0.797 -> 0.815.
+
 AGENT SEARCHES (recall_searches.json): what the agent finds with its own
 memory_search calls, which is how a run gets at a note recall did not hand
 it. Fixed before any search was made: each set's questions went to a helper

@@ -104,7 +104,8 @@ def test_a_sync_that_changed_nothing_does_not_wait_for_another_writer(paths: Age
         other.close()
     with Catalog(paths) as cat:
         assert cat.sync().unchanged == 1
-        assert cat.conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 1  # stored once the lock was free
+        # stored once the lock was free
+        assert cat.conn.execute("SELECT count(*) FROM meta WHERE key = 'files'").fetchone()[0] == 1
 
 
 def test_no_digest_is_stored_beside_a_table_another_process_changed_during_the_sync(paths: AgentPaths) -> None:
@@ -447,6 +448,25 @@ def test_an_index_of_schema_9_whose_runs_of_japanese_letters_are_whole_words_is_
     with Catalog(paths) as cat:
         assert cat.sync().added == 1
         assert [h.stem for h in search(cat, "デザイン")] == ["tdw"]
+
+
+def test_an_index_made_with_another_related_terms_table_is_rebuilt_and_a_rebuild_keeps_the_table_it_used(
+        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import catalog
+
+    note(paths, "toaster", "Toaster refund", "The shop refunds the broken toaster.")
+    with monkeypatch.context() as old:  # made with a table that related nothing to the note's words
+        old.setattr(catalog, "table_digest", lambda: "an older table")
+        old.setattr(catalog, "expansions", lambda texts: [""] * len(texts))
+        with Catalog(paths) as cat:
+            cat.sync()
+            assert search(cat, "receipt") == []
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 1
+        assert [h.stem for h in search(cat, "receipt")] == ["toaster"]
+        cat.rebuild()
+    with Catalog(paths) as cat:
+        assert cat.sync().added == 0  # not thrown away again: the rebuilt index says which table it was made with
 
 
 def test_a_folder_judged_once_indexes_exactly_the_files_kind_of_would() -> None:

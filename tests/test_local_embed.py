@@ -45,10 +45,11 @@ def local_agent(root: Path, model: str, provider: str = "local") -> AgentPaths:
     paths = agent(root)
     paths.model_md.write_text("---\nprovider: anthropic\nmodel: claude-sonnet-5\nembeddings:\n"
                               f"  provider: {provider}\n  model: {model}\n---\n")
-    # The dentist note never says "dentist" or "teeth": only meaning links it to a question about teeth.
+    # The dentist note says neither "dentist" nor "teeth", nor a word the related-terms table ties to them (as it
+    # ties "cavities" to "dentist"): only meaning links it to a question about teeth.
     # Its stem sorts last, so the no-match fallback (most recent, then path order) does not put it first either.
     note(paths, "smile-clinic", "Dr. Alvarez",
-         "Dr. Alvarez at Smile clinic fills my cavities; next cleaning in March.", type="user")
+         "Dr. Alvarez at the Smile clinic on Prinsengracht, every six months.", type="user")
     note(paths, "coffee", "Usual order", "Flat white with oat milk.", type="user")
     note(paths, "car-lease", "Car lease", "The lease on the Polo ends in June; return it to the dealer.",
          type="project")

@@ -92,6 +92,18 @@ def test_a_notes_aliases_find_it_by_words_it_does_not_contain(paths: AgentPaths,
         assert [h.stem for h in search(cat, "belastingdienst", limit=1, today=TODAY)] == ["tax"]
 
 
+def test_a_question_finds_a_note_whose_words_share_a_related_term_with_its_own_though_neither_is_related_to_the_other(
+        paths: AgentPaths) -> None:
+    # "receipt" and "refund" are in no group together; both are in the group of "reimbursement". A question's
+    # related terms alone never reach the note: the index holds the note's related terms too.
+    note(paths, "toaster", "Toaster refund", "The shop refunds the broken toaster.", description="Shop refunds it")
+    with Catalog(paths) as cat:
+        cat.sync()
+        assert [h.stem for h in search(cat, "receipt", limit=1, today=TODAY)] == ["toaster"]
+        assert [h.stem for h in relevant(cat, "where is the receipt", today=TODAY, limit=1)] == ["toaster"]
+        assert search(cat, "receipt", expand=False, today=TODAY) == []  # plain BM25: related terms on neither side
+
+
 def test_type_filter_snippets_and_journal_entries(paths: AgentPaths) -> None:
     journal_entry(paths, dt.datetime(2026, 11, 18, 9, 0), "r1", "Ask the dentist to move the check-up")
     with Catalog(paths) as cat:

@@ -34,7 +34,8 @@ from ..vault.layout import AgentPaths, state_not_a_folder
 from ..vault.notes import MAX_NOTE_BYTES, Note, Superseded, bad_name, link_key, parse_note, read_note, superseded
 from ..vault.reading import Beneath, inode, link_inside, read_inside, utf8_name
 from .readahead import read_in_order
-from .related import TOKENIZE, index_text
+from .query import expansions
+from .related import TOKENIZE, index_text, table_digest
 from .sources import (
     SOURCE_FOLDERS,
     Doc,
@@ -45,7 +46,7 @@ from .sources import (
     page_doc,
 )
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write to finish
 # A write finding another process's under way tries again after 1 ms, then waits twice as long each time, up to
 # this: what SQLite's own busy wait does, which no other thread can cut short (sqlite3_interrupt does not reach it).
@@ -60,11 +61,11 @@ UNREAD = -1
 # Rows of single-term rankings kept (term_ranking): ~1,000 rankings of ~120 rows, or fewer of the deeper ones a
 # search within a read grant asks for when unreadable documents outrank the rest (up to MATCH_BUDGET rows).
 _RANKED_ROWS_MAX = 120_000
-FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates")
+FTS_COLUMNS = ("name", "description", "tags", "body", "type", "links", "dates", "related")
 # The indexed columns hold the text as related.index_text prepares it (runs of Chinese, Japanese, Korean or
 # Thai letters as overlapping pairs, "ß" as "ss"); `original` the body as written when that differs, else NULL.
 _FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
-    name, description, tags, body, type, links, dates, original UNINDEXED,
+    name, description, tags, body, type, links, dates, related, original UNINDEXED,
     tokenize = "{TOKENIZE}"
 )"""
 _SCHEMA = f"""
@@ -119,7 +120,8 @@ CREATE INDEX IF NOT EXISTS docs_by_stem ON docs(stem_key);
 -- The body as written, for whatever shows or embeds it (docs keeps the name and description as written).
 CREATE VIEW IF NOT EXISTS docs_text(id, body) AS SELECT rowid, coalesce(original, body) FROM docs_fts;
 CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,       -- 'files': _digest of the stats the files table was last synced to in full
+    key TEXT PRIMARY KEY,       -- 'files': _digest of the stats the files table was last synced to in full;
+                                -- 'related': related.table_digest() of the table the related column was made with
     value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS vectors (
@@ -155,6 +157,12 @@ Stat = tuple[int, int, int]
 _T = TypeVar("_T")
 Progress = Callable[[int, int], None]  # (files re-read so far, files to re-read)
 Pause = Callable[[float], None]  # sleeps that many seconds, or raises to stop waiting
+
+
+def _table_of(conn: sqlite3.Connection) -> str | None:
+    """The digest of the related-terms table the index's related column was made with."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'related'").fetchone()
+    return row[0] if row else None
 
 
 def _connect_db(db_path: Path) -> sqlite3.Connection:
@@ -255,6 +263,7 @@ class _Read:
     still_unread: bool = False  # unreadable now as at the last sync: its rows stand
     note_row: tuple[Any, ...] | None = None
     docs: list[Doc] | None = None
+    related: list[str] | None = None  # per doc, what the index's related column holds (query.expansions)
 
 
 class Catalog:
@@ -296,7 +305,7 @@ class Catalog:
         try:
             self._ino = inode(self.db_path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if check and version not in (0, SCHEMA_VERSION):
+            if check and (version not in (0, SCHEMA_VERSION) or (version and _table_of(conn) != table_digest())):
                 self._discard(self._ino)
                 conn.close()
                 conn, version = _connect_db(self.db_path), 0
@@ -304,6 +313,7 @@ class Catalog:
             if version != SCHEMA_VERSION:
                 # Only then: setting user_version is a write, and a reader must not queue behind a writer.
                 conn.executescript(_SCHEMA)
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('related', ?)", (table_digest(),))
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             if check:
                 conn.execute("SELECT count(*) FROM files").fetchone()
@@ -436,8 +446,9 @@ class Catalog:
         self._follow()
         try:
             with self.writing():
-                for table in ("files", "notes", "docs", "meta"):
+                for table in ("files", "notes", "docs"):
                     self.conn.execute(f"DELETE FROM {table}")
+                self.conn.execute("DELETE FROM meta WHERE key != 'related'")  # the table it was made with, still
                 # Deleting an FTS5 table's rows one by one costs as much as indexing them; dropping it is instant.
                 self.conn.execute("DROP TABLE docs_fts")
                 self.conn.execute(_FTS_TABLE)
@@ -578,26 +589,27 @@ class Catalog:
                                   [(r.rel, r.kind, *r.st, r.hash) for r in reads if not r.touch_only])
             self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   [r.note_row for r in reads if r.note_row is not None])
-            self._insert_docs([(r.rel, d) for r in reads for d in (r.docs or ())])
+            self._insert_docs([(r.rel, d, t) for r in reads if r.docs for d, t in zip(r.docs, r.related or ())])
         self._stats = None  # this connection's own commits do not move data_version
 
-    def _insert_docs(self, docs: list[tuple[str, Doc]]) -> None:
+    def _insert_docs(self, docs: list[tuple[str, Doc, str]]) -> None:
         if not docs:
             return
         # Ids are taken inside the write transaction, so two writers never hand out the same one.
         next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0]
         rows, fts = [], []
-        for i, (rel, d) in enumerate(docs, next_id):
+        for i, (rel, d, related) in enumerate(docs, next_id):
             digest = sha1(f"{d.name}\n{d.description}\n{d.body}".encode("utf-8")).hexdigest()
             rows.append((i, rel, d.anchor, d.kind, d.type, d.stem, link_key(d.stem), d.name, d.description,
                          int(d.pinned), d.updated, d.expires,
                          json.dumps(d.links, ensure_ascii=False) if d.links else "[]", digest))
-            indexed = [index_text(text) for text in (d.name, d.description, " ".join(d.tags + d.aliases), d.body,
-                                                      d.type, " ".join(d.links), " ".join(d.dates))]
+            tags = " ".join(d.tags + d.aliases)
+            indexed = [index_text(text) for text in (d.name, d.description, tags, d.body, d.type, " ".join(d.links),
+                                                      " ".join(d.dates), related)]
             fts.append((i, *indexed, d.body if indexed[3] != d.body else None))
         self.conn.executemany("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany(f"INSERT INTO docs_fts(rowid, {', '.join(FTS_COLUMNS)}, original) "
-                              "VALUES (?,?,?,?,?,?,?,?,?)", fts)
+                              "VALUES (?,?,?,?,?,?,?,?,?,?)", fts)
 
     def _version(self) -> int:
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
@@ -814,7 +826,12 @@ class SearchStats:
 def _read_batch(root: Path, batch: list[tuple[str, Stat, str | None]]) -> list[_Read]:
     """Read and parse one batch of stale files: (path relative to `root`, stat, hash when last indexed)."""
     with Beneath(root) as beneath:
-        return [_read_file(root, rel, st, old_hash, beneath) for rel, st, old_hash in batch]
+        reads = [_read_file(root, rel, st, old_hash, beneath) for rel, st, old_hash in batch]
+    # Worked out here, in a read-ahead helper when there is one, rather than by the writer while it holds the lock.
+    related = iter(expansions([f"{d.name}\n{d.description}" for r in reads for d in r.docs or ()]))
+    for r in reads:
+        r.related = [next(related) for _ in r.docs or ()]
+    return reads
 
 
 def _read_file(root: Path, rel: str, st: Stat, old_hash: str | None, beneath: Beneath) -> _Read:

@@ -1,14 +1,18 @@
 """Turning a question into search terms: words, stopwords out, related terms in, FTS5-safe quoting.
 
-Plain BM25 only finds notes that share the question's words. Three things
+Plain BM25 only finds notes that share the question's words. Four things
 widen that without embeddings: the index stems (FTS5 porter: "invoices" and
 "invoicing" meet), the related-terms table (related.py: "dentist" finds
-"dental"), and an OR query, so a note matching some of the words still ranks.
-Related terms count for less than the question's own words (search.py).
+"dental"), the same table on the notes' side (`expansions`: the index holds
+the related terms of each document's name and description, so "receipt"
+meets "refund" through "reimbursement", a group each is in), and an OR
+query, so a note matching some of the words still ranks. Related terms count
+for less than the question's own words (search.py).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .related import PAIRED, phrase, related, stems, words
@@ -48,7 +52,7 @@ class Term:
 
 def terms(query: str, *, expand: bool = True) -> list[Term]:
     """The question's content words (weight 1), then their related terms (lower weight), one per stem."""
-    candidates = [w for w in words(query) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or PAIRED.search(w))]
+    candidates = _content(words(query))
     seen: set[str] = set()
     own: list[tuple[Term, str]] = []
     for w, k in zip(candidates, stems(candidates)):
@@ -59,8 +63,39 @@ def terms(query: str, *, expand: bool = True) -> list[Term]:
         return [t for t, _ in own]
     extra: list[Term] = []
     for term, k in own:
-        for r, rk in related(k)[:MAX_RELATED_PER_WORD]:
-            if rk not in seen and r not in STOPWORDS:
+        for r, rk in _related_terms(k):
+            if rk not in seen:
                 seen.add(rk)
                 extra.append(Term(r, RELATED_WEIGHT, term.text))
     return [t for t, _ in own] + extra
+
+
+def expansions(texts: list[str]) -> list[str]:
+    """Per text, the related terms of its content words that it does not say itself, as one text: what the
+    index holds in a document's `related` column, so that a question's word and a note's word meet when
+    they share a related term, or when one is in the other's group ("teeth" finds "dentist" by either road).
+    Many texts at once: their words are stemmed in one pass of the tokenizer, not one a text."""
+    said = [[w for w in _content(words(text)) if not w.isdigit()] for text in texts]
+    distinct = list(dict.fromkeys(w for ws in said for w in ws))
+    stem_of = dict(zip(distinct, stems(distinct)))
+    out: list[str] = []
+    for ws in said:
+        own = dict.fromkeys(stem_of[w] for w in ws if stem_of[w])
+        found: dict[str, str] = {}
+        for k in own:
+            for r, rk in _related_terms(k):
+                if rk not in own:
+                    found.setdefault(rk, r)
+        out.append(" ".join(found.values()))
+    return out
+
+
+def _content(candidates: list[str]) -> list[str]:
+    return [w for w in candidates if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or PAIRED.search(w))]
+
+
+@functools.lru_cache(maxsize=20_000)
+def _related_terms(stem: str) -> tuple[tuple[str, str], ...]:
+    """The first MAX_RELATED_PER_WORD related terms of a stem that are no stopwords: a build asks for the
+    same few thousand stems again and again."""
+    return tuple((r, rk) for r, rk in related(stem)[:MAX_RELATED_PER_WORD] if r not in STOPWORDS)

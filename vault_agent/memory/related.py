@@ -20,6 +20,7 @@ import re
 import sqlite3
 import threading
 from functools import lru_cache
+from hashlib import sha1
 from importlib import resources
 
 # The index's tokenizer (catalog.py). Marks count as letters: by default unicode61 splits words at them,
@@ -210,9 +211,20 @@ def phrase(word: str) -> tuple[str, bool]:
     return " ".join(tokens), end is not None and len(end.group()) == 1
 
 
+@lru_cache(maxsize=1)
+def _table_text() -> str:
+    return resources.files(__package__).joinpath("related.txt").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def table_digest() -> str:
+    """A hash of the table: the index holds each document's related terms (query.expansions), so an index
+    made with another table is built anew."""
+    return sha1(_table_text().encode("utf-8")).hexdigest()
+
+
 def _groups() -> list[list[str]]:
-    text = resources.files(__package__).joinpath("related.txt").read_text(encoding="utf-8")
-    return [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return [line.split() for line in _table_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 @lru_cache(maxsize=1)

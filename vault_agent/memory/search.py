@@ -14,8 +14,9 @@ These are the functions behind `vault-agent search`, recall and the
 documents it refuses out before the limit, so a limit counts only what the
 agent may read.
 
-Scoring (`_ranked`): BM25 over name, description, tags, body, type, links
-and dates with the field weights below, each term ranked on its own; per
+Scoring (`_ranked`): BM25 over name, description, tags, body, type, links,
+dates and the related terms of the name and description (query.expansions)
+with the field weights below, each term ranked on its own; per
 question word the best of it and its related terms (query.RELATED_WEIGHT);
 summed over the question's words; then multiplied by a prior per kind and
 boosts for pinned notes, for the note type the question points at ("what did
@@ -46,8 +47,9 @@ from .query import Term, terms
 from .related import fold, run_pairs, stems, token_stems, words
 from .sources import KINDS, kind_of
 
-# name, description, tags, body, type, links, dates (catalog.FTS_COLUMNS)
-FIELD_WEIGHTS = (6.0, 4.0, 3.0, 1.0, 1.0, 0.5, 1.0)
+# name, description, tags, body, type, links, dates, related (catalog.FTS_COLUMNS)
+FIELD_WEIGHTS = (6.0, 4.0, 3.0, 1.0, 1.0, 0.5, 1.0, 2.0)
+PLAIN_WEIGHTS = FIELD_WEIGHTS[:-1] + (0.0,)  # expand=False: the question's words, not what they are related to
 KIND_PRIOR = {"memory": 1.0, "wiki": 0.9, "skill": 0.8, "journal": 0.75, "archive": 0.6}
 PINNED_BOOST = 1.25
 CUE_BOOST = 1.2
@@ -114,7 +116,8 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     archive); UnknownSearchType when it is none of these. Expired and
     superseded notes are included (a person searching wants to see them);
     recall leaves them out. `readable`: only documents whose path it accepts,
-    `limit` of them whenever that many match.
+    `limit` of them whenever that many match. `expand=False`: the question's
+    own words and what the documents say, no related terms on either side.
     """
     found = terms(query, expand=expand)
     # Once per path: a pool that grows brings the same documents back, a journal day holds many entries, and
@@ -122,7 +125,7 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
     asked = functools.cache(readable) if readable is not None else None
     keep = (lambda h: asked(h.path)) if asked is not None else None
     ranked = _ranked(catalog, query, found, type=type, pool=max(limit * 3, 30),
-                     today=today or _dt.date.today(), keep=keep, want=limit)[:limit]
+                     today=today or _dt.date.today(), keep=keep, want=limit, expand=expand)[:limit]
     if type and not ranked:
         known = sorted({*NOTE_TYPES, *KINDS, *catalog.types()})
         if type.lower() not in known:
@@ -157,7 +160,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
     # Ranked among its kinds only: a scheduled run's journal entries, which repeat its work item word for word,
     # would otherwise fill each term's pool, and it would grow until the whole ranking had been read.
     hits = _ranked(catalog, query, found, type=None, pool=limit * 3, today=today, kinds=tuple(kinds), keep=live,
-                   want=limit)
+                   want=limit, expand=expand)
     by_id = {h.doc_id: h for h in hits}
     for hit in hits[:10]:
         for linked in _docs_by_stems(catalog, hit.links):
@@ -187,7 +190,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
 
 def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None, pool: int,
             today: _dt.date, kinds: tuple[str, ...] = (), keep: Callable[[Hit], bool] | None = None,
-            want: int = 0) -> list[Hit]:
+            want: int = 0, expand: bool = True) -> list[Hit]:
     """Documents scored per concept: a question word and its related terms count once, by the best of them.
 
     Each term is ranked on its own (BM25 over the weighted fields), down to
@@ -209,7 +212,7 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     ranking = _affordable(stats, found)
     while True:
         hits, cut = _pooled(catalog, stats, query, found, ranking, absent, type=type, kinds=kinds, pool=pool,
-                            today=today)
+                            today=today, weights=FIELD_WEIGHTS if expand else PLAIN_WEIGHTS)
         if keep is None:
             return hits
         # Asked in rank order and only until `want` are kept: a check of the read grant costs a path lookup.
@@ -222,10 +225,10 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
 
 def _pooled(catalog: Catalog, stats: SearchStats, query: str, found: list[Term],
             ranking: list[tuple[str, Term, int]], absent: set[str], *, type: str | None, kinds: tuple[str, ...],
-            pool: int, today: _dt.date) -> tuple[list[Hit], bool]:
+            pool: int, today: _dt.date, weights: tuple[float, ...]) -> tuple[list[Hit], bool]:
     """The documents in the `pool` best of each term's ranking, scored and sorted (see _ranked), and
     whether any term's ranking was cut at `pool`."""
-    weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
+    weights_sql = ", ".join(str(w) for w in weights)
     total = stats.document_count()
     best: dict[tuple[str, int], float] = {}  # (question word, doc id) -> best term score
     cut = False
@@ -237,7 +240,7 @@ def _pooled(catalog: Catalog, stats: SearchStats, query: str, found: list[Term],
         ratio = (total - df + 0.5) / (df + 0.5)
         idf = math.log(1 + ratio) / max(1e-6, math.log(ratio)) if ratio > 0 else 0.0
         concept = term.source or term.text
-        rows = stats.term_ranking(fts, weights, type.lower() if type else None, pool, kinds)
+        rows = stats.term_ranking(fts, weights_sql, type.lower() if type else None, pool, kinds)
         cut = cut or len(rows) >= pool
         for rowid, bm25 in rows:
             if bm25 < 0:  # bm25() is negative, lower is better
