@@ -161,6 +161,17 @@ def owner_file(folder: AgentFolder) -> Path:
     return folder.paths.run_lock.with_name("run.lock.owner.json")
 
 
+def logged_after_kill(folder: AgentFolder, server: FakeLLMServer, spent: object) -> dict:
+    """The record the next run writes for a run SIGKILLed with this `spent` in its run lock's owner file."""
+    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
+             "trigger": "cli", "work_item": "Check in.", "spent": spent}
+    folder.paths.state.mkdir(parents=True, exist_ok=True)
+    owner_file(folder).write_text(json.dumps(owner))
+    server.script(Reply("done"))
+    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
+    return run_records(folder)[0]
+
+
 @pytest.mark.parametrize(("command", "trigger", "code", "said"), [
     (["run", "tester", "-m", "Check in."], "cli", 130, "interrupted (the run was logged as interrupted)"),
     (["schedule", "fire", "tester", "tick"], "schedule:tick", 130, "interrupted (the run was logged as interrupted)"),
@@ -282,13 +293,7 @@ def test_a_run_killed_between_model_calls_is_logged_with_their_spend(folder: Age
     # What SIGKILL leaves while a tool runs (a kill in a model call is shown with a real process above).
     spent = {"model_calls": 2, "cost_usd": 0.25, "usage": {"input_tokens": 1000, "output_tokens": 200},
              "provider": "anthropic", "request_model": "claude-sonnet-5", "response_model": "claude-sonnet-5"}
-    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
-             "trigger": "cli", "work_item": "Check in.", "spent": spent}
-    folder.paths.state.mkdir(parents=True, exist_ok=True)
-    owner_file(folder).write_text(json.dumps(owner))
-    server.script(Reply("done"))
-    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
-    killed = run_records(folder)[0]
+    killed = logged_after_kill(folder, server, spent)
     assert (killed["status"], killed["cost_usd"], killed["iterations"], killed[runlog.OUTPUT_TOKENS]) == (
         "killed", 0.25, 2, 200)
     assert "after 2 model call(s), whose spend this record counts (no call noted in flight)" in killed["error"]
@@ -298,13 +303,7 @@ def test_a_call_in_flight_to_a_model_nobody_prices_leaves_the_killed_runs_cost_u
         folder: AgentFolder, server: FakeLLMServer) -> None:
     spent = {"model_calls": 1, "cost_usd": 0.25, "usage": {"input_tokens": 1000}, "provider": "anthropic",
              "in_flight": {**IN_FLIGHT, "model": "claude-nobody-prices-9"}}
-    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
-             "trigger": "cli", "work_item": "Check in.", "spent": spent}
-    folder.paths.state.mkdir(parents=True, exist_ok=True)
-    owner_file(folder).write_text(json.dumps(owner))
-    server.script(Reply("done"))
-    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
-    killed = run_records(folder)[0]
+    killed = logged_after_kill(folder, server, spent)
     assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", None, 2)
     assert "in model call 2" in killed["error"] and "at its upper bound" in killed["error"]
 
@@ -457,13 +456,7 @@ def test_a_dream_or_a_tool_call_taking_the_lock_logs_a_killed_run_too(folder: Ag
         {**IN_FLIGHT, "cache": True}])])
 def test_a_killed_run_whose_owner_file_keeps_no_readable_spend_is_logged_with_its_spend_unknown(
         folder: AgentFolder, server: FakeLLMServer, spent: object) -> None:
-    owner = {"run_id": "20261121T090000-abcdef", "since": "2026-11-21T09:00:00.123+01:00", "pid": 1,
-             "trigger": "cli", "work_item": "Check in.", "spent": spent}
-    folder.paths.state.mkdir(parents=True, exist_ok=True)
-    owner_file(folder).write_text(json.dumps(owner))
-    server.script(Reply("done"))
-    assert Agent(folder.root, env=ENV).run("Second").status == "ok"
-    killed = run_records(folder)[0]
+    killed = logged_after_kill(folder, server, spent)
     assert (killed["status"], killed["cost_usd"], killed["iterations"], killed[runlog.PROVIDER]) == (
         "killed", None, 0, None)
     assert killed["error"].endswith("what it spent and wrote is unknown")
