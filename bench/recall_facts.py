@@ -83,7 +83,11 @@ frozen before it joined the development data (recall@5 at 1k / 10k notes):
   0.80 -> 0.81 / 0.551 -> 0.600 (no set lower); 10k 0.79 -> 0.77 /
   0.551 -> 0.579; 100k, Maya's sets dev/h1/h2/h3: 0.77/0.48/0.40/0.48 ->
   0.75/0.52/0.45/0.57. With aliases, 1k: dev 0.89 -> 0.90, held-out
-  0.797 -> 0.815.
+  0.797 -> 0.815. Its cost: the agent's own searches (below) on dev lost
+  four questions, 0.97 -> 0.93 at 1k (0.95 -> 0.93 at 10k), at every
+  weight tried: notes whose related terms say the search's words now
+  outrank the one note that says one of them in its name ("meeting
+  summary order" no longer finds "Summaries start with the decision").
 
 AGENT SEARCHES (recall_searches.json): what the agent finds with its own
 memory_search calls, which is how a run gets at a note recall did not hand
