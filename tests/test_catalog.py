@@ -469,6 +469,22 @@ def test_an_index_made_with_another_related_terms_table_is_rebuilt_and_a_rebuild
         assert cat.sync().added == 0  # not thrown away again: the rebuilt index says which table it was made with
 
 
+def test_the_related_terms_tables_digest_follows_its_groups_not_its_comments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_agent.memory import related
+
+    def digest(text: str) -> str:
+        monkeypatch.setattr(related, "_table_text", lambda: text)
+        related.table_digest.cache_clear()
+        return related.table_digest()
+
+    try:
+        commented, recommented = digest("# teeth\ntooth dentist\n"), digest("# the mouth\n\ntooth  dentist\n")
+        grown = digest("# teeth\ntooth dentist floss\n")
+    finally:
+        related.table_digest.cache_clear()
+    assert commented == recommented != grown  # an edited comment rebuilds no index
+
+
 def test_a_folder_judged_once_indexes_exactly_the_files_kind_of_would() -> None:
     from vault_agent.memory.sources import kind_in, kind_of
 

@@ -3,7 +3,8 @@
 The table is related.txt, next to this module: one group per line of words
 people use for the same thing (synonyms), or in the same breath about it
 (associations: "teeth" and "dentist"). A query word found in a group brings
-the group's other words into the query at a lower weight (query.py). Lookup
+the group's other words into the query at a lower weight (query.py), and a
+note's words bring theirs into the index (query.expansions). Lookup
 is by the index's own stem (FTS5 porter), so "invoices", "invoicing" and
 "invoice" find the same groups.
 
@@ -218,9 +219,9 @@ def _table_text() -> str:
 
 @lru_cache(maxsize=1)
 def table_digest() -> str:
-    """A hash of the table: the index holds each document's related terms (query.expansions), so an index
-    made with another table is built anew."""
-    return sha1(_table_text().encode("utf-8")).hexdigest()
+    """A hash of the table's groups: the index holds each document's related terms (query.expansions), so an
+    index made with other groups is built anew (an edited comment changes none)."""
+    return sha1("\n".join(" ".join(g) for g in _groups()).encode("utf-8")).hexdigest()
 
 
 def _groups() -> list[list[str]]:
