@@ -13,7 +13,10 @@ phrased) is generated, then:
   the stems of note names, are kept from one search to the next, as in any
   process, so a term an earlier question used costs nothing again) and
   repeated (every term's ranking kept);
-- prompt tokens: `Agent.context()` for the same work items (must stay flat);
+- prompt tokens: `Agent.context()` for the same work items (must stay flat):
+  their mean in the table, each one's below it, with its recall section
+  (the rest is bounded by budgets; recall packs at most its budget, and
+  fewer notes when fewer match);
 - recall@5: is the labelled note among the first five notes recall ranks
   (`relevant()`), on the dev questions (used while building the search),
   h1 (HELDOUT: written after it was frozen) and h2, h3 (HELDOUT2, HELDOUT3:
@@ -54,6 +57,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -198,7 +202,7 @@ def person_recall(out: Path, n: int, person: str, shared: list[int], aliases: bo
 
 
 def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
-               rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
+               rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, Any]:
     """Build, sync, search and prompt figures and recall in Maya's vault (her facts among n distractors)."""
     root, by = labelled_set(out, n, shared)
     labels = [lab for s in VAULTS["maya"][0] for lab in by[s[0]]]
@@ -245,11 +249,13 @@ def bench_size(out: Path, n: int, embedder: object | None, shared: list[int],
             repeated.append(time.perf_counter() - t)
 
     with Agent(root, watch=False) as agent:
-        tokens = statistics.mean(agent.context(w).tokens for w in WORK_ITEMS)
+        contexts = [agent.context(w) for w in WORK_ITEMS]
+    tokens = statistics.mean(c.tokens for c in contexts)
     result = {
         "build": build, "sync_fresh": statistics.median(fresh), "sync_warm": statistics.median(warm),
         "sync_one": statistics.median(one), "search_p50": statistics.median(first), "search_p95": pct(first, 0.95),
         "search_rep_p50": statistics.median(repeated), "search_rep_p95": pct(repeated, 0.95), "tokens": tokens,
+        "contexts": [(c.tokens, next(p.tokens for p in c.parts if p.name == "recall")) for c in contexts],
         **recall_figures(cat, by, MAYA_SETS, rounds),
     }
     if embedder is not None:
@@ -289,6 +295,7 @@ def main() -> None:
     fused: list[str] = []
     overlap: list[str] = []
     prompt: list[str] = []
+    items: list[str] = []
     own: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
         # The searches made at 1k, replayed at every size, and those made at this size if a round was.
@@ -301,6 +308,7 @@ def main() -> None:
         overlap.append(f"{n:>7} notes: search {per_set(r, 'r5', SHARES)}, BM25 only {per_set(r, 'bm25', SHARES)}, "
                        f"with aliases {per_set(r, 'al', SHARES)}")
         prompt.append(f"{n:>7} notes: {per_set(r, 'ctx')}; with aliases {per_set(r, 'alctx')}")
+        items.append(f"{n:>7} notes: " + ", ".join(f"{total:,} ({recall:,})" for total, recall in r["contexts"]))
         own.append(f"{n:>7} notes: {per_set(r, 'own')}"
                    + (f"; searches made at this size {per_set(r, 'ownhere')}" if "ownhere" in rounds else ""))
         if "embed_s" in r:
@@ -314,6 +322,9 @@ def main() -> None:
               f"{r['tokens']:>6.0f} ({(r['tokens'] / base_tokens - 1) * 100:+.1f}%) "
               f"{per_set(r, 'r5'):>34} {per_set(r, 'bm25'):>34} {per_set(r, 'al'):>34}",
               flush=True)
+    print("Prompt tokens of each work item (of which recall), "
+          + "; ".join(f"{i + 1}: {w!r}" for i, w in enumerate(WORK_ITEMS)) + ":")
+    print("\n".join(items))
     print("R@5 of Maya's questions (dev to h3) by stemmed words shared with their note (0 / 1):")
     print("\n".join(overlap))
     print("Note recalled into the prompt (all the notes recall packs into its budget, not only the first five), "
