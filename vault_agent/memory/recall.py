@@ -134,8 +134,8 @@ class SearchRecaller:
 
     def recall(self, work_item: str, budget_tokens: int) -> list[RecalledNote]:
         today = self.today or _dt.date.today()
-        pinned = [r for r in self.catalog.candidates(today=today.isoformat(), limit=self.max_candidates)
-                  if r["pinned"] and self.readable(r["path"])]
+        pinned = [r for r in self.catalog.candidates(today=today.isoformat(), limit=self.max_candidates,
+                                                     readable=self.readable) if r["pinned"]]
         out = pack([c for c in (self._candidate(r["path"]) for r in pinned) if c],
                    int(budget_tokens * self.pinned_share)) if pinned else []
         used = sum(estimate_tokens(r.text) + 1 for r in out)

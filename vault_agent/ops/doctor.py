@@ -112,8 +112,8 @@ def _lock_findings(folder: AgentFolder) -> list[Finding]:
     # same run's owner file, there before and after the lock was seen free, is one a killed run left.
     owner = read_owner(lock)
     started = owner_started(owner) or _dt.datetime.now()
-    if not owner.get("run_id") or owner["run_id"] != seen.get("run_id") or owner.get(LOGGED) or runlog.has_record(
-            folder.paths.log, str(owner["run_id"]), started.date()):
+    if not owner.get("run_id") or owner["run_id"] != seen.get("run_id") or owner.get(LOGGED) or runlog.find_record(
+            folder.paths.log, str(owner["run_id"]), started.date()) is not None:
         return []  # no run, one that ended, or one logged before it was killed
     return [Finding("warning", owner_path(lock),
                     f"run {owner['run_id']} (started {owner.get('since', '?')}, trigger {owner.get('trigger', '?')}) "

@@ -112,14 +112,9 @@ def read_since(log_root: Path, since: _dt.date | None = None) -> LogRead:
     return out
 
 
-def has_record(log_root: Path, run_id: str, since: _dt.date) -> bool:
-    """Whether the log holds a record (a run's, or a tools call's) of `run_id`, in the day files from `since`:
-    the day its run started, whose file its record goes to or, past midnight, a later one."""
-    return find_record(log_root, run_id, since) is not None
-
-
 def find_record(log_root: Path, run_id: str, since: _dt.date) -> dict[str, Any] | None:
-    """The record of `run_id` that has_record looks for, None when there is none."""
+    """The record (a run's, or a tools call's) of `run_id` in the day files from `since`, None when there is
+    none: the day its run started, whose file its record goes to or, past midnight, a later one."""
     return next((r for r in read_since(log_root, since).records if r.get("run_id") == run_id), None)
 
 
