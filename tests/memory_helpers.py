@@ -8,6 +8,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from vault_agent.memory.search import COMMON_SHARE
 from vault_agent.vault.folder import AgentFolder
 from vault_agent.vault.journal import JournalEntry, append_entry
 from vault_agent.vault.layout import AgentPaths
@@ -75,8 +76,8 @@ def damage(db: Path, table: str) -> None:
 def outranked_notes(paths: AgentPaths, *, above: str, count: int = 70, notes: int = 4) -> list[str]:
     """`notes` notes that mention a kayak in passing, below `count` documents all about kayaks in `above`
     ("journal": journal entries; else a folder of notes or pages, such as "wiki" or "memory/private"), which
-    are also the most recently updated. Returns the notes' paths, best first. 300 notes about other things
-    keep "kayak" in under a fifth of the documents, where search ranks it (search._affordable)."""
+    are also the most recently updated. Returns the notes' paths, best first. Notes about other things keep
+    "kayak" in under search.COMMON_SHARE of the documents, where search ranks it (search._affordable)."""
     for i in range(count):
         if above == "journal":
             journal_entry(paths, dt.datetime(2026, 10, 1 + i % 28, 9, i % 60), f"20261001T09{i:04d}-abcdef",
@@ -91,7 +92,7 @@ def outranked_notes(paths: AgentPaths, *, above: str, count: int = 70, notes: in
                           "the first aid kit, the picnic blanket, a book for the afternoon and the kayak. "
                           "Back by six for dinner with the neighbours.",
                           extra="updated: 2024-01-01\n").relative_to(paths.root).as_posix())
-    for i in range(300):
+    for i in range(int((count + notes) / COMMON_SHARE)):
         note(paths, f"other-{i:03d}", f"Other {i}", f"Gardening chores for week {i}.",
              extra=f"updated: 2025-{1 + i % 12:02d}-15\n")
     return found

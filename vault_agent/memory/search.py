@@ -58,7 +58,11 @@ RECENCY_HALF_LIFE_DAYS = 180
 LINK_SHARE = 0.5  # a note linked from a hit scores half of the hit
 NAME_BOOST = 1.0  # a note whose name says every word of the question scores double
 MATCH_BUDGET = 6000  # documents ranked per query, at most: ~2 µs each
-COMMON_SHARE = 0.2  # a term in more than this share of documents is left out of the query
+# A term in more than this share of the documents is left out of the query. At 100k notes MATCH_BUDGET leaves
+# out every term in more than 6% of them. Leaving common terms out of a smaller vault's questions too keeps
+# recall there from packing notes that share only such a word with the question (3,000 tokens of them for a
+# work item at 1k notes), so the prompt is the same size at 1k notes as at 100k (bench/bench_memory.py).
+COMMON_SHARE = 0.1
 TYPE_CUES = {
     "decision": {"decide", "decided", "decision", "decisions", "agreed", "chose", "chosen", "settled", "policy"},
     "user": {"prefer", "prefers", "preference", "preferences", "favorite", "favourite", "likes", "dislikes",
@@ -295,9 +299,9 @@ def _sentences_as_pairs(stats: SearchStats, found: list[Term]) -> list[Term]:
 def _affordable(stats: SearchStats, found: list[Term]) -> list[tuple[str, Term, int]]:
     """The terms worth ranking, as FTS5 strings: rarest first, while the documents they match fit the budget.
 
-    Ranking costs ~2 µs per matching document; a term found in a fifth of all
-    documents adds almost nothing to BM25 (its IDF is near zero) but would
-    make a 100k-note search slow. When none of the question's own words is
+    Ranking costs ~2 µs per matching document; a term found in a tenth of
+    all documents adds little to BM25 (its IDF is low) but would make a
+    100k-note search slow. When none of the question's own words is
     affordable, the rarest is kept anyway, matched only in the name,
     description and tags (or only the name).
     """
