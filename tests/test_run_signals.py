@@ -308,6 +308,14 @@ def test_a_call_in_flight_to_a_model_nobody_prices_leaves_the_killed_runs_cost_u
     assert "in model call 2" in killed["error"] and "at its upper bound" in killed["error"]
 
 
+def test_a_replay_killed_in_its_call_is_logged_as_spending_nothing(folder: AgentFolder,
+                                                                    server: FakeLLMServer) -> None:
+    spent = {"model_calls": 0, "cost_usd": 0.0, "usage": {}, "provider": "replay",
+             "in_flight": {**IN_FLIGHT, "provider": "replay", "model": "demo"}}
+    killed = logged_after_kill(folder, server, spent)
+    assert (killed["status"], killed["cost_usd"], killed["iterations"]) == ("killed", 0.0, 1)
+
+
 @pytest.mark.parametrize("pause", PAUSES)
 def test_a_run_killed_after_logging_but_before_releasing_the_lock_is_not_logged_twice(
         folder: AgentFolder, server: FakeLLMServer, pause: str) -> None:

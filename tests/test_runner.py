@@ -277,6 +277,17 @@ def test_a_run_that_would_cross_the_daily_cap_stops_before_spending_past_it(tmp_
     assert len(runs(root)) == 12 and len(journal_entries(root)) == 12
 
 
+def test_a_replay_under_a_cost_cap_spends_nothing_and_warns_of_no_unknown_price(tmp_path: Path,
+                                                                                 server: FakeLLMServer) -> None:
+    root = make_agent(tmp_path, server, "anthropic")
+    (root / "r.yaml").write_text("model: demo\nturns:\n  - text: Done.\n")
+    (root / "model.md").write_text("---\nprovider: replay\nmodel: demo\nreplay: r.yaml\n"
+                                   "cost:\n  daily_usd: 0.05\n---\n")
+    result = agent_for(root).run("task")
+    assert (result.status, result.text, result.cost_usd) == ("ok", "Done.", 0.0)
+    assert not any("price" in w for w in result.warnings), result.warnings
+
+
 def test_critical_goes_past_the_cap_and_is_logged_as_such(tmp_path: Path, server: FakeLLMServer) -> None:
     extra = "cost:\n  per_run_usd: 0.000001\nprices:\n  claude-sonnet-5: {input: 1.0, output: 1.0}\n"
     root = make_agent(tmp_path, server, "anthropic", extra=extra)

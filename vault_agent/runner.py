@@ -465,18 +465,14 @@ class Agent:
               context: Context, redactor: Redactor, untrusted: list[str], on_text: OnText | None) -> Completion | None:
         """Call the model until it answers without tool calls; None when the run ends another way."""
         from .models.factory import build_model
-        from .models.pricing import worst_case_usd
 
         messages = list(context.messages)
         prompt_tokens = context.tokens
         prices = config.model.prices
         while state.iterations < config.model.max_tool_iterations:
-            # A replay spends nothing, unless model.md prices its model to rehearse the caps offline.
-            reserve = worst_case_usd(model.provider, model.model, prompt_tokens, config.model.max_output_tokens,
-                                     prices)
-            if reserve is None and model.provider == "replay":
-                reserve = 0.0
-            verdict = guard.check(state.cost_usd or 0.0, reserve, f"{model.provider}:{model.model}")
+            calling = _InFlight(model.provider, model.model, prompt_tokens, config.model.max_output_tokens)
+            verdict = guard.check(state.cost_usd or 0.0, calling.upper_bound_usd(prices),
+                                  f"{model.provider}:{model.model}")
             if not verdict.allowed and config.model.caps.on_cap == "fallback" and config.model.fallback \
                     and self._model is None and model.model != config.model.fallback.model:
                 cheaper = dataclasses.replace(config.model, primary=config.model.fallback, fallback=None)
@@ -493,8 +489,7 @@ class Agent:
                                                   config.model.max_output_tokens, config.model.temperature,
                                                   config.model.timeout_s), redactor)
             if state.note_spent is not None:  # killed during the call, the run is logged with it at its upper bound
-                state.note_spent(_spent(state, _InFlight(model.provider, model.model, prompt_tokens,
-                                                         request.max_output_tokens)))
+                state.note_spent(_spent(state, calling))
             state.iterations += 1
             try:
                 completion = model.complete(request, on_text=on_text)
@@ -708,13 +703,15 @@ class _InFlight:
             type(n) is int and 0 <= n < 2**63 for n in (self.input_tokens, self.max_output_tokens))
 
     def upper_bound_usd(self, prices: dict[str, Prices] | None) -> float | None:
-        """The most it can cost (cost.py reserves as much before the call); None when unknown."""
+        """The most it can cost by `prices` (model.md's), which the cost caps reserve before the call; None when
+        unknown."""
         from .models.pricing import worst_case_usd
 
         if prices is None:
             return None
         cost = worst_case_usd(self.provider, self.model, self.input_tokens, self.max_output_tokens, prices)
-        return 0.0 if cost is None and self.provider == "replay" else cost  # as _loop reserves it
+        # A replay spends nothing, unless model.md prices its model to rehearse the caps offline.
+        return 0.0 if cost is None and self.provider == "replay" else cost
 
 
 def _spent(state: _RunState, in_flight: _InFlight | None = None) -> dict[str, Any]:
