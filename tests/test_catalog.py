@@ -434,33 +434,34 @@ def test_an_index_from_an_older_schema_is_rebuilt(paths: AgentPaths) -> None:
         assert [n for _, _, _, n in docs(cat)] == ["A"]
 
 
-def test_an_index_of_schema_9_whose_runs_of_japanese_letters_are_whole_words_is_rebuilt(
-        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+def indexed_the_old_way(paths: AgentPaths, unfound: str, **old_ways: object) -> None:
+    """Index the agent with catalog's names in `old_ways` standing in for what an older version had, and check
+    that `unfound` finds nothing in that index."""
     from vault_agent.memory import catalog
 
-    note(paths, "tdw", "tdw", "東京デザイン週間のブース")
-    with monkeypatch.context() as old:  # indexed as schema 9 did: the run as given, one word to unicode61
-        old.setattr(catalog, "SCHEMA_VERSION", 9)
-        old.setattr(catalog, "index_text", lambda text: text)
+    with pytest.MonkeyPatch.context() as old:
+        for name, value in old_ways.items():
+            old.setattr(catalog, name, value)
         with Catalog(paths) as cat:
             cat.sync()
-            assert search(cat, "デザイン") == []
+            assert search(cat, unfound) == []
+
+
+def test_an_index_of_schema_9_whose_runs_of_japanese_letters_are_whole_words_is_rebuilt(paths: AgentPaths) -> None:
+    note(paths, "tdw", "tdw", "東京デザイン週間のブース")
+    # Indexed as schema 9 did: the run as given, one word to unicode61.
+    indexed_the_old_way(paths, "デザイン", SCHEMA_VERSION=9, index_text=lambda text: text)
     with Catalog(paths) as cat:
         assert cat.sync().added == 1
         assert [h.stem for h in search(cat, "デザイン")] == ["tdw"]
 
 
 def test_an_index_made_with_another_related_terms_table_is_rebuilt_and_a_rebuild_keeps_the_table_it_used(
-        paths: AgentPaths, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vault_agent.memory import catalog
-
+        paths: AgentPaths) -> None:
     note(paths, "toaster", "Toaster refund", "The shop refunds the broken toaster.")
-    with monkeypatch.context() as old:  # made with a table that related nothing to the note's words
-        old.setattr(catalog, "table_digest", lambda: "an older table")
-        old.setattr(catalog, "expansions", lambda texts: [""] * len(texts))
-        with Catalog(paths) as cat:
-            cat.sync()
-            assert search(cat, "receipt") == []
+    # Made with a table that related nothing to the note's words.
+    indexed_the_old_way(paths, "receipt", table_digest=lambda: "an older table",
+                        expansions=lambda texts: [""] * len(texts))
     with Catalog(paths) as cat:
         assert cat.sync().added == 1
         assert [h.stem for h in search(cat, "receipt")] == ["toaster"]
