@@ -790,9 +790,16 @@ class SearchStats:
         """How many documents match one FTS5 term, counted up to `cap` + 1 (counting is what costs)."""
         found = self._counts.get(fts_term)
         if found is None:
-            found = self._counts[fts_term] = self.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
-                (fts_term, cap + 1)).fetchone()[0]
+            # A prefix term matches every document its whole word does, so when the word alone is over the cap
+            # the prefix is too. Counting the prefix costs the most: FTS5 merges the doclists of every word it
+            # starts before the first match ("draft*": 7 ms at 100k notes, "draft": 1 ms).
+            if fts_term.endswith('"*') and self.document_frequency(fts_term[:-1], cap) > cap:
+                found = cap + 1
+            else:
+                found = self.conn.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
+                    (fts_term, cap + 1)).fetchone()[0]
+            self._counts[fts_term] = found
         return found
 
     def term_ranking(self, fts_term: str, weights: str, type: str | None, limit: int,
