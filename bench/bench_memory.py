@@ -28,6 +28,10 @@ phrased) is generated, then:
 - in the prompt: is the labelled note among all the notes recall packs into
   the assembled prompt (`Agent.context()`, default budget: some 40 notes
   here), which is what the model gets to read without searching;
+- with recall words: recall@5 when recall ranks by the search words the
+  model gives for the question (`recall_words: true` in model.md; the
+  replies of helpers standing in for the model, recall_words.json, taken
+  as the runner takes them: see recall_facts.py);
 - with own searches: the note is among recall's first five or among the
   first five of one of the memory_search calls the agent made for the
   question (at most three, by a helper standing in for the agent; see
@@ -43,7 +47,8 @@ phrased) is generated, then:
 
 Targets (issue 5): build < 3 s at 10k and < 40 s at 100k; no-change sync <
 100 ms at 10k; search p95 < 20 ms at 100k; recall@5 >= 0.9 without
-embeddings; prompt at 100k within 5% of 1k.
+embeddings (recall alone, and with recall words); prompt at 100k within 5%
+of 1k.
 
     python bench/bench_memory.py [--sizes 1000,10000,100000]
 """
@@ -61,9 +66,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_recall_set import SEARCH_ROUNDS, VAULTS, check_overlap, generate_set, searches_of  # noqa: E402
+from gen_recall_set import (SEARCH_ROUNDS, VAULTS, check_overlap, generate_set, recall_words_of,  # noqa: E402
+                            searches_of)
 
 from vault_agent.memory.catalog import Catalog  # noqa: E402
+from vault_agent.memory.recall_words import words_from  # noqa: E402
 from vault_agent.memory.search import relevant, search  # noqa: E402
 from vault_agent.runner import Agent  # noqa: E402
 from vault_agent.vault.layout import AgentPaths  # noqa: E402
@@ -96,20 +103,23 @@ def groups(labels: list[dict[str, str]], by_share: bool) -> dict[str, list[dict[
 
 
 def top5(catalog: Catalog, labels: list[dict[str, str]], plain: bool = False,
-         embedder: object | None = None) -> dict[str, set[str]]:
+         embedder: object | None = None, words: dict[str, dict[str, str]] | None = None) -> dict[str, set[str]]:
     """Per question, the stems of the first five notes: recall's (`relevant`), or plain BM25 on the
-    question's own words, or recall fused with embeddings. Each question is ranked once, however many
-    groups and figures it counts in."""
+    question's own words, or recall fused with embeddings, or recall by the model's recall words
+    (`words`: its replies per set and question, taken as the runner takes them). Each question is ranked
+    once, however many groups and figures it counts in."""
     from vault_agent.memory.embed import nearest
 
     out: dict[str, set[str]] = {}
-    for question in dict.fromkeys(lab["question"] for lab in labels):
+    for lab in {lab["question"]: lab for lab in labels}.values():
+        question = lab["question"]
         if plain:
             hits = search(catalog, question, limit=5, today=TODAY, expand=False)
         else:
             semantic = (nearest(catalog, embedder.model, embedder.embed([question])[0], kinds=("memory",),
                                 limit=100) if embedder is not None else None)
-            hits = relevant(catalog, question, today=TODAY, kinds=("memory",), limit=5, semantic=semantic)
+            query = (words_from(words[lab["set"]][question]) or question) if words is not None else question
+            hits = relevant(catalog, query, today=TODAY, kinds=("memory",), limit=5, semantic=semantic)
         out[question] = {h.stem for h in hits}
     return out
 
@@ -175,12 +185,14 @@ def labelled_set(out: Path, n: int, shared: list[int], aliases: bool = False,
 
 def recall_figures(cat: Catalog, by: dict[str, list[dict[str, str]]], sets: tuple[str, ...],
                    rounds: dict[str, dict[str, dict[str, dict]]]) -> dict[str, float]:
-    """Per group, recall@5 (r5_) and plain BM25's (bm25_); per set of `sets`, with the agent's own searches
-    of each round (own_, ownhere_)."""
+    """Per group, recall@5 (r5_), plain BM25's (bm25_) and recall's by the model's recall words (rw_); per set
+    of `sets`, with the agent's own searches of each round (own_, ownhere_)."""
     every = [lab for chosen in by.values() for lab in chosen]
     recalled, plain = top5(cat, every), top5(cat, every, plain=True)
+    worded = top5(cat, every, words=recall_words_of())
     return {**{f"r5_{g}": recall_at_5(recalled, chosen) for g, chosen in by.items()},
             **{f"bm25_{g}": recall_at_5(plain, chosen) for g, chosen in by.items()},
+            **{f"rw_{g}": recall_at_5(worded, chosen) for g, chosen in by.items()},
             **{f"{p}_{s}": own_searches(cat, by[s], made, recalled) for p, made in rounds.items() for s in sets}}
 
 
@@ -297,6 +309,7 @@ def main() -> None:
     prompt: list[str] = []
     items: list[str] = []
     own: list[str] = []
+    worded: list[str] = []
     for n in [int(s) for s in args.sizes.split(",")]:
         # The searches made at 1k, replayed at every size, and those made at this size if a round was.
         rounds = {"own": made[1000], **({"ownhere": made[n]} if n != 1000 and n in made else {})}
@@ -309,6 +322,7 @@ def main() -> None:
                        f"with aliases {per_set(r, 'al', SHARES)}")
         prompt.append(f"{n:>7} notes: {per_set(r, 'ctx')}; with aliases {per_set(r, 'alctx')}")
         items.append(f"{n:>7} notes: " + ", ".join(f"{total:,} ({recall:,})" for total, recall in r["contexts"]))
+        worded.append(f"{n:>7} notes: {per_set(r, 'rw')}")
         own.append(f"{n:>7} notes: {per_set(r, 'own')}"
                    + (f"; searches made at this size {per_set(r, 'ownhere')}" if "ownhere" in rounds else ""))
         if "embed_s" in r:
@@ -330,6 +344,9 @@ def main() -> None:
     print("Note recalled into the prompt (all the notes recall packs into its budget, not only the first five), "
           f"{SET_LABELS}:")
     print("\n".join(prompt))
+    print("R@5 with recall words (recall_words: true in model.md: recall ranks by the search words the model "
+          f"gives for the question; the replies in recall_words.json), {SET_LABELS}:")
+    print("\n".join(worded))
     print("R@5 with the agent's own searches (recall's first five, or the first five of one of its memory_search "
           f"calls; no aliases; the searches made at 1k), {SET_LABELS}:")
     print("\n".join(own))

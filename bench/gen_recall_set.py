@@ -69,6 +69,12 @@ def searches_of(made_at: int = 1000) -> dict[str, dict[str, dict]]:
     return json.loads(file.read_text(encoding="utf-8"))
 
 
+def recall_words_of() -> dict[str, dict[str, str]]:
+    """Per set and question, the model's reply to recall_words.INSTRUCTION (see recall_facts.py)."""
+    file = Path(__file__).resolve().parent / "recall_words.json"
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
 SENTENCES = """\
 Water the plants before leaving on Thursday.
 The team call moved to Tuesday morning.

@@ -288,6 +288,25 @@ def test_a_run_killed_in_a_model_call_is_logged_with_that_call_at_its_upper_boun
         f"${upper_bound:.4f} · 900,000 in · 20,000 out")
 
 
+def test_a_run_killed_in_its_recall_words_call_is_logged_with_that_call_at_its_upper_bound(
+        folder: AgentFolder, server: FakeLLMServer) -> None:
+    (folder.root / "model.md").write_text(priced_model_md(server, 5.0).removesuffix("---\n") + "recall_words: true\n---\n")
+    server.script(Hang(30))
+    proc = child(folder, "-m", "vault_agent.cli", "run", "tester", "-m", "Who cuts my hair?")
+    in_model_call(server, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    calling = json.loads(owner_file(folder).read_text())["spent"]["in_flight"]
+    # The words call's own output limit, not model.md's 50,000: that is what it could have cost.
+    assert calling["max_output_tokens"] == server.requests[0].body["max_tokens"] == 64
+    server.script(Reply("hair barber"), Reply("done"))
+    assert Agent(folder.root, env=ENV).run("Second.").status == "ok"
+    killed, second = run_records(folder)
+    assert (killed["status"], killed["iterations"]) == ("killed", 1)
+    assert killed["cost_usd"] == round((calling["input_tokens"] + 64) / 1_000_000, 6)
+    assert (second["iterations"], second["recall_words"]) == (2, "hair barber")
+
+
 def test_a_run_killed_between_model_calls_is_logged_with_their_spend(folder: AgentFolder,
                                                                       server: FakeLLMServer) -> None:
     # What SIGKILL leaves while a tool runs (a kill in a model call is shown with a real process above).

@@ -310,7 +310,8 @@ def run(ctx: click.Context, name: str, message: str | None, model_override: str 
 @click.option("--json", "as_json", is_flag=True, help="Print parts, budgets and text as JSON.")
 @click.pass_context
 def context(ctx: click.Context, name: str, message: str | None, as_json: bool) -> None:
-    """Print exactly what the model would see for a work item (no model call)."""
+    """Print exactly what the model would see for a work item (no model call; with recall_words in model.md a
+    run recalls by its model's words, this by the work item's)."""
     built = _agent(ctx, name).context(_work_item(message))
     if as_json:
         click.echo(json.dumps(built.as_dict(), ensure_ascii=False))

@@ -31,6 +31,7 @@ from .context.tokens import estimate_tokens
 from .cost import CostGuard, Ledger
 from .errors import AgentBusy, VaultAgentError
 from .memory.catalog import Catalog, CatalogDirectory, Progress
+from .memory import recall_words
 from .memory.recall import Recaller, SearchRecaller, index_view
 from .memory.watch import ChangeTracker
 from .models.base import (
@@ -60,6 +61,8 @@ KILLED_IN_CALL = ("killed before it finished (SIGKILL, out of memory or power lo
                   "{input_tokens:,} input tokens, {max_output_tokens:,} output tokens allowed; not in the token "
                   "counts); what it wrote is unknown")
 # The Did of a journal entry written from its run's log record, by the next run: the reply is in neither.
+RECALL_WORDS_PREVIEW = ("recall_words is on in model.md: a run recalls by the search words its model gives for the "
+                        "work item; this preview, which calls no model, recalls by the work item's own words")
 DID_FROM_RECORD = ("unknown: killed after its log record was written and before this entry, which the next run "
                    "wrote from that record")
 
@@ -238,9 +241,10 @@ class Agent:
             tools = self._tools(config, "preview", catalog)[0]
             context = self._assemble(config, catalog, work_item, history or [], tools)
         scrub = tools.redactor.scrub
+        warnings = [*context.warnings, *([RECALL_WORDS_PREVIEW] if config.model.recall_words else [])]
         return dataclasses.replace(context, system=_scrubbed_texts(context.system, scrub),
                                    messages=_scrubbed_messages(context.messages, scrub),
-                                   parts=_scrubbed_texts(context.parts, scrub))
+                                   parts=_scrubbed_texts(context.parts, scrub), warnings=warnings)
 
     def _tools(self, config: AgentConfig, run_id: str, catalog: Catalog,
                secrets: tuple[Redactor, dict[str, str]] | None = None) -> tuple[ToolRuntime, list[str]]:
@@ -248,7 +252,9 @@ class Agent:
                              secrets=secrets)
 
     def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
-                  tools: ToolRuntime) -> Context:
+                  tools: ToolRuntime, recall_query: str | None = None) -> Context:
+        """The prompt for `work_item`; recall and the INDEX view rank by `recall_query` (default: the work
+        item)."""
         from .context.assemble import memory_budgets
 
         specs = tools.specs()
@@ -263,8 +269,9 @@ class Agent:
         recaller = self._make_recaller(self.folder, catalog) if self._make_recaller \
             else SearchRecaller(self.folder.paths, catalog, readable=readable)
         # A plugged-in recaller may not know the grant: what it returns passes the same check.
-        recalled = [r for r in catalog.healing(lambda: recaller.recall(work_item, recall_budget)) if readable(r.path)]
-        view = catalog.healing(lambda: index_view(catalog, index_budget, work_item=work_item, readable=readable))
+        query = work_item if recall_query is None else recall_query
+        recalled = [r for r in catalog.healing(lambda: recaller.recall(query, recall_budget)) if readable(r.path)]
+        view = catalog.healing(lambda: index_view(catalog, index_budget, work_item=query, readable=readable))
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 
@@ -444,13 +451,43 @@ class Agent:
         catalog = self._synced_catalog()
         tools, tool_warnings = self._tools(config, state.run_id, catalog, secrets)
         state.warnings.extend(tool_warnings)
-        context = self._assemble(config, catalog, state.work_item, history, tools)
+        recall_query = self._recall_words(state, config, model, guard, secrets[0])
+        context = self._assemble(config, catalog, state.work_item, history, tools, recall_query)
         state.warnings.extend(context.warnings)
         untrusted = list(context.untrusted)
         final = self._loop(state, config, model, guard, tools, context, secrets[0], untrusted, on_text)
         state.warnings.extend(guard.warnings)
         if final is not None:
             self._capture(state, final, tools, untrusted)
+
+    def _recall_words(self, state: _RunState, config: AgentConfig, model: Model, guard: CostGuard,
+                      redactor: Redactor) -> str:
+        """What recall ranks by: the work item, or with `recall_words` in model.md the search words the model
+        gives for it (memory/recall_words.py). A cap that refuses the call, or a failed call, leaves the work
+        item's own words; the run's loop then meets the same cap, or the same model, itself."""
+        if not config.model.recall_words or not state.work_item.strip():
+            return state.work_item
+        request = _scrubbed(recall_words.request(state.work_item, config.model), redactor)
+        calling = _InFlight(model.provider, model.model, estimate_tokens(recall_words.INSTRUCTION)
+                            + estimate_tokens(request.messages[0].text), request.max_output_tokens)
+        if not guard.check(state.cost_usd or 0.0, calling.upper_bound_usd(config.model.prices),
+                           f"{model.provider}:{model.model}").allowed:
+            return state.work_item
+        if state.note_spent is not None:
+            state.note_spent(_spent(state, calling))
+        state.iterations += 1
+        try:
+            completion = model.complete(request)
+        except ModelError as exc:
+            state.warnings.append(f"recall words: {exc.one_line()}; recalled by the work item's own words")
+            return state.work_item
+        self._account(state, completion, config.model.prices)
+        guard.note_spend(state.cost_usd or 0.0)
+        if state.note_spent is not None:
+            state.note_spent(_spent(state))
+        words = recall_words.words_from(completion.text)
+        state.extra["recall_words"] = words
+        return words or state.work_item
 
     def _model_for(self, state: _RunState, config: AgentConfig, override: str | None) -> Model:
         if self._model is not None:
@@ -469,7 +506,8 @@ class Agent:
         messages = list(context.messages)
         prompt_tokens = context.tokens
         prices = config.model.prices
-        while state.iterations < config.model.max_tool_iterations:
+        before = state.iterations  # the recall words call is not a tool-call round
+        while state.iterations - before < config.model.max_tool_iterations:
             calling = _InFlight(model.provider, model.model, prompt_tokens, config.model.max_output_tokens)
             verdict = guard.check(state.cost_usd or 0.0, calling.upper_bound_usd(prices),
                                   f"{model.provider}:{model.model}")

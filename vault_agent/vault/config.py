@@ -96,6 +96,7 @@ class ModelConfig:
     fallback: ModelRef | None = None
     prices: dict[str, Prices] = field(default_factory=dict)  # model name -> prices
     replay: str | None = None  # transcript path for provider: replay
+    recall_words: bool = False  # ask the model for recall's search words first (memory/recall_words.py)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
     prose: str = ""
     path: Path | None = None
@@ -293,7 +294,7 @@ def _prices(path: Path, raw: Any) -> dict[str, Prices]:
 
 _MODEL_KEYS = {"provider", "model", "base_url", "api_key_env", "max_output_tokens", "context_window",
                "temperature", "max_tool_iterations", "timeout_s", "max_retries", "context_budget", "cost", "fallback",
-               "fallback_model", "prices", "replay", "cost_guardrails"}
+               "fallback_model", "prices", "replay", "cost_guardrails", "recall_words"}
 
 
 def parse_model_md(path: Path, text: str) -> ModelConfig:
@@ -321,6 +322,10 @@ def parse_model_md(path: Path, text: str) -> ModelConfig:
         raise ConfigError("provider replay needs 'replay:' naming a transcript file", path=path,
                           fix="e.g. replay: replays/demo.yaml (relative to the agent folder)")
     temperature = meta.get("temperature")
+    recall_words = meta.get("recall_words", False)
+    if not isinstance(recall_words, bool):
+        raise ConfigError(f"'recall_words' must be true or false, got {recall_words!r}", path=path,
+                          fix="recall_words: true asks the model for recall's search words before each run")
     max_output_tokens = _number(path, "max_output_tokens", meta.get("max_output_tokens", 4096), kind=int,
                                 minimum=1, allow_none=False)
     context_window = _number(path, "context_window", meta.get("context_window", 200_000), kind=int, minimum=1024,
@@ -343,6 +348,7 @@ def parse_model_md(path: Path, text: str) -> ModelConfig:
         fallback=_model_ref(path, "fallback", fallback_raw, primary.provider) if fallback_raw else None,
         prices=_prices(path, meta.get("prices")),
         replay=str(replay) if replay else None,
+        recall_words=recall_words,
         extra={k: v for k, v in meta.items() if k not in _MODEL_KEYS},
         prose=prose.strip(),
         path=path,
