@@ -119,7 +119,8 @@ def top5(catalog: Catalog, labels: list[dict[str, str]], plain: bool = False,
             semantic = (nearest(catalog, embedder.model, embedder.embed([question])[0], kinds=("memory",),
                                 limit=100) if embedder is not None else None)
             query = (words_from(words[lab["set"]][question]) or question) if words is not None else question
-            hits = relevant(catalog, query, today=TODAY, kinds=("memory",), limit=5, semantic=semantic)
+            hits = relevant(catalog, query, today=TODAY, kinds=("memory",), limit=5, semantic=semantic,
+                            every_word=query != question)
         out[question] = {h.stem for h in hits}
     return out
 

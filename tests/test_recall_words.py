@@ -7,6 +7,7 @@ OpenAI wire formats (vault_agent.testing.fakellm), through the real SDKs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -161,3 +162,25 @@ def test_recall_words_must_be_true_or_false(tmp_path: Path) -> None:
         parse_model_md(path, "---\nmodel: claude-sonnet-5\nrecall_words: sometimes\n---\n")
     line = err.value.one_line()
     assert "model.md" in line and "'recall_words' must be true or false" in line and "recall_words: true" in line
+
+
+def test_a_search_word_too_common_to_rank_still_recalls_the_note_named_for_it(tmp_path: Path,
+                                                                             server: FakeLLMServer) -> None:
+    root = make_agent(tmp_path, server, "anthropic", extra="recall_words: true\n")
+    notes = {"newsletter-relaunch": ("Newsletter relaunch", "Moving to Buttondown in March."),
+             **{f"sent-{i}": (f"Sent {i}", f"The newsletter went out on time, issue {i}.") for i in range(130)},
+             **{f"plan-{i}": (f"Garden {i}", f"The plan for bed {i}.") for i in range(3)},
+             **{f"misc-{i}": (f"Misc {i}", f"Invoice {i} was paid.") for i in range(400)}}
+    for stem, (name, body) in notes.items():
+        (root / "memory" / f"{stem}.md").write_text(f"---\ntype: project\nname: {name}\n---\n{body}\n")
+    server.script(Reply("plan sent newsletter"), Reply("Buttondown, in March."))
+    assert agent_for(root).run("What's the plan for our email bulletin?").status == "ok"
+    assert recalled(json.loads(sent(server, 1))) >= {"newsletter-relaunch", "plan-0"}
+    # Asked in the person's words, "newsletter" would be filler: the preview recalls the garden plans alone.
+    preview = agent_for(root, watch=False).context("plan sent newsletter")
+    assert recalled(preview.as_dict()) == {"plan-0", "plan-1", "plan-2"}
+
+
+def recalled(prompt: object) -> set[str]:
+    """The stems of the notes recall packed into a prompt (a request body or a context preview)."""
+    return set(re.findall(r'<note link="\[\[([^\]]+)\]\]"', json.dumps(prompt).replace('\\"', '"')))

@@ -528,3 +528,24 @@ def test_a_prefix_term_is_counted_exactly_under_the_cap_and_not_scanned_when_its
         assert stats.document_frequency('name : "draft"*', 10) == 11
         cat.conn.set_trace_callback(None)
     assert any('"baker"*' in sql for sql in ran) and not any('"draft"*' in sql for sql in ran)
+
+
+def test_a_models_search_word_too_common_to_rank_still_counts_where_a_note_is_named_for_it(tmp_path: Path) -> None:
+    # "sent" and "newsletter" are each in a fifth of the notes, over COMMON_SHARE: a person's question loses them
+    # as filler, while the rarer "plan" ranks the plan notes. Search words a model chose hold no filler
+    # (recall_words): each is tried in the names, descriptions and tags, rarest first ("sent" matches too many).
+    paths = agent(tmp_path)
+    note(paths, "newsletter-relaunch", "Newsletter relaunch", "Moving to Buttondown in March.",
+         description="Monthly studio newsletter")
+    for i in range(130):
+        note(paths, f"sent-{i}", f"Sent {i}", f"The newsletter went out on time, issue {i}.")
+    for i in range(3):
+        note(paths, f"plan-{i}", f"Garden {i}", f"The plan for bed {i}.")
+    for i in range(400):
+        note(paths, f"misc-{i}", f"Misc {i}", f"Invoice {i} was paid.")
+    with Catalog(paths) as cat:
+        cat.sync()
+        asked = [h.stem for h in relevant(cat, "plan sent newsletter", today=TODAY, kinds=("memory",), limit=3)]
+        chosen = [h.stem for h in relevant(cat, "plan sent newsletter", today=TODAY, kinds=("memory",), limit=3,
+                                           every_word=True)]
+    assert "newsletter-relaunch" not in asked and chosen[0] == "newsletter-relaunch"

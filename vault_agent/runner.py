@@ -252,9 +252,9 @@ class Agent:
                              secrets=secrets)
 
     def _assemble(self, config: AgentConfig, catalog: Catalog, work_item: str, history: list[Message],
-                  tools: ToolRuntime, recall_query: str | None = None) -> Context:
-        """The prompt for `work_item`; recall and the INDEX view rank by `recall_query` (default: the work
-        item)."""
+                  tools: ToolRuntime, recall_words: str | None = None) -> Context:
+        """The prompt for `work_item`; recall and the INDEX view rank by `recall_words` when given (the model's
+        search words), else by the work item."""
         from .context.assemble import memory_budgets
 
         specs = tools.specs()
@@ -266,12 +266,14 @@ class Agent:
         def readable(rel: str) -> bool:
             return tools.policy.paths.allows(rel, "read")
 
+        chosen = recall_words is not None
         recaller = self._make_recaller(self.folder, catalog) if self._make_recaller \
-            else SearchRecaller(self.folder.paths, catalog, readable=readable)
+            else SearchRecaller(self.folder.paths, catalog, readable=readable, every_word=chosen)
         # A plugged-in recaller may not know the grant: what it returns passes the same check.
-        query = work_item if recall_query is None else recall_query
+        query = recall_words if chosen else work_item
         recalled = [r for r in catalog.healing(lambda: recaller.recall(query, recall_budget)) if readable(r.path)]
-        view = catalog.healing(lambda: index_view(catalog, index_budget, work_item=query, readable=readable))
+        view = catalog.healing(lambda: index_view(catalog, index_budget, work_item=query, readable=readable,
+                                                  every_word=chosen))
         return assemble(config, work_item=work_item, tools=specs, index_view=view, recalled=recalled,
                         journal=self._recent_journal(), history=history)
 
@@ -451,8 +453,8 @@ class Agent:
         catalog = self._synced_catalog()
         tools, tool_warnings = self._tools(config, state.run_id, catalog, secrets)
         state.warnings.extend(tool_warnings)
-        recall_query = self._recall_words(state, config, model, guard, secrets[0])
-        context = self._assemble(config, catalog, state.work_item, history, tools, recall_query)
+        words = self._recall_words(state, config, model, guard, secrets[0])
+        context = self._assemble(config, catalog, state.work_item, history, tools, words)
         state.warnings.extend(context.warnings)
         untrusted = list(context.untrusted)
         final = self._loop(state, config, model, guard, tools, context, secrets[0], untrusted, on_text)
@@ -461,18 +463,19 @@ class Agent:
             self._capture(state, final, tools, untrusted)
 
     def _recall_words(self, state: _RunState, config: AgentConfig, model: Model, guard: CostGuard,
-                      redactor: Redactor) -> str:
-        """What recall ranks by: the work item, or with `recall_words` in model.md the search words the model
-        gives for it (memory/recall_words.py). A cap that refuses the call, or a failed call, leaves the work
-        item's own words; the run's loop then meets the same cap, or the same model, itself."""
+                      redactor: Redactor) -> str | None:
+        """With `recall_words` in model.md, the search words the model gives for the work item
+        (memory/recall_words.py), which recall then ranks by; None leaves recall the work item's own words: the
+        setting is off, a cap refuses the call, the call fails, or the answer holds no words. The run's loop
+        then meets the same cap, or the same model, itself."""
         if not config.model.recall_words or not state.work_item.strip():
-            return state.work_item
+            return None
         request = _scrubbed(recall_words.request(state.work_item, config.model), redactor)
         calling = _InFlight(model.provider, model.model, estimate_tokens(recall_words.INSTRUCTION)
                             + estimate_tokens(request.messages[0].text), request.max_output_tokens)
         if not guard.check(state.cost_usd or 0.0, calling.upper_bound_usd(config.model.prices),
                            f"{model.provider}:{model.model}").allowed:
-            return state.work_item
+            return None
         if state.note_spent is not None:
             state.note_spent(_spent(state, calling))
         state.iterations += 1
@@ -480,14 +483,14 @@ class Agent:
             completion = model.complete(request)
         except ModelError as exc:
             state.warnings.append(f"recall words: {exc.one_line()}; recalled by the work item's own words")
-            return state.work_item
+            return None
         self._account(state, completion, config.model.prices)
         guard.note_spend(state.cost_usd or 0.0)
         if state.note_spent is not None:
             state.note_spent(_spent(state))
         words = recall_words.words_from(completion.text)
         state.extra["recall_words"] = words
-        return words or state.work_item
+        return words or None
 
     def _model_for(self, state: _RunState, config: AgentConfig, override: str | None) -> Model:
         if self._model is not None:

@@ -116,8 +116,10 @@ class SearchRecaller:
 
     def __init__(self, paths: AgentPaths, catalog: Catalog, *, kinds: tuple[str, ...] = ("memory", "wiki"),
                  pinned_share: float = 0.34, max_candidates: int = 100, today: _dt.date | None = None,
-                 embedder: Embedder | None | bool = True, readable: Readable = _anything) -> None:
+                 embedder: Embedder | None | bool = True, readable: Readable = _anything,
+                 every_word: bool = False) -> None:
         """`embedder`: True reads model.md's `embeddings:` (spec/index-db.md); None or False: BM25 only.
+        `every_word`: the work item recall is given is the model's search words (search.relevant).
 
         `max_candidates`: enough that the budget fills even when the best notes
         are short, so the prompt's size does not depend on how many notes exist.
@@ -129,6 +131,7 @@ class SearchRecaller:
         self.max_candidates = max_candidates
         self.today = today
         self.readable = readable
+        self.every_word = every_word
         self.embedder: Embedder | None = embedder_for(paths, timeout_s=QUERY_EMBED_TIMEOUT_S) \
             if embedder is True else embedder or None
 
@@ -141,7 +144,7 @@ class SearchRecaller:
         used = sum(estimate_tokens(r.text) + 1 for r in out)
         taken = {r.path for r in out}
         hits = relevant(self.catalog, work_item, today=today, kinds=self.kinds, limit=self.max_candidates,
-                        semantic=self._semantic(work_item), readable=self.readable)
+                        semantic=self._semantic(work_item), readable=self.readable, every_word=self.every_word)
         paths = [h.path for h in hits] or [r["path"] for r in self.catalog.candidates(
             today=today.isoformat(), limit=self.max_candidates, readable=self.readable)]
         rest = [c for c in (self._candidate(p) for p in dict.fromkeys(paths) if p not in taken) if c]
@@ -169,21 +172,21 @@ class SearchRecaller:
 
 
 def index_view(catalog: Catalog, budget_tokens: int, *, work_item: str = "", per_section: int = 12,
-               today: _dt.date | None = None, readable: Readable = _anything) -> str:
+               today: _dt.date | None = None, readable: Readable = _anything, every_word: bool = False) -> str:
     """A bounded view of INDEX: the sections most relevant to the work item first, and a count of the rest.
 
     Each section shown lists the notes that match the work item, then pinned
     and recently updated ones, as far as its share of the budget goes; the
     sections that do not fit are named with their note counts. The model
     reads any note with memory_search / memory_read. Like recall, it lists
-    only live notes the agent may read.
+    only live notes the agent may read. `every_word`: as for SearchRecaller.
     """
     counts = catalog.count_by_type()
     if not counts:
         return "(no notes yet)"
     today = today or _dt.date.today()
     hits = relevant(catalog, work_item, today=today, kinds=("memory",), limit=4 * per_section,
-                    readable=readable) if work_item.strip() else []
+                    readable=readable, every_word=every_word) if work_item.strip() else []
     by_type: dict[str, list[Hit]] = {}
     for hit in hits:
         by_type.setdefault(hit.type, []).append(hit)

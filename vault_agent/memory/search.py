@@ -141,14 +141,18 @@ def search(catalog: Catalog, query: str, type: str | None = None, limit: int = 1
 @heals
 def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str, ...] = ("memory", "wiki"),
              limit: int = 40, expand: bool = True, semantic: list[int] | None = None,
-             readable: Callable[[str], bool] | None = None) -> list[Hit]:
+             readable: Callable[[str], bool] | None = None, every_word: bool = False) -> list[Hit]:
     """For recall: live documents of these kinds for `query`, and notes [[linked]] from the best of them.
 
     Live: not expired (`expires` before today), not superseded by another
     note, and accepted by `readable` (when given). A linked note scores
     LINK_SHARE of the hit that links it. `semantic`: doc ids nearest to the
     query by embeddings (embed.nearest), fused with this ranking by reciprocal
-    rank fusion; scores are then RRF scores.
+    rank fusion; scores are then RRF scores. `every_word`: the query is
+    search words a model chose (recall_words.py), which hold no filler, so a
+    word too common to rank in full still counts where it is matched in a
+    name, description or tags; in a person's question such words ("look",
+    "time") are left out.
     """
     superseded = catalog.superseded()
     asked = functools.cache(readable) if readable is not None else None  # once per path, as in search()
@@ -164,7 +168,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
     # Ranked among its kinds only: a scheduled run's journal entries, which repeat its work item word for word,
     # would otherwise fill each term's pool, and it would grow until the whole ranking had been read.
     hits = _ranked(catalog, query, found, type=None, pool=limit * 3, today=today, kinds=tuple(kinds), keep=live,
-                   want=limit, expand=expand)
+                   want=limit, expand=expand, every_word=every_word)
     by_id = {h.doc_id: h for h in hits}
     for hit in hits[:10]:
         for linked in _docs_by_stems(catalog, hit.links):
@@ -194,7 +198,7 @@ def relevant(catalog: Catalog, query: str, *, today: _dt.date, kinds: tuple[str,
 
 def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None, pool: int,
             today: _dt.date, kinds: tuple[str, ...] = (), keep: Callable[[Hit], bool] | None = None,
-            want: int = 0, expand: bool = True) -> list[Hit]:
+            want: int = 0, expand: bool = True, every_word: bool = False) -> list[Hit]:
     """Documents scored per concept: a question word and its related terms count once, by the best of them.
 
     Each term is ranked on its own (BM25 over the weighted fields), down to
@@ -206,14 +210,14 @@ def _ranked(catalog: Catalog, query: str, found: list[Term], *, type: str | None
     then the only way that word can match. `found`: the query's terms
     (query.terms). `kinds`: only documents of these kinds are ranked. `keep`:
     only the best `want` documents it accepts, all `want` whenever that many
-    match: the pool grows until they are found.
+    match: the pool grows until they are found. `every_word`: see relevant.
     """
     if not found:
         return []
     stats = catalog.search_stats()
     found = _sentences_as_pairs(stats, found)
     absent = {t.text for t in found if t.weight == 1.0 and not stats.document_frequency(t.fts(), MATCH_BUDGET)}
-    ranking = _affordable(stats, found)
+    ranking = _affordable(stats, found, every_word)
     while True:
         hits, cut = _pooled(catalog, stats, query, found, ranking, absent, type=type, kinds=kinds, pool=pool,
                             today=today, weights=FIELD_WEIGHTS if expand else PLAIN_WEIGHTS)
@@ -296,33 +300,39 @@ def _sentences_as_pairs(stats: SearchStats, found: list[Term]) -> list[Term]:
     return out
 
 
-def _affordable(stats: SearchStats, found: list[Term]) -> list[tuple[str, Term, int]]:
+def _affordable(stats: SearchStats, found: list[Term], every_word: bool = False) -> list[tuple[str, Term, int]]:
     """The terms worth ranking, as FTS5 strings: rarest first, while the documents they match fit the budget.
 
     Ranking costs ~2 µs per matching document; a term found in a tenth of
     all documents adds little to BM25 (its IDF is low) but would make a
     100k-note search slow. When none of the question's own words is
     affordable, the rarest is kept anyway, matched only in the name,
-    description and tags (or only the name).
+    description and tags (or only the name). With `every_word` (see
+    `relevant`), every own word left out so is kept that way, rarest first,
+    as far as the budget goes.
     """
     common = max(50, int(stats.document_count() * COMMON_SHARE))
     counted = sorted((stats.document_frequency(t.fts(), MATCH_BUDGET), i, t) for i, t in enumerate(found))
     budget = MATCH_BUDGET
     kept: list[tuple[str, Term, int]] = []
+    left_out: list[Term] = []
     for df, _, term in counted:
-        if df == 0 or df > common or df > budget:
-            continue
-        kept.append((term.fts(), term, df))
-        budget -= df
-    if not any(t.weight == 1.0 for _, t, _ in kept):
-        own = [(df, t) for df, _, t in counted if df and t.weight == 1.0]
-        if own:
-            rarest = own[0][1]
-            for narrowed in (f"{{name description tags}} : {rarest.fts()}", f"name : {rarest.fts()}"):
-                df = stats.document_frequency(narrowed, MATCH_BUDGET)
-                if 0 < df <= max(budget, MATCH_BUDGET // 4):
-                    kept.append((narrowed, rarest, df))
-                    break
+        if df and (df > common or df > budget):
+            left_out.append(term)
+        elif df:
+            kept.append((term.fts(), term, df))
+            budget -= df
+    own = [t for t in left_out if t.weight == 1.0]
+    for term in own if every_word else own[:1]:
+        first = not any(t.weight == 1.0 for _, t, _ in kept)
+        if not (first or every_word):
+            break
+        for narrowed in (f"{{name description tags}} : {term.fts()}", f"name : {term.fts()}"):
+            df = stats.document_frequency(narrowed, MATCH_BUDGET)
+            if 0 < df <= (max(budget, MATCH_BUDGET // 4) if first else min(budget, common)):
+                kept.append((narrowed, term, df))
+                budget -= df
+                break
     return kept
 
 
