@@ -30,8 +30,8 @@ from .context.assemble import Context, assemble
 from .context.tokens import estimate_tokens
 from .cost import CostGuard, Ledger
 from .errors import AgentBusy, VaultAgentError
-from .memory.catalog import Catalog, CatalogDirectory, Progress
 from .memory import recall_words
+from .memory.catalog import Catalog, CatalogDirectory, Progress
 from .memory.recall import Recaller, SearchRecaller, index_view
 from .memory.watch import ChangeTracker
 from .models.base import (
@@ -60,9 +60,9 @@ KILLED_IN_CALL = ("killed before it finished (SIGKILL, out of memory or power lo
                   "record counts the calls before it as spent and the one in flight at its upper bound (its "
                   "{input_tokens:,} input tokens, {max_output_tokens:,} output tokens allowed; not in the token "
                   "counts); what it wrote is unknown")
-# The Did of a journal entry written from its run's log record, by the next run: the reply is in neither.
 RECALL_WORDS_PREVIEW = ("recall_words is on in model.md: a run recalls by the search words its model gives for the "
                         "work item; this preview, which calls no model, recalls by the work item's own words")
+# The Did of a journal entry written from its run's log record, by the next run: the reply is in neither.
 DID_FROM_RECORD = ("unknown: killed after its log record was written and before this entry, which the next run "
                    "wrote from that record")
 
