@@ -476,18 +476,11 @@ class Agent:
         if not guard.check(state.cost_usd or 0.0, calling.upper_bound_usd(config.model.prices),
                            f"{model.provider}:{model.model}").allowed:
             return None
-        if state.note_spent is not None:
-            state.note_spent(_spent(state, calling))
-        state.iterations += 1
         try:
-            completion = model.complete(request)
+            completion = self._call(state, model, request, calling, guard, config.model.prices)
         except ModelError as exc:
             state.warnings.append(f"recall words: {exc.one_line()}; recalled by the work item's own words")
             return None
-        self._account(state, completion, config.model.prices)
-        guard.note_spend(state.cost_usd or 0.0)
-        if state.note_spent is not None:
-            state.note_spent(_spent(state))
         words = recall_words.words_from(completion.text)
         state.extra["recall_words"] = words
         return words or None
@@ -529,18 +522,11 @@ class Agent:
             request = _scrubbed(CompletionRequest(context.system, messages, tools.specs(),
                                                   config.model.max_output_tokens, config.model.temperature,
                                                   config.model.timeout_s), redactor)
-            if state.note_spent is not None:  # killed during the call, the run is logged with it at its upper bound
-                state.note_spent(_spent(state, calling))
-            state.iterations += 1
             try:
-                completion = model.complete(request, on_text=on_text)
+                completion = self._call(state, model, request, calling, guard, prices, on_text)
             except ModelError as exc:
                 state.status, state.error, state.error_type = "error", exc.one_line(), exc.kind
                 return None
-            self._account(state, completion, prices)
-            guard.note_spend(state.cost_usd or 0.0)
-            if state.note_spent is not None:
-                state.note_spent(_spent(state))
             if not completion.tool_calls:
                 return completion
             messages.append(Message("assistant", completion.text, tool_calls=list(completion.tool_calls)))
@@ -555,6 +541,21 @@ class Agent:
                        "(max_tool_iterations in model.md)")
         state.text = messages[-2].text if len(messages) >= 2 else ""
         return None
+
+    def _call(self, state: _RunState, model: Model, request: CompletionRequest, calling: _InFlight,
+              guard: CostGuard, prices: dict[str, Any], on_text: OnText | None = None) -> Completion:
+        """One model call of the run, metered: noted in flight in the run lock's owner file first (a run killed
+        during it is logged with it at its upper bound), counted, then its usage and cost added to the run and
+        the caps. A ModelError goes up to the caller."""
+        if state.note_spent is not None:
+            state.note_spent(_spent(state, calling))
+        state.iterations += 1
+        completion = model.complete(request, on_text=on_text)
+        self._account(state, completion, prices)
+        guard.note_spend(state.cost_usd or 0.0)
+        if state.note_spent is not None:
+            state.note_spent(_spent(state))
+        return completion
 
     @staticmethod
     def _account(state: _RunState, completion: Completion, prices: dict[str, Any]) -> None:
